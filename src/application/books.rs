@@ -1,0 +1,395 @@
+//! Book integrity per connection: checks each instrument's updates against
+//! the venue's sequence rule and checksum, bootstraps delta-only feeds from
+//! REST snapshots (buffering deltas meanwhile), and reports gaps so the
+//! connection can resync that instrument only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::domain::{BookKind, Event, Instrument, Payload};
+use crate::engine::book::{LocalBook, SequenceCheck};
+use crate::engine::venue::{BookRules, FirstDelta};
+
+/// Most deltas buffered per instrument while a snapshot is awaited.
+const MAX_BUFFERED: usize = 50_000;
+
+/// What to do with the outcome of an update.
+#[derive(Debug)]
+pub enum Step {
+    /// Publish the event.
+    Publish(Event),
+    /// A gap or checksum mismatch: publish a `gap` status and resync the
+    /// instrument.
+    Gap {
+        /// The instrument.
+        instrument: Arc<Instrument>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A REST snapshot that cannot be used: fetch another.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refetch(pub String);
+
+#[derive(Debug)]
+enum State {
+    Live,
+    /// Waiting for a REST snapshot; deltas are buffered.
+    Waiting(Vec<Event>),
+    /// Waiting for the venue's next WebSocket snapshot; deltas are dropped.
+    Resyncing,
+}
+
+#[derive(Debug)]
+struct InstBook {
+    state: State,
+    last: Option<i64>,
+    local: Option<LocalBook>,
+    /// Set after a REST snapshot: its id and the rule its first delta must
+    /// satisfy (instead of the sequence rule).
+    after_snapshot: Option<(i64, FirstDelta)>,
+}
+
+/// Book state of one connection.
+#[derive(Debug, Default)]
+pub struct BookKeeper {
+    books: HashMap<String, InstBook>,
+    scratch: String,
+    /// Deltas dropped while resyncing, or stale.
+    pub dropped: u64,
+}
+
+/// Whether a delta `fu..=lu` may be the first after a snapshot with id `id`.
+fn spans(rule: FirstDelta, id: i64, fu: i64, lu: i64) -> bool {
+    match rule {
+        FirstDelta::SpansNext => fu <= id + 1 && id < lu,
+        FirstDelta::Spans => fu <= id && id <= lu,
+    }
+}
+
+/// Whether a delta ending at `lu` is already contained in snapshot `id`.
+fn stale(rule: FirstDelta, id: i64, lu: i64) -> bool {
+    match rule {
+        FirstDelta::SpansNext => lu <= id,
+        FirstDelta::Spans => lu < id,
+    }
+}
+
+fn ids(e: &Event) -> (Option<i64>, Option<i64>) {
+    match &e.payload {
+        Payload::Book(u) => (u.first_update_id, u.last_update_id),
+        _ => (None, None),
+    }
+}
+
+impl BookKeeper {
+    /// A keeper with no instruments yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entry(&mut self, rules: &BookRules, key: &str) -> &mut InstBook {
+        self.books
+            .entry(key.to_owned())
+            .or_insert_with(|| InstBook {
+                state: State::Live,
+                last: None,
+                local: rules.checksum.as_ref().map(|_| LocalBook::new()),
+                after_snapshot: None,
+            })
+    }
+
+    /// Start buffering an instrument's deltas until its REST snapshot.
+    pub fn await_snapshot(&mut self, rules: &BookRules, instrument: &str) {
+        let b = self.entry(rules, instrument);
+        b.state = State::Waiting(Vec::new());
+        b.last = None;
+        b.after_snapshot = None;
+    }
+
+    /// Whether the instrument is waiting for a snapshot.
+    pub fn waiting(&self, instrument: &str) -> bool {
+        self.books
+            .get(instrument)
+            .is_some_and(|b| matches!(b.state, State::Waiting(_)))
+    }
+
+    /// Handle a book event from the socket.
+    pub fn on_update(&mut self, rules: &BookRules, ev: Event, out: &mut Vec<Step>) {
+        let key = ev.instrument.venue_instrument.clone();
+        let is_snapshot = matches!(&ev.payload, Payload::Book(u) if u.kind == BookKind::Snapshot);
+        let b = self.entry(rules, &key);
+        match &mut b.state {
+            State::Waiting(buffer) if !(is_snapshot && rules.snapshot.is_none()) => {
+                let full = buffer.len() >= MAX_BUFFERED;
+                if full {
+                    buffer.remove(0);
+                }
+                buffer.push(ev);
+                self.dropped += u64::from(full);
+                return;
+            }
+            State::Resyncing if !is_snapshot => {
+                self.dropped += 1;
+                return;
+            }
+            _ => {}
+        }
+        self.apply(rules, &key, ev, out);
+    }
+
+    fn apply(&mut self, rules: &BookRules, key: &str, ev: Event, out: &mut Vec<Step>) {
+        let Self {
+            books,
+            scratch,
+            dropped,
+        } = self;
+        let b = books.get_mut(key).expect("entry exists");
+        let Payload::Book(u) = &ev.payload else {
+            out.push(Step::Publish(ev));
+            return;
+        };
+        if u.kind == BookKind::Delta
+            && let Some((id, first_rule)) = b.after_snapshot
+        {
+            let (fu, lu) = (
+                u.first_update_id.unwrap_or(i64::MIN),
+                u.last_update_id.unwrap_or(i64::MAX),
+            );
+            if stale(first_rule, id, lu) {
+                *dropped += 1;
+                return;
+            }
+            if !spans(first_rule, id, fu, lu) {
+                let reason = format!("first delta {fu}..{lu} does not follow snapshot {id}");
+                Self::gap(b, rules, ev.instrument.clone(), reason, out);
+                return;
+            }
+            b.after_snapshot = None;
+        } else if let Some(rule) = rules.sequence {
+            match rule.check(b.last, u) {
+                SequenceCheck::Ok => {}
+                SequenceCheck::Stale => {
+                    *dropped += 1;
+                    return;
+                }
+                SequenceCheck::Gap(reason) => {
+                    Self::gap(b, rules, ev.instrument.clone(), reason, out);
+                    return;
+                }
+            }
+        }
+        if u.kind == BookKind::Snapshot {
+            b.state = State::Live;
+        }
+        if let Some(local) = b.local.as_mut() {
+            local.apply(u, rules.depth);
+            if let (Some(spec), Some(want)) = (&rules.checksum, u.checksum)
+                && !(spec.zero_means_absent && want == 0)
+            {
+                let got = spec.compute(local, scratch);
+                if got != want {
+                    let reason = format!("checksum mismatch: venue {want}, book {got}");
+                    Self::gap(b, rules, ev.instrument.clone(), reason, out);
+                    return;
+                }
+            }
+        }
+        if u.last_update_id.is_some() {
+            b.last = u.last_update_id;
+        }
+        out.push(Step::Publish(ev));
+    }
+
+    fn gap(
+        b: &mut InstBook,
+        rules: &BookRules,
+        instrument: Arc<Instrument>,
+        reason: String,
+        out: &mut Vec<Step>,
+    ) {
+        b.state = if rules.snapshot.is_some() {
+            State::Waiting(Vec::new())
+        } else {
+            State::Resyncing
+        };
+        b.last = None;
+        b.after_snapshot = None;
+        if let Some(l) = b.local.as_mut() {
+            *l = LocalBook::new();
+        }
+        out.push(Step::Gap { instrument, reason });
+    }
+
+    /// A REST snapshot arrived for its instrument: publish it, then the
+    /// buffered deltas that follow it. Deltas arriving later are checked
+    /// against it until the first one that follows it.
+    pub fn on_rest_snapshot(
+        &mut self,
+        rules: &BookRules,
+        snap: Event,
+        out: &mut Vec<Step>,
+    ) -> Result<(), Refetch> {
+        let key = snap.instrument.venue_instrument.clone();
+        let first_rule = rules
+            .snapshot
+            .as_ref()
+            .map_or(FirstDelta::SpansNext, |s| s.first_delta);
+        let Some(id) = ids(&snap).1 else {
+            return Err(Refetch("snapshot without last_update_id".into()));
+        };
+        let b = self.entry(rules, &key);
+        let buffer = match std::mem::replace(&mut b.state, State::Live) {
+            State::Waiting(buf) => buf,
+            other => {
+                b.state = other;
+                Vec::new()
+            }
+        };
+        let pending: Vec<Event> = buffer
+            .into_iter()
+            .filter(|e| ids(e).1.is_none_or(|u| u > id))
+            .collect();
+        if let Some(first) = pending.first() {
+            let (fu, lu) = ids(first);
+            let (fu, lu) = (fu.unwrap_or(i64::MIN), lu.unwrap_or(i64::MAX));
+            if !spans(first_rule, id, fu, lu) {
+                self.entry(rules, &key).state = State::Waiting(pending);
+                return Err(Refetch(format!(
+                    "snapshot {id} does not reach the buffered deltas (first {fu}..{lu})"
+                )));
+            }
+        }
+        let b = self.entry(rules, &key);
+        b.last = None;
+        b.after_snapshot = None;
+        self.apply(rules, &key, snap, out);
+        if let Some(b) = self.books.get_mut(&key) {
+            b.after_snapshot = Some((id, first_rule));
+        }
+        for ev in pending {
+            if let Some(State::Waiting(buf)) = self.books.get_mut(&key).map(|b| &mut b.state) {
+                // A gap inside the buffer: keep the rest for the next snapshot.
+                buf.push(ev);
+                continue;
+            }
+            self.apply(rules, &key, ev, out);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BookUpdate, EventId, Level, Timestamp};
+    use crate::engine::book::SequenceRule;
+    use std::str::FromStr;
+
+    fn ev(kind: BookKind, first: i64, last: i64, prev: Option<i64>) -> Event {
+        let inst = Arc::new(Instrument::new("BTCUSDT", "BTC/USDT"));
+        Event {
+            venue: Arc::from("v"),
+            instrument: inst,
+            exchange_time: None,
+            receive_time: Timestamp(0),
+            id: EventId(format!("{last}")),
+            payload: Payload::Book(BookUpdate {
+                kind,
+                bids: vec![Level {
+                    price: rust_decimal::Decimal::from_str("1").unwrap(),
+                    quantity: rust_decimal::Decimal::ONE,
+                }],
+                asks: vec![],
+                first_update_id: Some(first),
+                last_update_id: Some(last),
+                prev_update_id: prev,
+                checksum: None,
+            }),
+        }
+    }
+
+    fn published(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Publish(e) => e.id.0.clone(),
+                Step::Gap { .. } => "gap".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn contiguous_sequence_detects_a_missing_delta() {
+        let rules = BookRules {
+            sequence: Some(SequenceRule::Contiguous),
+            ..Default::default()
+        };
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.on_update(&rules, ev(BookKind::Snapshot, 0, 10, None), &mut out);
+        k.on_update(&rules, ev(BookKind::Delta, 11, 12, None), &mut out);
+        k.on_update(&rules, ev(BookKind::Delta, 15, 16, None), &mut out); // 13..14 missing
+        k.on_update(&rules, ev(BookKind::Delta, 17, 18, None), &mut out); // dropped until a snapshot
+        k.on_update(&rules, ev(BookKind::Snapshot, 0, 30, None), &mut out);
+        k.on_update(&rules, ev(BookKind::Delta, 31, 31, None), &mut out);
+        assert_eq!(published(&out), ["10", "12", "gap", "30", "31"]);
+    }
+
+    #[test]
+    fn rest_snapshot_bootstrap_discards_stale_deltas() {
+        let rules = BookRules {
+            sequence: Some(SequenceRule::Contiguous),
+            ..Default::default()
+        };
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.await_snapshot(&rules, "BTCUSDT");
+        for (f, l) in [(95, 99), (100, 104), (105, 110)] {
+            k.on_update(&rules, ev(BookKind::Delta, f, l, None), &mut out);
+        }
+        assert!(out.is_empty(), "buffered");
+        k.on_rest_snapshot(&rules, ev(BookKind::Snapshot, 0, 102, None), &mut out)
+            .unwrap();
+        assert_eq!(published(&out), ["102", "104", "110"]);
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_buffer_is_refetched() {
+        let rules = BookRules {
+            sequence: Some(SequenceRule::Contiguous),
+            ..Default::default()
+        };
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.await_snapshot(&rules, "BTCUSDT");
+        k.on_update(&rules, ev(BookKind::Delta, 200, 210, None), &mut out);
+        assert!(
+            k.on_rest_snapshot(&rules, ev(BookKind::Snapshot, 0, 150, None), &mut out)
+                .is_err()
+        );
+        assert!(k.waiting("BTCUSDT"));
+        k.on_rest_snapshot(&rules, ev(BookKind::Snapshot, 0, 205, None), &mut out)
+            .unwrap();
+        assert_eq!(published(&out), ["205", "210"]);
+    }
+
+    #[test]
+    fn deltas_arriving_after_the_snapshot_are_checked_against_it() {
+        let rules = BookRules {
+            sequence: Some(SequenceRule::Contiguous),
+            ..Default::default()
+        };
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.await_snapshot(&rules, "BTCUSDT");
+        k.on_rest_snapshot(&rules, ev(BookKind::Snapshot, 0, 100, None), &mut out)
+            .unwrap();
+        k.on_update(&rules, ev(BookKind::Delta, 90, 95, None), &mut out); // stale
+        k.on_update(&rules, ev(BookKind::Delta, 96, 103, None), &mut out); // spans 101
+        k.on_update(&rules, ev(BookKind::Delta, 104, 104, None), &mut out);
+        k.on_update(&rules, ev(BookKind::Delta, 106, 107, None), &mut out); // gap
+        assert_eq!(published(&out), ["100", "103", "104", "gap"]);
+    }
+}

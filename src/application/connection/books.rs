@@ -1,0 +1,81 @@
+//! Resynchronizing order books: REST snapshot fetches (paced per venue) and
+//! re-subscribing a single instrument after a gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Spaces requests at least `interval` apart (shared by a venue's connections).
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// At most `per_second` acquisitions per second.
+    pub fn new(per_second: f64) -> Arc<Self> {
+        let per_second = if per_second.is_finite() && per_second > 0.0 {
+            per_second
+        } else {
+            1.0
+        };
+        Arc::new(RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: tokio::sync::Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Wait for the next slot.
+    pub async fn acquire(&self) {
+        let wait = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let at = (*next).max(now);
+            *next = at + self.interval;
+            at - now
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A fetched snapshot body (or the error) for an instrument.
+pub(super) type SnapshotResult = (String, Result<String, String>);
+
+/// Fetch `url` after waiting for the limiter (and `delay`), sending the
+/// result to `tx`.
+pub(super) fn spawn_fetch(
+    rest: crate::infrastructure::rest::Rest,
+    limiter: Arc<RateLimiter>,
+    instrument: String,
+    url: String,
+    delay: Duration,
+    tx: mpsc::UnboundedSender<SnapshotResult>,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        limiter.acquire().await;
+        let r = rest
+            .request("GET", &url, None)
+            .await
+            .map_err(|e| e.to_string());
+        let _ = tx.send((instrument, r));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_spaces_requests() {
+        let l = RateLimiter::new(2.0);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            l.acquire().await;
+        }
+        assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    }
+}

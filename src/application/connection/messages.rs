@@ -1,0 +1,87 @@
+//! Messages the connection sends: client pings, and the bootstrap result.
+
+use std::time::Duration;
+
+use crate::domain::Timestamp;
+use crate::engine::expr::{Scope, V, Var};
+use crate::engine::json::OwnedDoc;
+use crate::engine::mapper::message_text;
+use crate::engine::venue::{Bootstrap, Venue};
+
+/// The client ping message(s) from the venue's heartbeat template.
+pub(super) fn ping_messages(venue: &Venue, counter: u64) -> Result<Vec<String>, String> {
+    let Some(template) = &venue.heartbeat.message else {
+        return Ok(Vec::new());
+    };
+    let mut scope = Scope::new();
+    scope
+        .set(Var::Counter, V::Num(counter.to_string().into()))
+        .set(
+            Var::NowMs,
+            V::Num(Timestamp::now().as_millis().to_string().into()),
+        )
+        .set(Var::Venue, V::Str(venue.id.as_ref().into()));
+    let out = template
+        .collect(&V::Null, &scope)
+        .map_err(|e| e.to_string())?;
+    Ok(out.iter().map(message_text).collect())
+}
+
+/// Extract the WebSocket URL (and ping interval) from a bootstrap response.
+pub(super) fn bootstrap_result(
+    b: &Bootstrap,
+    body: String,
+) -> Result<(String, Option<Duration>), String> {
+    let doc = OwnedDoc::parse(body).map_err(|e| format!("bootstrap response: {e}"))?;
+    let mut scope = Scope::new();
+    let connect_id = format!("{:016x}", rand_u64());
+    scope.set(Var::ConnectId, V::Str(connect_id.as_str().into()));
+    let root = V::from_doc(doc.root());
+    let url = match b.ws_url.first(&root, &scope) {
+        Ok(Some(V::Str(u))) => u.into_owned(),
+        other => return Err(format!("bootstrap ws_url gave {other:?}")),
+    };
+    let ping = match &b.ping_interval_ms {
+        Some(e) => match e.first(&root, &scope) {
+            Ok(Some(V::Num(n))) => n.parse::<u64>().ok().map(Duration::from_millis),
+            _ => None,
+        },
+        None => None,
+    };
+    Ok((url, ping))
+}
+
+/// The REST snapshot URL for an instrument.
+pub(super) fn snapshot_url(
+    venue: &Venue,
+    instrument: &str,
+    market: Option<&str>,
+) -> Result<String, String> {
+    let Some(snap) = &venue.book.snapshot else {
+        return Err("no [book.snapshot]".into());
+    };
+    let mut scope = Scope::new();
+    scope
+        .set(Var::Instrument, V::Str(instrument.into()))
+        .set(Var::Venue, V::Str(venue.id.as_ref().into()));
+    if let Some(m) = market {
+        scope.set(Var::Market, V::Str(m.into()));
+    }
+    match snap.url.first(&V::Null, &scope) {
+        Ok(Some(V::Str(u))) => Ok(u.into_owned()),
+        other => Err(format!("book.snapshot.url gave {other:?}")),
+    }
+}
+
+/// A random 64-bit number (connection ids); no cryptographic quality needed.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}

@@ -1,0 +1,215 @@
+//! One venue connection: a supervised task that connects, subscribes, reads
+//! frames through the mapper into the queues, keeps the connection alive, and
+//! reconnects with backoff behind a circuit breaker when it fails.
+//!
+//! - [`mod@self`]: the supervision loop (backoff, breaker, status on failure);
+//! - `session`: one connected session, a single `select!` loop;
+//! - `books`: order-book resync (REST snapshots, resubscribing one instrument);
+//! - `messages`: building the messages sent to the venue.
+
+mod books;
+mod messages;
+mod session;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::breaker::{Backoff, CircuitBreaker};
+use super::health::{ConnState, Health};
+use super::metrics::Metrics;
+use super::pipeline::Queues;
+use super::subscribe::ConnPlan;
+use crate::config::relay::{Breaker, Reconnect};
+use crate::engine::venue::Venue;
+use crate::infrastructure::rest::Rest;
+use crate::serialization::PayloadFormat;
+use crate::serialization::frames::OwnedFrame;
+
+pub use books::RateLimiter;
+
+/// Everything a connection task needs.
+pub struct Connection {
+    /// Venue id.
+    pub venue_id: Arc<str>,
+    /// Index of this connection among the venue's.
+    pub index: usize,
+    /// What it subscribes to.
+    pub plan: ConnPlan,
+    /// The current venue definition (replaced on reload).
+    pub venue: watch::Receiver<Arc<Venue>>,
+    /// URL override from the relay config.
+    pub url_override: Option<String>,
+    /// Origin (`scheme://host:port`) replacing the venue's REST origin.
+    pub rest_url: Option<String>,
+    /// Backoff settings.
+    pub reconnect: Reconnect,
+    /// Breaker settings.
+    pub breaker: Breaker,
+    /// Where events go.
+    pub queues: Queues,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Health registry.
+    pub health: Arc<Health>,
+    /// HTTP client for bootstrap and snapshot requests.
+    pub rest: Rest,
+    /// Paces REST snapshot requests across the venue's connections.
+    pub snapshot_limiter: Arc<RateLimiter>,
+    /// Payload encoding.
+    pub format: PayloadFormat,
+    /// Stops the task.
+    pub cancel: CancellationToken,
+    /// Every received text or binary frame is also sent here (`mdrelay record`).
+    pub tap: Option<tokio::sync::mpsc::UnboundedSender<OwnedFrame>>,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+enum End {
+    /// Asked to stop.
+    Shutdown,
+    /// The venue's connection lifetime is about to end: reconnect now.
+    Planned,
+    /// The venue's connection settings changed on reload: reconnect now.
+    Reconfigure,
+    /// The connection failed or dropped.
+    Failed { connected: bool, reason: String },
+}
+
+/// Per-connection metric handles (resolved once).
+struct Counters {
+    frames: Counter,
+    bytes: Counter,
+    failures: Counter,
+    unrouted: Counter,
+    mapped: [Counter; 6],
+    drops: [Counter; 6],
+    rejected: Counter,
+    gaps: Counter,
+    resyncs: Counter,
+}
+
+impl Counters {
+    fn new(m: &Metrics, venue: &str) -> Self {
+        Counters {
+            frames: Metrics::venue(&m.frames_received, venue),
+            bytes: Metrics::venue(&m.bytes_received, venue),
+            failures: Metrics::venue(&m.mapping_failures, venue),
+            unrouted: Metrics::venue(&m.unrouted_frames, venue),
+            mapped: m.venue_type(&m.events_mapped, venue),
+            drops: m.venue_type(&m.queue_drops, venue),
+            rejected: Metrics::venue(&m.subscriptions_rejected, venue),
+            gaps: Metrics::venue(&m.gaps, venue),
+            resyncs: Metrics::venue(&m.resyncs, venue),
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes (on a character boundary), for logs.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+impl Connection {
+    /// Run until cancelled: connect, stream, reconnect.
+    pub async fn run(self) {
+        let stale = self.venue.borrow().heartbeat.silence_timeout;
+        let reporter = self.health.register(&self.venue_id, self.index, stale);
+        let counters = Counters::new(&self.metrics, &self.venue_id);
+        let circuit = Metrics::venue(&self.metrics.circuit_state, &self.venue_id);
+        let reconnects = Metrics::venue(&self.metrics.reconnects, &self.venue_id);
+        let mut backoff = Backoff::new(&self.reconnect);
+        let mut breaker = CircuitBreaker::new(&self.breaker);
+        let mut sessions = 0u64;
+        loop {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if let Some(wait) = breaker.wait(Instant::now()) {
+                circuit.set(breaker.state().gauge());
+                reporter.update(|s| s.state = ConnState::CircuitOpen);
+                warn!(venue = %self.venue_id, conn = self.index, ?wait, "circuit open: pausing reconnects");
+                tokio::select! {
+                    _ = self.cancel.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                let _ = breaker.wait(Instant::now());
+            }
+            circuit.set(breaker.state().gauge());
+            let end = session::run(
+                &self,
+                sessions,
+                &reporter,
+                &counters,
+                &mut breaker,
+                &mut backoff,
+            )
+            .await;
+            circuit.set(breaker.state().gauge());
+            sessions += 1;
+            match end {
+                End::Shutdown => break,
+                End::Planned | End::Reconfigure => {
+                    info!(venue = %self.venue_id, conn = self.index, reason = ?end, "reconnecting");
+                }
+                End::Failed { connected, reason } => {
+                    reconnects.inc();
+                    if !connected {
+                        breaker.failure(Instant::now());
+                    }
+                    let delay = backoff.next_delay();
+                    warn!(venue = %self.venue_id, conn = self.index, error = %reason, ?delay, "connection lost; reconnecting");
+                    reporter.update(|s| {
+                        s.state = ConnState::Reconnecting;
+                        s.reconnects += 1;
+                        s.last_error = Some(reason.clone());
+                    });
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        reporter.update(|s| s.state = ConnState::Stopped);
+    }
+}
+
+/// Replace the origin (`scheme://host[:port]`) of `url` with `origin`.
+pub fn with_origin(url: &str, origin: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    format!("{}{}", origin.trim_end_matches('/'), &url[path_start..])
+}
+
+/// How long to wait before retrying a failed REST snapshot.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origins_are_replaced() {
+        assert_eq!(
+            super::with_origin(
+                "https://api.binance.com/api/v3/depth?symbol=X",
+                "http://127.0.0.1:9000"
+            ),
+            "http://127.0.0.1:9000/api/v3/depth?symbol=X"
+        );
+        assert_eq!(super::with_origin("https://h", "http://l/"), "http://l");
+    }
+}

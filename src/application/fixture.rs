@@ -1,0 +1,258 @@
+//! Fixture cases: recorded frames and the canonical output they must give.
+//!
+//! `fixtures/<venue>/<case>.jsonl` holds frames, one per line, exactly as
+//! received (a binary frame is written `{"binary_base64":"..."}`).
+//! `<case>.expected.jsonl` holds the transcript: for each frame, the JSON of
+//! every event it produced (receive time fixed at the epoch), or one marker
+//! line for frames that produce none: `{"line":N,"control":"ack"}`,
+//! `{"line":N,"unrouted":true}`, `{"line":N,"error":"..."}`.
+//! An optional `fixtures/<venue>/cases.toml` sets per-case options:
+//! `[cases.<case>] market = "linear"`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::Timestamp;
+use crate::engine::mapper::{Mapper, Outcome};
+use crate::engine::venue::Venue;
+pub use crate::serialization::frames::{FrameLine, OwnedFrame, binary_line, parse_frame_line};
+use crate::serialization::to_json_line;
+
+/// Counts of what a case's frames turned into.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Frames read.
+    pub frames: usize,
+    /// Events produced.
+    pub events: usize,
+    /// Control frames.
+    pub control: usize,
+    /// Frames no rule matched.
+    pub unrouted: usize,
+    /// Frames that failed to map.
+    pub errors: usize,
+}
+
+/// Map `frames` through `venue` and return the transcript (see module docs).
+pub fn transcript(venue: &Venue, market: Option<&str>, frames: &str) -> (Vec<String>, Counts) {
+    let mut mapper = Mapper::new(
+        venue.id.clone(),
+        market.map(str::to_owned),
+        Default::default(),
+    );
+    let mut out = Vec::new();
+    let mut counts = Counts::default();
+    let mut events = Vec::new();
+    for (i, line) in frames.lines().enumerate() {
+        let n = i + 1;
+        let frame = match parse_frame_line(line) {
+            FrameLine::Skip => continue,
+            FrameLine::Frame(f) => f,
+            FrameLine::Invalid(e) => {
+                counts.errors += 1;
+                out.push(marker(n, "error", serde_json::Value::String(e)));
+                continue;
+            }
+        };
+        counts.frames += 1;
+        events.clear();
+        match mapper.map(venue, frame.as_raw(), Timestamp(0), &mut events) {
+            Ok(Outcome::Data { .. }) if !events.is_empty() => {
+                counts.events += events.len();
+                out.extend(events.iter().map(to_json_line));
+            }
+            Ok(Outcome::Data { .. }) => out.push(marker(n, "events", 0.into())),
+            Ok(Outcome::Control(c)) => {
+                counts.control += 1;
+                let mut m = format!("{{\"line\":{n},\"control\":\"{}\"", c.kind.as_str());
+                for (key, value) in [("reply", c.reply), ("message", c.message)] {
+                    if let Some(v) = value {
+                        m.push_str(&format!(",\"{key}\":{}", serde_json::Value::String(v)));
+                    }
+                }
+                m.push('}');
+                out.push(m);
+            }
+            Ok(Outcome::Unrouted) => {
+                counts.unrouted += 1;
+                out.push(marker(n, "unrouted", true.into()));
+            }
+            Err(e) => {
+                counts.errors += 1;
+                out.push(marker(n, "error", e.to_string().into()));
+            }
+        }
+    }
+    (out, counts)
+}
+
+fn marker(line: usize, key: &str, value: serde_json::Value) -> String {
+    format!("{{\"line\":{line},\"{key}\":{value}}}")
+}
+
+/// Options of one case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseOptions {
+    /// The market the frames were recorded on.
+    pub market: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasesFile {
+    #[serde(default)]
+    cases: BTreeMap<String, CaseOptions>,
+}
+
+/// The result of one case.
+#[derive(Debug)]
+pub struct CaseReport {
+    /// Case name (file stem).
+    pub name: String,
+    /// What the frames produced.
+    pub counts: Counts,
+    /// A readable diff when the output differs from the expected file.
+    pub mismatch: Option<String>,
+    /// Whether the expected file was (re)written.
+    pub blessed: bool,
+}
+
+/// The result of one venue's cases.
+#[derive(Debug)]
+pub struct VenueReport {
+    /// The venue id.
+    pub venue: String,
+    /// Per case.
+    pub cases: Vec<CaseReport>,
+    /// Problems reading the fixtures themselves.
+    pub problems: Vec<String>,
+}
+
+/// Run every case of `venue` found in `dir` (`fixtures/<venue>`).
+pub fn run_venue(venue: &Venue, dir: &Path, bless: bool) -> VenueReport {
+    let mut report = VenueReport {
+        venue: venue.id.to_string(),
+        cases: Vec::new(),
+        problems: Vec::new(),
+    };
+    let options: CasesFile = match std::fs::read_to_string(dir.join("cases.toml")) {
+        Ok(text) => match toml::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("{}: {e}", dir.join("cases.toml").display()));
+                CasesFile::default()
+            }
+        },
+        Err(_) => CasesFile::default(),
+    };
+    for path in case_files(dir) {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let market = options.cases.get(&name).and_then(|o| o.market.as_deref());
+        match run_case(venue, &path, market, bless) {
+            Ok(c) => report.cases.push(c),
+            Err(e) => report.problems.push(e),
+        }
+    }
+    for name in options.cases.keys() {
+        if !dir.join(format!("{name}.jsonl")).exists() {
+            report.problems.push(format!(
+                "cases.toml names `{name}` but {name}.jsonl does not exist"
+            ));
+        }
+    }
+    report
+}
+
+/// The frame files of a fixture directory, sorted.
+pub fn case_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        name.ends_with(".jsonl") && !name.ends_with(".expected.jsonl")
+    });
+    files.sort();
+    files
+}
+
+fn run_case(
+    venue: &Venue,
+    path: &Path,
+    market: Option<&str>,
+    bless: bool,
+) -> Result<CaseReport, String> {
+    let frames = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (got, counts) = transcript(venue, market, &frames);
+    let expected_path = path.with_extension("expected.jsonl");
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let mut text = got.join("\n");
+    text.push('\n');
+    if bless {
+        std::fs::write(&expected_path, &text)
+            .map_err(|e| format!("{}: {e}", expected_path.display()))?;
+        return Ok(CaseReport {
+            name,
+            counts,
+            mismatch: None,
+            blessed: true,
+        });
+    }
+    let mismatch = match std::fs::read_to_string(&expected_path) {
+        Ok(want) => diff(&want.lines().collect::<Vec<_>>(), &got),
+        Err(_) => Some(format!(
+            "missing {} (run with --bless to create it)",
+            expected_path.display()
+        )),
+    };
+    Ok(CaseReport {
+        name,
+        counts,
+        mismatch,
+        blessed: false,
+    })
+}
+
+/// A short line diff: the first differences, with line numbers.
+fn diff(want: &[&str], got: &[String]) -> Option<String> {
+    if want.len() == got.len() && want.iter().zip(got).all(|(a, b)| a == b) {
+        return None;
+    }
+    let mut out = String::new();
+    let mut shown = 0;
+    for i in 0..want.len().max(got.len()) {
+        let (a, b) = (want.get(i).copied(), got.get(i).map(String::as_str));
+        if a != b {
+            if shown == 8 {
+                out.push_str("  ...\n");
+                break;
+            }
+            shown += 1;
+            if let Some(a) = a {
+                out.push_str(&format!("  expected line {}: {a}\n", i + 1));
+            }
+            if let Some(b) = b {
+                out.push_str(&format!("  actual   line {}: {b}\n", i + 1));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "  ({} expected lines, {} actual)",
+        want.len(),
+        got.len()
+    ));
+    Some(out)
+}

@@ -1,0 +1,215 @@
+//! Health: every connection reports its state through a `watch` channel and
+//! an atomic last-frame time; `/health` reads them live, together with the
+//! NATS client's connection state and the last reload result.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::domain::Timestamp;
+
+/// The state of one venue connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    /// First connection attempt under way.
+    Connecting,
+    /// Connected and subscribed.
+    Connected,
+    /// Lost; waiting to reconnect.
+    Reconnecting,
+    /// Too many failures: not trying until the breaker lets a probe through.
+    CircuitOpen,
+    /// Stopped (shutdown or removed by a reload).
+    Stopped,
+}
+
+/// What a connection reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnStatus {
+    /// State.
+    pub state: ConnState,
+    /// Subscribe acks received on the current connection.
+    pub subscriptions_acked: u64,
+    /// Error messages the venue sent (rejected subscriptions), latest last.
+    pub subscriptions_rejected: Vec<String>,
+    /// Reconnects so far.
+    pub reconnects: u64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+impl Default for ConnStatus {
+    fn default() -> Self {
+        ConnStatus {
+            state: ConnState::Connecting,
+            subscriptions_acked: 0,
+            subscriptions_rejected: Vec::new(),
+            reconnects: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// The connection's side: update state, stamp frames.
+pub struct ConnReporter {
+    tx: watch::Sender<ConnStatus>,
+    last_frame_ns: Arc<AtomicI64>,
+}
+
+impl ConnReporter {
+    /// Change the status.
+    pub fn update(&self, f: impl FnOnce(&mut ConnStatus)) {
+        self.tx.send_modify(f);
+    }
+
+    /// Record that a frame arrived now.
+    #[inline]
+    pub fn frame(&self, at: Timestamp) {
+        self.last_frame_ns.store(at.0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for ConnReporter {
+    fn drop(&mut self) {
+        self.tx.send_modify(|s| s.state = ConnState::Stopped);
+    }
+}
+
+struct ConnWatch {
+    venue: String,
+    index: usize,
+    rx: watch::Receiver<ConnStatus>,
+    last_frame_ns: Arc<AtomicI64>,
+    stale_after: Duration,
+}
+
+/// The result of the last reload attempt.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReloadReport {
+    /// When it happened.
+    pub at: Option<String>,
+    /// Whether it was applied.
+    pub ok: bool,
+    /// What changed, or why it was refused.
+    pub detail: Vec<String>,
+}
+
+/// Live health of the relay.
+#[derive(Default)]
+pub struct Health {
+    conns: Mutex<Vec<ConnWatch>>,
+    nats: OnceLock<async_nats::Client>,
+    reload: OnceLock<watch::Receiver<ReloadReport>>,
+}
+
+/// One venue's part of the report.
+#[derive(Debug, Serialize)]
+struct VenueReport {
+    status: &'static str,
+    connections: Vec<serde_json::Value>,
+}
+
+impl Health {
+    /// A new, empty registry.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Health::default())
+    }
+
+    /// Register a connection; it is shown until its reporter is dropped and
+    /// a newer connection with the same venue and index replaces it.
+    pub fn register(&self, venue: &str, index: usize, stale_after: Duration) -> ConnReporter {
+        let (tx, rx) = watch::channel(ConnStatus::default());
+        let last_frame_ns = Arc::new(AtomicI64::new(0));
+        let mut conns = self.conns.lock().expect("health lock");
+        conns.retain(|c| !(c.venue == venue && c.index == index));
+        conns.push(ConnWatch {
+            venue: venue.to_owned(),
+            index,
+            rx,
+            last_frame_ns: last_frame_ns.clone(),
+            stale_after,
+        });
+        ConnReporter { tx, last_frame_ns }
+    }
+
+    /// Forget the connections of a venue (removed by a reload).
+    pub fn remove_venue(&self, venue: &str) {
+        self.conns
+            .lock()
+            .expect("health lock")
+            .retain(|c| c.venue != venue);
+    }
+
+    /// Attach the NATS client (its state is read live).
+    pub fn set_nats(&self, client: async_nats::Client) {
+        let _ = self.nats.set(client);
+    }
+
+    /// Attach the reload result channel.
+    pub fn set_reload(&self, rx: watch::Receiver<ReloadReport>) {
+        let _ = self.reload.set(rx);
+    }
+
+    /// The report, and whether it warrants HTTP 200 (healthy or degraded).
+    pub fn report(&self) -> (bool, serde_json::Value) {
+        let now = Timestamp::now();
+        let nats_state = match self.nats.get().map(|c| c.connection_state()) {
+            Some(async_nats::connection::State::Connected) => "connected",
+            Some(async_nats::connection::State::Disconnected) => "disconnected",
+            Some(async_nats::connection::State::Pending) => "pending",
+            None => "not_started",
+        };
+        let mut venues: BTreeMap<String, VenueReport> = BTreeMap::new();
+        let (mut any_up, mut all_up, mut any_conn) = (false, true, false);
+        for c in self.conns.lock().expect("health lock").iter() {
+            let st = c.rx.borrow().clone();
+            if st.state == ConnState::Stopped {
+                continue;
+            }
+            any_conn = true;
+            let last = c.last_frame_ns.load(Ordering::Relaxed);
+            let age = (last > 0).then(|| Duration::from_nanos((now.0 - last).max(0) as u64));
+            let stale = age.is_none_or(|a| a > c.stale_after);
+            let up = st.state == ConnState::Connected && !stale;
+            any_up |= up;
+            all_up &= up && st.subscriptions_rejected.is_empty();
+            let v = venues.entry(c.venue.clone()).or_insert(VenueReport {
+                status: "healthy",
+                connections: Vec::new(),
+            });
+            if !up || !st.subscriptions_rejected.is_empty() {
+                v.status = "degraded";
+            }
+            v.connections.push(serde_json::json!({
+                "index": c.index,
+                "state": st.state,
+                "last_frame_age_ms": age.map(|a| a.as_millis() as u64),
+                "subscriptions_acked": st.subscriptions_acked,
+                "subscriptions_rejected": st.subscriptions_rejected,
+                "reconnects": st.reconnects,
+                "last_error": st.last_error,
+            }));
+        }
+        let nats_up = nats_state == "connected";
+        let status = if !nats_up || (any_conn && !any_up) {
+            "unhealthy"
+        } else if !all_up {
+            "degraded"
+        } else {
+            "healthy"
+        };
+        let reload = self.reload.get().map(|r| r.borrow().clone());
+        let body = serde_json::json!({
+            "status": status,
+            "nats": { "state": nats_state },
+            "venues": venues,
+            "last_reload": reload,
+        });
+        (status != "unhealthy", body)
+    }
+}

@@ -1,0 +1,16 @@
+//! Orchestration: the fixture gate (`validate`), and the running relay's
+//! subscriptions, connections, publishing pipeline and health.
+
+pub mod books;
+pub mod breaker;
+pub mod connection;
+pub mod fixture;
+pub mod health;
+pub mod metrics;
+pub mod pipeline;
+pub mod publisher;
+pub mod record;
+pub mod relay;
+pub mod reload;
+pub mod status;
+pub mod subscribe;

@@ -1,0 +1,90 @@
+//! The bounded queues between venue connections and the publisher, one per
+//! data type, each with its full-queue policy (block or drop the newest).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+use crate::config::relay::raw::WhenFull;
+use crate::domain::DataType;
+
+/// An encoded event on its way to JetStream.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// NATS subject.
+    pub subject: String,
+    /// Deterministic event id (`Nats-Msg-Id`).
+    pub id: String,
+    /// Venue id.
+    pub venue: Arc<str>,
+    /// Data type.
+    pub data_type: DataType,
+    /// Encoded payload.
+    pub payload: Bytes,
+    /// When the frame that produced it was received (for ack latency).
+    pub received: Instant,
+}
+
+/// The sending side of all queues (cheap to clone, one per connection).
+#[derive(Clone)]
+pub struct Queues {
+    txs: Arc<[(mpsc::Sender<Outgoing>, WhenFull)]>,
+}
+
+/// The receiving sides, one per data type, for the publishers.
+pub type Receivers = Vec<(DataType, mpsc::Receiver<Outgoing>)>;
+
+/// Why an event was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotQueued {
+    /// The queue was full and its policy is `drop_newest`.
+    Dropped,
+    /// The publisher is gone (shutting down).
+    Closed,
+}
+
+impl Queues {
+    /// Create the queues from `(capacity, policy)` per data type index.
+    pub fn new(spec: &[(usize, WhenFull)]) -> (Queues, Receivers) {
+        let mut txs = Vec::new();
+        let mut rxs = Vec::new();
+        for t in DataType::MARKET.iter().copied().chain([DataType::Status]) {
+            let (cap, policy) = spec
+                .get(t.index())
+                .copied()
+                .unwrap_or((65_536, WhenFull::Block));
+            let (tx, rx) = mpsc::channel(cap.max(1));
+            txs.push((tx, policy));
+            rxs.push((t, rx));
+        }
+        (Queues { txs: txs.into() }, rxs)
+    }
+
+    /// Queue an event according to its data type's policy. With `block`
+    /// this waits for room, which stops the connection reading its socket.
+    pub async fn push(&self, msg: Outgoing) -> Result<(), NotQueued> {
+        let (tx, policy) = &self.txs[msg.data_type.index()];
+        match policy {
+            WhenFull::Block => tx.send(msg).await.map_err(|_| NotQueued::Closed),
+            WhenFull::DropNewest => tx.try_send(msg).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => NotQueued::Dropped,
+                mpsc::error::TrySendError::Closed(_) => NotQueued::Closed,
+            }),
+        }
+    }
+
+    /// Queue and count a drop in `drops` (indexed by data type).
+    pub async fn push_counted(&self, msg: Outgoing, drops: &[Counter; 6]) -> Result<(), NotQueued> {
+        let t = msg.data_type.index();
+        match self.push(msg).await {
+            Err(NotQueued::Dropped) => {
+                drops[t].inc();
+                Err(NotQueued::Dropped)
+            }
+            other => other,
+        }
+    }
+}

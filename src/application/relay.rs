@@ -1,0 +1,349 @@
+//! The running relay: wires NATS, the publishers, the venue connections and
+//! the HTTP endpoint together, and shuts them down in order.
+//!
+//! Shutdown: venue connections stop reading (their tokens are children of
+//! the root token), the queues close once the last sender is gone, the
+//! publishers drain what is queued and await outstanding acks within the
+//! configured timeout, then the HTTP server stops.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::connection::Connection;
+use super::health::{Health, ReloadReport};
+use super::metrics::Metrics;
+use super::pipeline::Queues;
+use super::publisher::{self, PublishSettings, PublisherReport};
+use super::subscribe::plan_connections;
+use crate::config::relay::{RelayConfig, VenueSetup};
+use crate::engine::venue::Venue;
+use crate::infrastructure::http::{self, Observe};
+use crate::infrastructure::rest::Rest;
+use crate::infrastructure::{InfraError, nats};
+use crate::serialization::PayloadFormat;
+
+/// Errors that stop the relay from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// An infrastructure failure that cannot be retried (HTTP bind, JetStream
+    /// refusing the configured streams).
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// Options the command line (or a test) sets on top of the config.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Listen address override (tests use port 0).
+    pub http_listen: Option<SocketAddr>,
+    /// Record exact frame-to-ack latencies (benchmarks).
+    pub probe: Option<Arc<publisher::LatencyProbe>>,
+}
+
+/// What the relay did, reported at exit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Events acknowledged by JetStream.
+    pub acked: u64,
+    /// Events dropped after all retries.
+    pub failed: u64,
+    /// Events still queued or unacknowledged when the drain timeout ended.
+    pub unfinished: u64,
+}
+
+struct Observed {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+impl Observe for Observed {
+    fn health(&self) -> (bool, serde_json::Value) {
+        self.health.report()
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+}
+
+/// A venue that is running: its definition channel, its tasks and the token
+/// that stops them.
+pub(crate) struct RunningVenue {
+    pub(crate) setup: VenueSetup,
+    pub(crate) venue_tx: watch::Sender<Arc<Venue>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// Shared parts every venue connection needs.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) queues: Queues,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) rest: Rest,
+    pub(crate) format: PayloadFormat,
+    pub(crate) root: CancellationToken,
+    /// Copy of every received frame (recording).
+    pub(crate) tap:
+        Option<tokio::sync::mpsc::UnboundedSender<crate::serialization::frames::OwnedFrame>>,
+}
+
+impl Shared {
+    /// Start every connection of a venue.
+    pub(crate) fn start_venue(&self, setup: VenueSetup) -> RunningVenue {
+        let (venue_tx, venue_rx) = watch::channel(setup.venue.clone());
+        let cancel = self.root.child_token();
+        let tasks = TaskTracker::new();
+        let id: Arc<str> = Arc::from(setup.id.as_str());
+        let plans = plan_connections(&setup);
+        let snapshot_rate = setup
+            .venue
+            .book
+            .snapshot
+            .as_ref()
+            .map_or(1.0, |s| s.max_requests_per_second);
+        let snapshot_limiter = super::connection::RateLimiter::new(snapshot_rate);
+        info!(venue = %id, connections = plans.len(), "starting venue");
+        for (index, plan) in plans.into_iter().enumerate() {
+            let conn = Connection {
+                venue_id: id.clone(),
+                index,
+                plan,
+                venue: venue_rx.clone(),
+                url_override: setup.url.clone(),
+                rest_url: setup.rest_url.clone(),
+                snapshot_limiter: snapshot_limiter.clone(),
+                reconnect: setup.reconnect.clone(),
+                breaker: setup.breaker.clone(),
+                queues: self.queues.clone(),
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                rest: self.rest.clone(),
+                format: self.format,
+                cancel: cancel.clone(),
+                tap: self.tap.clone(),
+            };
+            tasks.spawn(conn.run());
+        }
+        tasks.close();
+        RunningVenue {
+            setup,
+            venue_tx,
+            cancel,
+            tasks,
+        }
+    }
+}
+
+/// A started relay.
+pub struct RelayHandle {
+    /// Where `/health` and `/metrics` are served.
+    pub http_addr: SocketAddr,
+    /// Health (for tests and the reload controller).
+    pub health: Arc<Health>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    done: JoinHandle<RunReport>,
+    pub(crate) control: super::reload::ReloadControl,
+}
+
+impl RelayHandle {
+    /// Ask the relay to stop; returns once it has drained.
+    pub async fn shutdown(self) -> RunReport {
+        self.shutdown.cancel();
+        self.done.await.unwrap_or_default()
+    }
+
+    /// A token that stops the relay when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Wait until the relay stops by itself (after its token is cancelled).
+    pub async fn wait(self) -> RunReport {
+        self.done.await.unwrap_or_default()
+    }
+}
+
+/// Start the relay.
+pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, RelayError> {
+    crate::infrastructure::ws::install_crypto_provider();
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::new();
+    let (reload_tx, reload_rx) = watch::channel(ReloadReport::default());
+    health.set_reload(reload_rx);
+    let shutdown = CancellationToken::new();
+    let root = shutdown.child_token();
+
+    let client = nats::connect(&cfg.nats, &cfg.service.name, true).await?;
+    health.set_nats(client.clone());
+    let js = nats::jetstream(client.clone(), cfg.nats.publish.ack_timeout.0);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    reconcile_first(&js, &cfg, &ready_tx).await?;
+
+    let (queues, receivers) = Queues::new(&cfg.queues);
+    let settings = PublishSettings {
+        js: js.clone(),
+        permits: Arc::new(Semaphore::new(cfg.nats.publish.max_in_flight)),
+        retry_delays: cfg
+            .nats
+            .publish
+            .retry_delays
+            .iter()
+            .map(|d| d.0)
+            .collect::<Vec<_>>()
+            .into(),
+        content_type: cfg.nats.payload_format.content_type(),
+        metrics: metrics.clone(),
+        probe: opts.probe.clone(),
+    };
+    let publishers: Vec<JoinHandle<PublisherReport>> = receivers
+        .into_iter()
+        .map(|(t, rx)| tokio::spawn(publisher::run(t, rx, settings.clone(), ready_rx.clone())))
+        .collect();
+
+    let shared = Shared {
+        queues,
+        metrics: metrics.clone(),
+        health: health.clone(),
+        rest: Rest::new(Duration::from_secs(10)),
+        format: cfg.nats.payload_format,
+        root: root.clone(),
+        tap: None,
+    };
+    let mut running = BTreeMap::new();
+    for setup in cfg.venues.iter().filter(|v| v.enabled) {
+        running.insert(setup.id.clone(), shared.start_venue(setup.clone()));
+    }
+
+    let http_stop = CancellationToken::new();
+    let observe: Arc<dyn Observe> = Arc::new(Observed {
+        health: health.clone(),
+        metrics: metrics.clone(),
+    });
+    let (http_addr, http_task) = http::serve(
+        opts.http_listen.unwrap_or(cfg.http_listen),
+        observe,
+        http_stop.clone(),
+    )
+    .await?;
+    info!(%http_addr, venues = running.len(), "relay started");
+
+    let (control, reload_requests) = super::reload::ReloadControl::new();
+    let drain = cfg.service.shutdown_timeout.0;
+    let reloader = super::reload::Reloader::new(cfg, shared, running, reload_tx, metrics.clone());
+    let stop = shutdown.clone();
+    let done = tokio::spawn(async move {
+        let (shared, running) = reloader.serve(reload_requests, stop).await;
+        let report = drain_all(shared, running, publishers, drain).await;
+        http_stop.cancel();
+        let _ = http_task.await;
+        let _ = client.flush().await;
+        report
+    });
+    Ok(RelayHandle {
+        http_addr,
+        health,
+        metrics,
+        shutdown,
+        done,
+        control,
+    })
+}
+
+/// Reconcile streams once if NATS answers quickly; a refusal is fatal, an
+/// unreachable server is retried in the background (publishers wait).
+async fn reconcile_first(
+    js: &async_nats::jetstream::Context,
+    cfg: &RelayConfig,
+    ready: &watch::Sender<bool>,
+) -> Result<(), RelayError> {
+    let streams = cfg.nats.streams.clone();
+    match tokio::time::timeout(cfg.nats.connect_timeout.0, nats::reconcile(js, &streams)).await {
+        Ok(Ok(done)) => {
+            for d in done {
+                info!(?d, "jetstream");
+            }
+            let _ = ready.send(true);
+            Ok(())
+        }
+        Ok(Err(e @ InfraError::JetStream { .. })) if !e.to_string().contains("timed out") => {
+            error!(error = %e, "JetStream refused the configuration");
+            Err(e.into())
+        }
+        _ => {
+            warn!("NATS not reachable yet; streams will be reconciled when it is");
+            let (js, ready) = (js.clone(), ready.clone());
+            tokio::spawn(async move {
+                loop {
+                    match nats::reconcile(&js, &streams).await {
+                        Ok(_) => {
+                            let _ = ready.send(true);
+                            info!("JetStream streams ready");
+                            break;
+                        }
+                        Err(e) => warn!(error = %e, "stream reconcile failed; retrying"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+            Ok(())
+        }
+    }
+}
+
+async fn drain_all(
+    shared: Shared,
+    running: BTreeMap<String, RunningVenue>,
+    publishers: Vec<JoinHandle<PublisherReport>>,
+    timeout: Duration,
+) -> RunReport {
+    info!("shutting down: stopping venue connections");
+    shared.root.cancel();
+    for v in running.values() {
+        v.cancel.cancel();
+    }
+    for v in running.values() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), v.tasks.wait()).await;
+    }
+    drop(running);
+    let in_flight = shared.metrics.in_flight.clone();
+    drop(shared);
+    info!(?timeout, "draining queued and in-flight events");
+    let mut report = RunReport::default();
+    let deadline = tokio::time::Instant::now() + timeout;
+    for p in publishers {
+        let abort = p.abort_handle();
+        match tokio::time::timeout_at(deadline, p).await {
+            Ok(Ok(r)) => {
+                report.acked += r.acked;
+                report.failed += r.failed;
+            }
+            _ => abort.abort(),
+        }
+    }
+    report.unfinished = in_flight.get().max(0) as u64;
+    if report.unfinished > 0 {
+        warn!(
+            unfinished = report.unfinished,
+            "shutdown timeout: events not acknowledged"
+        );
+    }
+    info!(
+        acked = report.acked,
+        failed = report.failed,
+        unfinished = report.unfinished,
+        "relay stopped"
+    );
+    report
+}

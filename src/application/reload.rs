@@ -1,0 +1,281 @@
+//! Hot reload: the startup path applied to a diff.
+//!
+//! The watcher only debounces file events and asks for a reload (so does
+//! SIGHUP). The reloader compiles the config and every venue file exactly
+//! as at startup; if anything fails to compile, nothing changes and the
+//! problems go to the log, `/health` and a counter. Otherwise it applies the
+//! difference per venue:
+//! - only mappings, routing or replies changed → the new definition is
+//!   handed to the running connections, which use it from the next frame;
+//! - connection settings (URL, templates, limits) or subscriptions changed →
+//!   that venue's new connections are started before the old ones stop;
+//! - added or enabled venues start; removed or disabled ones drain and stop;
+//! - process-level settings (NATS, HTTP, queues, service) are reported as
+//!   needing a restart and left as they are.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::RecursiveMode};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::health::ReloadReport;
+use super::metrics::Metrics;
+use super::relay::{RunningVenue, Shared};
+use crate::config::relay::{RelayConfig, VenueSetup, load_relay};
+use crate::domain::Timestamp;
+
+/// Asks the running relay to reload.
+#[derive(Clone)]
+pub struct ReloadControl {
+    tx: mpsc::Sender<()>,
+}
+
+impl ReloadControl {
+    pub(crate) fn new() -> (Self, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel(4);
+        (ReloadControl { tx }, rx)
+    }
+
+    /// Request a reload (coalesced when one is pending).
+    pub fn request(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+impl super::relay::RelayHandle {
+    /// Request a reload, as SIGHUP does.
+    pub fn reload(&self) {
+        self.control.request();
+    }
+
+    /// Reload when the config file or a venue file changes. The returned
+    /// guard stops watching when dropped.
+    pub fn watch_files(
+        &self,
+        config: PathBuf,
+        venues_dir: PathBuf,
+    ) -> Result<impl Drop + use<>, String> {
+        let control = self.control.clone();
+        let mut debouncer = new_debouncer(
+            Duration::from_millis(300),
+            move |res: DebounceEventResult| {
+                if let Ok(events) = res
+                    && events
+                        .iter()
+                        .any(|e| e.path.extension().is_some_and(|x| x == "toml"))
+                {
+                    control.request();
+                }
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let watcher = debouncer.watcher();
+        watcher
+            .watch(&venues_dir, RecursiveMode::NonRecursive)
+            .map_err(|e| format!("{}: {e}", venues_dir.display()))?;
+        let dir = config
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(debouncer)
+    }
+}
+
+/// Owns the running venues and applies reloads.
+pub(crate) struct Reloader {
+    cfg: RelayConfig,
+    shared: Shared,
+    running: BTreeMap<String, RunningVenue>,
+    report: watch::Sender<ReloadReport>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    pub(crate) fn new(
+        cfg: RelayConfig,
+        shared: Shared,
+        running: BTreeMap<String, RunningVenue>,
+        report: watch::Sender<ReloadReport>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Reloader {
+            cfg,
+            shared,
+            running,
+            report,
+            metrics,
+        }
+    }
+
+    /// Serve reload requests until `stop`; returns what runs, for the drain.
+    pub(crate) async fn serve(
+        mut self,
+        mut requests: mpsc::Receiver<()>,
+        stop: CancellationToken,
+    ) -> (Shared, BTreeMap<String, RunningVenue>) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                r = requests.recv() => match r {
+                    Some(()) => self.reload().await,
+                    None => {
+                        stop.cancelled().await;
+                        break;
+                    }
+                },
+            }
+        }
+        (self.shared, self.running)
+    }
+
+    async fn reload(&mut self) {
+        let at = Some(Timestamp::now().to_rfc3339());
+        match load_relay(&self.cfg.file) {
+            Err(e) => {
+                self.metrics.reload_failures.inc();
+                let detail: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
+                for p in &detail {
+                    error!(problem = %p, "reload refused; the running configuration stays");
+                }
+                let _ = self.report.send(ReloadReport {
+                    at,
+                    ok: false,
+                    detail,
+                });
+            }
+            Ok(new) => {
+                let detail = self.apply(new).await;
+                self.metrics.reloads.inc();
+                for d in &detail {
+                    info!(change = %d, "reload applied");
+                }
+                let _ = self.report.send(ReloadReport {
+                    at,
+                    ok: true,
+                    detail,
+                });
+            }
+        }
+    }
+
+    async fn apply(&mut self, new: RelayConfig) -> Vec<String> {
+        let mut detail = restart_needed(&self.cfg, &new);
+        let wanted: BTreeMap<String, VenueSetup> = new
+            .venues
+            .iter()
+            .filter(|v| v.enabled)
+            .map(|v| (v.id.clone(), v.clone()))
+            .collect();
+        // Removed or disabled.
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(v) = self.running.remove(&id) {
+                v.cancel.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(5), v.tasks.wait()).await;
+                self.shared.health.remove_venue(&id);
+                detail.push(format!("{id}: stopped"));
+            }
+        }
+        for (id, setup) in wanted {
+            match self.running.get(&id) {
+                None => {
+                    self.running
+                        .insert(id.clone(), self.shared.start_venue(setup));
+                    detail.push(format!("{id}: started"));
+                }
+                Some(old) => match change(&old.setup, &setup) {
+                    Change::None => {}
+                    Change::Mapping => {
+                        let _ = old.venue_tx.send(setup.venue.clone());
+                        if let Some(v) = self.running.get_mut(&id) {
+                            v.setup = setup;
+                        }
+                        detail.push(format!(
+                            "{id}: mappings updated in place (connections kept)"
+                        ));
+                    }
+                    Change::Connection(why) => {
+                        // Build the new connections first, then stop the old.
+                        let fresh = self.shared.start_venue(setup);
+                        if let Some(old) = self.running.insert(id.clone(), fresh) {
+                            old.cancel.cancel();
+                            let _ = tokio::time::timeout(Duration::from_secs(5), old.tasks.wait())
+                                .await;
+                        }
+                        detail.push(format!("{id}: reconnected ({why})"));
+                    }
+                },
+            }
+        }
+        if detail.is_empty() {
+            detail.push("no changes".into());
+        }
+        // Process-level settings keep their running values.
+        let old = std::mem::replace(&mut self.cfg, new);
+        self.cfg.nats = old.nats;
+        self.cfg.http_listen = old.http_listen;
+        self.cfg.queues = old.queues;
+        self.cfg.service = old.service;
+        detail
+    }
+}
+
+enum Change {
+    None,
+    Mapping,
+    Connection(&'static str),
+}
+
+fn change(old: &VenueSetup, new: &VenueSetup) -> Change {
+    if old.subscriptions != new.subscriptions {
+        return Change::Connection("subscriptions changed");
+    }
+    if old.url != new.url
+        || old.rest_url != new.rest_url
+        || old.reconnect != new.reconnect
+        || old.breaker != new.breaker
+    {
+        return Change::Connection("connection settings changed");
+    }
+    if old.venue.connection_fingerprint != new.venue.connection_fingerprint {
+        return Change::Connection("venue connection settings changed");
+    }
+    if old.venue.source_hash != new.venue.source_hash {
+        return Change::Mapping;
+    }
+    Change::None
+}
+
+fn restart_needed(old: &RelayConfig, new: &RelayConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let n = |c: &RelayConfig| format!("{:?}", c.nats);
+    if n(old) != n(new) {
+        out.push("[nats] changed: restart needed to apply it (kept the running settings)".into());
+    }
+    if old.http_listen != new.http_listen {
+        out.push("[http] listen changed: restart needed to apply it".into());
+    }
+    if old.queues != new.queues {
+        out.push("[pipeline] changed: restart needed to apply it".into());
+    }
+    if format!("{:?}", old.service) != format!("{:?}", new.service) {
+        out.push("[service] changed: restart needed to apply it".into());
+    }
+    if !out.is_empty() {
+        warn!(changes = ?out, "settings that need a restart were not applied");
+    }
+    out
+}

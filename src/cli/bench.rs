@@ -1,0 +1,471 @@
+//! `mdrelay bench`: the end-to-end benchmark. In one run it measures
+//!
+//! 1. the broker's ceiling: a plain async-nats client publishing the relay's
+//!    own encoded events to a file-storage stream with the same in-flight
+//!    window;
+//! 2. the relay at full speed, fed by `mdrelay replay` servers blasting the
+//!    recorded captures in `benches/data` (JSON, then protobuf payloads);
+//! 3. the relay at a steady rate (default 20k frames/s): frame-to-ack
+//!    latency.
+//!
+//! Each relay phase runs in its own child process (`mdrelay bench-relay`),
+//! so its CPU time and peak RSS are its own. Linux only (reads /proc).
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::application::relay::{StartOptions, start};
+use crate::config::relay::load_relay;
+use crate::config::venue::load_venue;
+use crate::domain::Timestamp;
+use crate::engine::mapper::{Mapper, RawFrame};
+use crate::serialization::PayloadFormat;
+
+/// Arguments of `mdrelay bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seconds measured per phase (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Frames per second for the steady-rate latency phase.
+    #[arg(long, default_value_t = 20_000)]
+    pub steady_rate: u32,
+    /// Publishes in flight (relay and ceiling alike).
+    #[arg(long, default_value_t = 512)]
+    pub window: usize,
+    /// Repository root (for `venues/` and `benches/data/`).
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+}
+
+/// Arguments of the child `mdrelay bench-relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayPhaseArgs {
+    /// Relay config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Seconds measured.
+    #[arg(long)]
+    pub seconds: u64,
+}
+
+/// The captures replayed: (venue, files).
+/// (Binance's diff-depth books need REST snapshots, unreachable offline:
+/// its best bid/offer stream is used instead.)
+const FEEDS: [(&str, &[&str]); 3] = [
+    ("binance-spot", &["binance-spot.bbo.jsonl"]),
+    ("okx", &["okx.book.jsonl"]),
+    ("bitfinex", &["bitfinex.book.jsonl"]),
+];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn wait_port(port: u16) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            bail!("nothing listens on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start replay servers, one per feed; returns their ports.
+fn start_replays(
+    exe: &Path,
+    root: &Path,
+    rate_total: Option<u32>,
+    kids: &mut Children,
+) -> anyhow::Result<Vec<u16>> {
+    let mut ports = Vec::new();
+    for (_, files) in FEEDS {
+        let port = free_port();
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "replay",
+            "--loop",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--frames",
+        ]);
+        for f in files {
+            cmd.arg(root.join("benches/data").join(f));
+        }
+        if let Some(r) = rate_total {
+            cmd.args(["--rate", &(f64::from(r) / FEEDS.len() as f64).to_string()]);
+        }
+        kids.0.push(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting mdrelay replay")?,
+        );
+        wait_port(port)?;
+        ports.push(port);
+    }
+    Ok(ports)
+}
+
+fn relay_config(root: &Path, nats_port: u16, ports: &[u16], window: usize, format: &str) -> String {
+    let threads = std::env::var("MDRELAY_BENCH_THREADS").unwrap_or_else(|_| "1".into());
+    let mut s = format!(
+        "venues_dir = \"{}\"\n[service]\nworker_threads = {threads}\nlog_level = \"warn\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
+        root.join("venues").display()
+    );
+    // Subscribe to everything the captures carry (the events' types).
+    let subs = [
+        ("binance-spot", "BTCUSDT", "\"ticker\""),
+        ("okx", "BTC-USDT", "\"l2_orderbook\""),
+        ("bitfinex", "tBTCUSD", "\"l2_orderbook\""),
+    ];
+    for ((venue, inst, types), port) in subs.iter().zip(ports) {
+        s.push_str(&format!(
+            "[[venues]]\nid = \"{venue}\"\nurl = \"ws://127.0.0.1:{port}/\"\n[[venues.subscriptions]]\ninstrument = \"{inst}\"\ntypes = [{types}]\n"
+        ));
+    }
+    s
+}
+
+/// Results of one relay phase (printed as JSON by the child).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PhaseResult {
+    seconds: f64,
+    frames: f64,
+    events: f64,
+    cpu_seconds: f64,
+    p50_us: u32,
+    p99_us: u32,
+    max_us: u32,
+    peak_rss_kib: u64,
+}
+
+fn run_phase(
+    exe: &Path,
+    dir: &Path,
+    name: &str,
+    config: &str,
+    seconds: u64,
+) -> anyhow::Result<PhaseResult> {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config)?;
+    let out = Command::new(exe)
+        .args(["bench-relay", "--seconds", &seconds.to_string(), "--config"])
+        .arg(&path)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the relay phase")?;
+    if !out.status.success() {
+        bail!("relay phase {name} failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("{}")).context("reading the phase result")
+}
+
+/// Publish the relay's encoded events with a plain client: the ceiling.
+async fn ceiling(
+    root: &Path,
+    nats_port: u16,
+    window: usize,
+    seconds: u64,
+    stream: &str,
+) -> anyhow::Result<f64> {
+    let mut msgs = Vec::new();
+    for (venue, files) in FEEDS {
+        let v = load_venue(&root.join("venues").join(format!("{venue}.toml")))?;
+        let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
+        let mut events = Vec::new();
+        for f in files {
+            for line in std::fs::read_to_string(root.join("benches/data").join(f))?.lines() {
+                events.clear();
+                let _ = mapper.map(&v, RawFrame::Text(line), Timestamp::now(), &mut events);
+                for e in &events {
+                    let mut buf = Vec::new();
+                    PayloadFormat::Json.encode(e, &mut buf);
+                    msgs.push((
+                        format!("{}.{}", stream.to_ascii_lowercase(), e.subject()),
+                        e.id.0.clone(),
+                        e.data_type().as_str(),
+                        bytes::Bytes::from(buf),
+                    ));
+                }
+            }
+        }
+    }
+    let client = async_nats::connect(format!("nats://127.0.0.1:{nats_port}")).await?;
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.into(),
+        subjects: vec![format!("{}.>", stream.to_ascii_lowercase())],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        max_age: Duration::from_secs(600),
+        duplicate_window: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    let mut pending = FuturesUnordered::new();
+    let (mut acked, mut counted, mut errors) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    let warm = Duration::from_secs(1);
+    let mut window_start = None;
+    let mut i = 0usize;
+    while start.elapsed() < warm + Duration::from_secs(seconds) {
+        if start.elapsed() >= warm && window_start.is_none() {
+            window_start = Some((Instant::now(), acked));
+        }
+        let permit = tokio::select! {
+            biased;
+            Some(r) = pending.next(), if !pending.is_empty() => {
+                let r: Result<(), String> = r;
+                match r {
+                    Ok(()) => acked += 1,
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("ceiling: publish failed: {e}");
+                        }
+                    }
+                }
+                continue;
+            }
+            p = permits.clone().acquire_owned() => p?,
+        };
+        let (subject, id, t, payload) = &msgs[i % msgs.len()];
+        i += 1;
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", id.as_str());
+        h.insert("Mdrelay-Venue", "bench");
+        h.insert("Mdrelay-Data-Type", *t);
+        h.insert("Content-Type", "application/json");
+        let ack = js
+            .publish_with_headers(subject.clone(), h, payload.clone())
+            .await?;
+        pending.push(async move {
+            let r = ack.await.map(|_| ()).map_err(|e| e.to_string());
+            drop(permit);
+            r
+        });
+    }
+    let (t0, a0) = window_start.unwrap_or((start, 0));
+    counted += acked - a0;
+    let rate = counted as f64 / t0.elapsed().as_secs_f64();
+    while pending.next().await.is_some() {}
+    Ok(rate)
+}
+
+/// Run the whole benchmark and print the report.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let root = args.root.canonicalize().context("repository root")?;
+    let dir = tempfile_dir()?;
+    let mut kids = Children(Vec::new());
+    let nats_port = free_port();
+    let store = dir.join("nats");
+    kids.0.push(
+        Command::new("nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nats-server (is it on PATH?)")?,
+    );
+    wait_port(nats_port)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "mdrelay end-to-end benchmark: {cores} cores, nats-server file storage, window {}, {} s per phase",
+        args.window, args.seconds
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let first = runtime.block_on(ceiling(
+        &root,
+        nats_port,
+        args.window,
+        args.seconds,
+        "CEILING1",
+    ))?;
+    println!("broker ceiling (plain async-nats client, same events):   {first:>10.0} events/s");
+
+    let mut results = Vec::new();
+    for format in ["json", "protobuf"] {
+        let mut replays = Children(Vec::new());
+        let ports = start_replays(&exe, &root, None, &mut replays)?;
+        let cfg = relay_config(&root, nats_port, &ports, args.window, format);
+        let r = run_phase(&exe, &dir, &format!("max-{format}"), &cfg, args.seconds)?;
+        drop(replays);
+        println!(
+            "relay, full speed, {format:<8}  frames in {:>9.0}/s  events acked {:>9.0}/s  = {:>5.1} % of ceiling  cpu {:>5.2} s per 1M frames  p50 {} µs  p99 {} µs  max {} µs  peak RSS {} MiB",
+            r.frames / r.seconds,
+            r.events / r.seconds,
+            100.0 * r.events / r.seconds / first,
+            r.cpu_seconds / r.frames * 1e6,
+            r.p50_us,
+            r.p99_us,
+            r.max_us,
+            r.peak_rss_kib / 1024
+        );
+        results.push(r);
+    }
+    let mut replays = Children(Vec::new());
+    let ports = start_replays(&exe, &root, Some(args.steady_rate), &mut replays)?;
+    let cfg = relay_config(&root, nats_port, &ports, args.window, "json");
+    let r = run_phase(&exe, &dir, "steady", &cfg, args.seconds)?;
+    drop(replays);
+    println!(
+        "relay, steady {} frames/s target: frames in {:>9.0}/s  events acked {:>9.0}/s  cpu {:>5.2} s per 1M frames  p50 {} µs  p99 {} µs  max {} µs  peak RSS {} MiB",
+        args.steady_rate,
+        r.frames / r.seconds,
+        r.events / r.seconds,
+        r.cpu_seconds / r.frames.max(1.0) * 1e6,
+        r.p50_us,
+        r.p99_us,
+        r.max_us,
+        r.peak_rss_kib / 1024
+    );
+    let second = runtime.block_on(ceiling(
+        &root,
+        nats_port,
+        args.window,
+        args.seconds,
+        "CEILING2",
+    ))?;
+    let best = first.max(second);
+    println!("broker ceiling again (machine noise check):               {second:>10.0} events/s");
+    for (format, r) in ["json", "protobuf"].iter().zip(&results) {
+        println!(
+            "relay/ceiling, {format:<8}: {:>5.1} % of the better ceiling ({best:.0}/s)",
+            100.0 * r.events / r.seconds / best
+        );
+    }
+    drop(kids);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("mdrelay-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// CPU seconds (user + system) of this process, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command: state is 0, utime 11, stime 12; 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size in KiB, from /proc/self/status.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn quantile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The child: run the relay, measure one window, print a JSON result.
+pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match load_relay(&args.config) {
+        Ok(c) => c,
+        Err(e) => bail!("{e}"),
+    };
+    crate::cli::run::init_tracing("warn", crate::config::relay::raw::LogFormat::Pretty);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async move {
+        let probe = Arc::new(crate::application::publisher::LatencyProbe::default());
+        let relay = start(
+            cfg,
+            StartOptions {
+                probe: Some(probe.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let m = relay.metrics.clone();
+        let counts = || {
+            let text = m.encode();
+            let sum = |name: &str| -> f64 {
+                text.lines()
+                    .filter(|l| l.starts_with(name))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            };
+            (
+                sum("mdrelay_frames_received_total"),
+                sum("mdrelay_events_published_total") + sum("mdrelay_events_duplicate_total"),
+            )
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (f0, e0) = counts();
+        let c0 = cpu_seconds();
+        let _ = probe.take();
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+        let (f1, e1) = counts();
+        let c1 = cpu_seconds();
+        let seconds = t0.elapsed().as_secs_f64();
+        let mut lat = probe.take();
+        lat.sort_unstable();
+        relay.shutdown().await;
+        anyhow::Ok(PhaseResult {
+            seconds,
+            frames: f1 - f0,
+            events: e1 - e0,
+            cpu_seconds: c1 - c0,
+            p50_us: quantile(&lat, 0.50),
+            p99_us: quantile(&lat, 0.99),
+            max_us: lat.last().copied().unwrap_or(0),
+            peak_rss_kib: peak_rss_kib(),
+        })
+    })?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,97 @@
+//! `mdrelay replay`: serve recorded frames as a local fake venue.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use crate::infrastructure::replay::{ReplaySpec, serve};
+use crate::serialization::frames::{FrameLine, OwnedFrame, parse_frame_line};
+
+/// Arguments of `mdrelay replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Frames files (one frame per line), streamed in order.
+    #[arg(long, required = true, num_args = 1..)]
+    pub frames: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+    /// Frames per second (default: as fast as the client reads).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Start over after the last frame.
+    #[arg(long = "loop")]
+    pub looped: bool,
+    /// Frames sent in answer to the client's first message (its subscribe).
+    #[arg(long)]
+    pub ack: Option<PathBuf>,
+    /// Stream immediately instead of waiting for the client's first message.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Answer a text request with a text reply, e.g. `ping=pong` (repeatable).
+    #[arg(long = "reply")]
+    pub replies: Vec<String>,
+}
+
+/// Read frames files into frames.
+pub fn read_frames(paths: &[PathBuf]) -> anyhow::Result<Vec<OwnedFrame>> {
+    let mut frames = Vec::new();
+    for p in paths {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            match parse_frame_line(line) {
+                FrameLine::Skip => {}
+                FrameLine::Frame(f) => frames.push(f),
+                FrameLine::Invalid(e) => bail!("{}:{}: {e}", p.display(), i + 1),
+            }
+        }
+    }
+    Ok(frames)
+}
+
+/// Serve until Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::cli::run::init_tracing("info", crate::config::relay::raw::LogFormat::Pretty);
+    let mut replies = Vec::new();
+    for r in &args.replies {
+        let Some((q, a)) = r.split_once('=') else {
+            bail!("--reply takes REQUEST=REPLY, got `{r}`")
+        };
+        replies.push((q.to_owned(), a.to_owned()));
+    }
+    let spec = ReplaySpec {
+        acks: args
+            .ack
+            .as_ref()
+            .map(|a| read_frames(std::slice::from_ref(a)))
+            .transpose()?
+            .unwrap_or_default(),
+        frames: read_frames(&args.frames)?,
+        rate: args.rate,
+        looped: args.looped,
+        no_wait: args.no_wait,
+        replies,
+    };
+    let n = spec.frames.len();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let stop = CancellationToken::new();
+        let (addr, stats, task) = serve(args.listen, spec, stop.clone()).await?;
+        eprintln!("replaying {n} frames on ws://{addr} (Ctrl-C to stop)");
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+        let _ = task.await;
+        eprintln!(
+            "served {} connection(s), {} frames",
+            stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+            stats.frames_sent.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,448 @@
+//! Stage two for the relay config: raw sections → [`RelayConfig`], with the
+//! venue files it names compiled too. Every problem, in this file and in the
+//! venue files, is reported together.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::raw::*;
+use crate::config::source::read;
+use crate::config::venue::load_venue;
+use crate::config::{ConfigError, Problem, Problems, env};
+use crate::domain::DataType;
+use crate::engine::venue::Venue;
+
+const SECTIONS: [&str; 6] = [
+    "service",
+    "http",
+    "nats",
+    "pipeline",
+    "venues_dir",
+    "venues",
+];
+
+/// Default queue capacity per data type.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
+
+/// The checked relay configuration.
+#[derive(Debug)]
+pub struct RelayConfig {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// `[service]`
+    pub service: RawService,
+    /// `/health` and `/metrics` listen address.
+    pub http_listen: SocketAddr,
+    /// `[nats]`
+    pub nats: RawNats,
+    /// Queue per data type, indexed by [`DataType::index`].
+    pub queues: Vec<(usize, WhenFull)>,
+    /// Where venue files live.
+    pub venues_dir: PathBuf,
+    /// The venues, compiled.
+    pub venues: Vec<VenueSetup>,
+}
+
+/// One configured venue with its compiled definition.
+#[derive(Debug, Clone)]
+pub struct VenueSetup {
+    /// Venue id.
+    pub id: String,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// WebSocket URL override.
+    pub url: Option<String>,
+    /// REST origin override.
+    pub rest_url: Option<String>,
+    /// Reconnect backoff.
+    pub reconnect: Reconnect,
+    /// Circuit breaker.
+    pub breaker: Breaker,
+    /// Subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// The compiled venue file.
+    pub venue: Arc<Venue>,
+}
+
+/// Reconnect backoff settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconnect {
+    /// First delay.
+    pub initial_delay: Duration,
+    /// Largest delay.
+    pub max_delay: Duration,
+    /// Growth factor.
+    pub multiplier: f32,
+    /// Randomized delays.
+    pub jitter: bool,
+}
+
+/// Circuit breaker settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breaker {
+    /// Failures that open it.
+    pub failure_threshold: u32,
+    /// Open time before a probe.
+    pub open_duration: Duration,
+    /// Successful probes that close it.
+    pub half_open_probes: u32,
+}
+
+/// One subscription: an instrument and the data types wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Venue instrument.
+    pub instrument: String,
+    /// Canonical symbol given in the config.
+    pub symbol: Option<String>,
+    /// Market (for multi-market venues).
+    pub market: Option<String>,
+    /// Data types.
+    pub types: Vec<DataType>,
+}
+
+/// Read, substitute environment variables, and compile the relay config.
+pub fn load_relay(path: &Path) -> Result<RelayConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        file: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    compile_relay(path, &text, |k| std::env::var(k).ok()).map_err(ConfigError::Invalid)
+}
+
+/// Compile relay config text; `lookup` resolves `${VAR}`.
+pub fn compile_relay(
+    path: &Path,
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<RelayConfig, Vec<Problem>> {
+    let (src, unresolved) = env::substitute(text, lookup);
+    let mut raw_problems = Problems::new(path, text);
+    for u in unresolved {
+        raw_problems.at(Some(u.span), "", u.message);
+    }
+    let mut problems = raw_problems.into_vec();
+    let mut p = Problems::new(path, &src);
+    let table = match DeTable::parse(&src) {
+        Ok(t) => t,
+        Err(e) => {
+            p.at(e.span(), "", format!("TOML syntax: {}", e.message()));
+            problems.extend(p.into_vec());
+            return Err(problems);
+        }
+    };
+    let mut sections: HashMap<String, Spanned<DeValue<'_>>> = HashMap::new();
+    for (key, value) in table.into_inner() {
+        let name = key.get_ref().to_string();
+        if SECTIONS.contains(&name.as_str()) {
+            sections.insert(name, value);
+        } else {
+            p.at(
+                Some(key.span()),
+                &name,
+                format!(
+                    "unknown key `{name}`; expected one of: {}",
+                    SECTIONS.join(", ")
+                ),
+            );
+        }
+    }
+    let mut take = |k: &str| sections.remove(k);
+    let service: RawService = opt(take("service"), "service", &mut p).unwrap_or_default();
+    let http: RawHttp = opt(take("http"), "http", &mut p).unwrap_or_default();
+    let nats: RawNats = opt(take("nats"), "nats", &mut p).unwrap_or_default();
+    let pipeline: BTreeMap<DataType, RawQueue> =
+        opt(take("pipeline"), "pipeline", &mut p).unwrap_or_default();
+    let venues_dir: Option<PathBuf> = opt(take("venues_dir"), "venues_dir", &mut p);
+    let raw_venues: Vec<Option<RawVenue>> = match take("venues") {
+        Some(v) => {
+            let span = v.span();
+            match v.into_inner() {
+                DeValue::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| read(item, &format!("venues[{i}]"), &mut p))
+                    .collect(),
+                _ => {
+                    p.at(
+                        Some(span),
+                        "venues",
+                        "`venues` must be an array of tables (`[[venues]]`)",
+                    );
+                    Vec::new()
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+
+    let http_listen = match http.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.at(
+                None,
+                "http.listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", http.listen),
+            );
+            None
+        }
+    };
+    check_nats(&nats, &mut p);
+    let queues = queues(pipeline, &mut p);
+    let venues_dir = venues_dir.unwrap_or_else(|| PathBuf::from("venues"));
+    let mut venues = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, raw) in raw_venues.into_iter().enumerate() {
+        let Some(raw) = raw else { continue };
+        let at = format!("venues[{i}]");
+        if !seen.insert(raw.id.clone()) {
+            p.at(
+                None,
+                format!("{at}.id"),
+                format!("venue `{}` is configured twice", raw.id),
+            );
+            continue;
+        }
+        let file = venues_dir.join(format!("{}.toml", raw.id));
+        match load_venue(&file) {
+            Ok(venue) => {
+                if let Some(v) = venue_setup(&at, raw, Arc::new(venue), &mut p) {
+                    venues.push(v);
+                }
+            }
+            Err(ConfigError::Read { .. }) => {
+                p.at(
+                    None,
+                    format!("{at}.id"),
+                    format!("no venue file {} for `{}`", file.display(), raw.id),
+                );
+            }
+            Err(e) => problems.extend(e.problems()),
+        }
+    }
+    problems.extend(p.into_vec());
+    match (http_listen, problems.is_empty()) {
+        (Some(http_listen), true) => Ok(RelayConfig {
+            file: path.to_owned(),
+            service,
+            http_listen,
+            nats,
+            queues,
+            venues_dir,
+            venues,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn opt<T: DeserializeOwned>(
+    v: Option<Spanned<DeValue<'_>>>,
+    field: &str,
+    p: &mut Problems<'_>,
+) -> Option<T> {
+    v.and_then(|v| read(v, field, p))
+}
+
+fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
+    if n.urls.is_empty() {
+        p.at(None, "nats.urls", "at least one URL is required");
+    }
+    for u in &n.urls {
+        if !(u.starts_with("nats://")
+            || u.starts_with("tls://")
+            || u.starts_with("ws://")
+            || u.starts_with("wss://"))
+        {
+            p.at(
+                None,
+                "nats.urls",
+                format!("`{u}` is not a nats:// or tls:// URL"),
+            );
+        }
+    }
+    if let RawAuth::Credentials { path } = &n.auth
+        && !path.exists()
+    {
+        p.at(
+            None,
+            "nats.auth.path",
+            format!("credentials file {} does not exist", path.display()),
+        );
+    }
+    if let Some(tls) = &n.tls {
+        for (name, f) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+            if let Some(f) = f
+                && !f.exists()
+            {
+                p.at(
+                    None,
+                    format!("nats.tls.{name}"),
+                    format!("{} does not exist", f.display()),
+                );
+            }
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            p.at(None, "nats.tls", "`cert` and `key` go together");
+        }
+    }
+    if n.publish.max_in_flight == 0 {
+        p.at(None, "nats.publish.max_in_flight", "must be at least 1");
+    }
+    let mut names = BTreeSet::new();
+    for (i, s) in n.streams.iter().enumerate() {
+        let at = format!("nats.streams[{i}]");
+        if s.name.is_empty() || s.name.contains(['.', ' ', '*', '>', '\t']) {
+            p.at(
+                None,
+                format!("{at}.name"),
+                format!("`{}` is not a valid stream name", s.name),
+            );
+        }
+        if !names.insert(&s.name) {
+            p.at(
+                None,
+                format!("{at}.name"),
+                format!("stream `{}` is declared twice", s.name),
+            );
+        }
+        if s.subjects.is_empty() {
+            p.at(
+                None,
+                format!("{at}.subjects"),
+                "at least one subject is required",
+            );
+        }
+        if s.replicas == 0 {
+            p.at(None, format!("{at}.replicas"), "must be at least 1");
+        }
+    }
+}
+
+fn queues(pipeline: BTreeMap<DataType, RawQueue>, p: &mut Problems<'_>) -> Vec<(usize, WhenFull)> {
+    let mut q = vec![(DEFAULT_QUEUE_CAPACITY, WhenFull::Block); DataType::MARKET.len() + 1];
+    for (t, raw) in pipeline {
+        let cap = raw.capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
+        if cap == 0 {
+            p.at(None, format!("pipeline.{t}.capacity"), "must be at least 1");
+        }
+        q[t.index()] = (cap.max(1), raw.when_full);
+    }
+    q
+}
+
+fn venue_setup(
+    at: &str,
+    raw: RawVenue,
+    venue: Arc<Venue>,
+    p: &mut Problems<'_>,
+) -> Option<VenueSetup> {
+    if let Some(u) = &raw.url
+        && !(u.starts_with("ws://") || u.starts_with("wss://"))
+    {
+        p.at(
+            None,
+            format!("{at}.url"),
+            format!("`{u}` is not a ws:// or wss:// URL"),
+        );
+    }
+    let r = &raw.reconnect;
+    if r.initial_delay.0.is_zero() || r.max_delay.0 < r.initial_delay.0 || r.multiplier < 1.0 {
+        p.at(
+            None,
+            format!("{at}.reconnect"),
+            "need 0 < initial_delay <= max_delay and multiplier >= 1",
+        );
+    }
+    if raw.circuit_breaker.failure_threshold == 0 || raw.circuit_breaker.half_open_probes == 0 {
+        p.at(
+            None,
+            format!("{at}.circuit_breaker"),
+            "failure_threshold and half_open_probes must be at least 1",
+        );
+    }
+    let mut subscriptions = Vec::new();
+    for (j, s) in raw.subscriptions.into_iter().enumerate() {
+        let sat = format!("{at}.subscriptions[{j}]");
+        if s.types.is_empty() {
+            p.at(None, format!("{sat}.types"), "list at least one data type");
+        }
+        for t in &s.types {
+            match venue.channels.get(t) {
+                None => p.at(
+                    None,
+                    format!("{sat}.types"),
+                    format!("venue `{}` has no channel for {t}", venue.id),
+                ),
+                Some(ch) => {
+                    if let Some(m) = &s.market
+                        && !ch.markets.is_empty()
+                        && !ch.markets.contains(m)
+                    {
+                        p.at(
+                            None,
+                            format!("{sat}.types"),
+                            format!("{t} is not offered on market `{m}` of `{}`", venue.id),
+                        );
+                    }
+                }
+            }
+        }
+        match (&s.market, venue.markets.is_empty()) {
+            (Some(m), true) => p.at(
+                None,
+                format!("{sat}.market"),
+                format!(
+                    "venue `{}` has no markets (remove `market = \"{m}\"`)",
+                    venue.id
+                ),
+            ),
+            (Some(m), false) if !venue.markets.contains_key(m) => p.at(
+                None,
+                format!("{sat}.market"),
+                format!(
+                    "unknown market `{m}`; `{}` has: {}",
+                    venue.id,
+                    venue.markets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            (None, false) => p.at(
+                None,
+                format!("{sat}.market"),
+                format!("venue `{}` has several markets: say which", venue.id),
+            ),
+            _ => {}
+        }
+        subscriptions.push(Subscription {
+            instrument: s.instrument,
+            symbol: s.symbol,
+            market: s.market,
+            types: s.types,
+        });
+    }
+    Some(VenueSetup {
+        id: raw.id,
+        enabled: raw.enabled,
+        url: raw.url,
+        rest_url: raw.rest_url,
+        reconnect: Reconnect {
+            initial_delay: r.initial_delay.0,
+            max_delay: r.max_delay.0,
+            multiplier: r.multiplier,
+            jitter: r.jitter,
+        },
+        breaker: Breaker {
+            failure_threshold: raw.circuit_breaker.failure_threshold,
+            open_duration: raw.circuit_breaker.open_duration.0,
+            half_open_probes: raw.circuit_breaker.half_open_probes,
+        },
+        subscriptions,
+        venue,
+    })
+}

@@ -1,0 +1,8 @@
+//! The relay config (`config/relay.toml`) → [`RelayConfig`].
+
+mod compile;
+pub mod raw;
+
+pub use compile::{
+    Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_relay,
+};

@@ -1,0 +1,499 @@
+//! The relay config as written (`config/relay.toml`). Documentation here ends
+//! up in `schema/relay.schema.json`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::config::{Dur, Secret};
+use crate::domain::DataType;
+use crate::serialization::PayloadFormat;
+
+/// The relay configuration file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayFile {
+    /// Process-wide settings.
+    #[serde(default)]
+    pub service: RawService,
+    /// The HTTP endpoint for `/health` and `/metrics`.
+    #[serde(default)]
+    pub http: RawHttp,
+    /// The NATS connection, publishing and JetStream streams.
+    #[serde(default)]
+    pub nats: RawNats,
+    /// Queues between venue connections and the publisher, per data type.
+    #[serde(default)]
+    pub pipeline: BTreeMap<DataType, RawQueue>,
+    /// Directory of venue definition files (default `venues`; a relative
+    /// path is relative to the working directory).
+    pub venues_dir: Option<PathBuf>,
+    /// The venues to relay.
+    #[serde(default)]
+    pub venues: Vec<RawVenue>,
+}
+
+/// `[service]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Name used as the NATS client name and in logs.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Log filter, e.g. `info` or `mdrelay=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// `pretty` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// How long shutdown may take to publish what is queued or in flight.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_timeout: Dur,
+    /// Runtime threads: 1 (default) runs everything on one thread, which
+    /// measured fastest next to a local nats-server on small machines;
+    /// more uses a multi-threaded pool.
+    #[serde(default = "one")]
+    pub worker_threads: usize,
+}
+
+impl Default for RawService {
+    fn default() -> Self {
+        RawService {
+            name: default_name(),
+            log_level: default_log_level(),
+            log_format: LogFormat::default(),
+            shutdown_timeout: default_shutdown(),
+            worker_threads: 1,
+        }
+    }
+}
+
+fn default_name() -> String {
+    "mdrelay".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_shutdown() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[http]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Listen address for `/health` and `/metrics` (default `127.0.0.1:8080`,
+    /// loopback only).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// `[nats]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNats {
+    /// Server URLs, e.g. `nats://127.0.0.1:4222`.
+    #[serde(default = "default_urls")]
+    pub urls: Vec<String>,
+    /// Authentication.
+    #[serde(default)]
+    pub auth: RawAuth,
+    /// TLS settings (the connection uses TLS when this table is present).
+    pub tls: Option<RawTls>,
+    /// Timeout of the initial connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Encoding of published events: `json` or `protobuf`.
+    #[serde(default)]
+    pub payload_format: PayloadFormat,
+    /// Publishing settings.
+    #[serde(default)]
+    pub publish: RawPublish,
+    /// JetStream streams to create or update at start.
+    #[serde(default)]
+    pub streams: Vec<RawStream>,
+}
+
+impl Default for RawNats {
+    fn default() -> Self {
+        RawNats {
+            urls: default_urls(),
+            auth: RawAuth::default(),
+            tls: None,
+            connect_timeout: default_connect_timeout(),
+            payload_format: PayloadFormat::default(),
+            publish: RawPublish::default(),
+            streams: Vec::new(),
+        }
+    }
+}
+
+fn default_urls() -> Vec<String> {
+    vec!["nats://127.0.0.1:4222".into()]
+}
+fn default_connect_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+
+/// `[nats.auth]`: how the relay authenticates to NATS.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawAuth {
+    /// No authentication.
+    #[default]
+    None,
+    /// A token.
+    Token {
+        /// The token.
+        token: Secret,
+    },
+    /// User name and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// An NKey seed.
+    Nkey {
+        /// The seed (starts with `SU`).
+        seed: Secret,
+    },
+    /// A `.creds` file (JWT + NKey seed).
+    Credentials {
+        /// Path of the credentials file.
+        path: PathBuf,
+    },
+}
+
+/// `[nats.tls]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// CA certificate (PEM) to trust.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM), for mutual TLS.
+    pub key: Option<PathBuf>,
+}
+
+/// `[nats.publish]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublish {
+    /// Most publishes awaiting their JetStream ack at once.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// How long to wait for an ack before retrying.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: Dur,
+    /// Delays before each retry of a failed publish; after the last, the
+    /// event is dropped, counted and logged.
+    #[serde(default = "default_retries")]
+    pub retry_delays: Vec<Dur>,
+}
+
+impl Default for RawPublish {
+    fn default() -> Self {
+        RawPublish {
+            max_in_flight: default_in_flight(),
+            ack_timeout: default_ack_timeout(),
+            retry_delays: default_retries(),
+        }
+    }
+}
+
+fn default_in_flight() -> usize {
+    512
+}
+fn default_ack_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+fn default_retries() -> Vec<Dur> {
+    [100, 500, 2000]
+        .map(|ms| Dur(std::time::Duration::from_millis(ms)))
+        .to_vec()
+}
+
+/// `[[nats.streams]]`: a JetStream stream.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStream {
+    /// Stream name.
+    pub name: String,
+    /// Subjects captured, e.g. `market.>`.
+    pub subjects: Vec<String>,
+    /// `file` or `memory`.
+    #[serde(default)]
+    pub storage: Storage,
+    /// `limits`, `interest` or `work_queue`.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Oldest message kept (0 = no limit).
+    pub max_age: Option<Dur>,
+    /// Most bytes kept (absent = no limit).
+    pub max_bytes: Option<i64>,
+    /// Most messages kept (absent = no limit).
+    pub max_messages: Option<i64>,
+    /// Replicas (1 on a single server).
+    #[serde(default = "one")]
+    pub replicas: usize,
+    /// Window in which a repeated `Nats-Msg-Id` is dropped as a duplicate.
+    pub duplicate_window: Option<Dur>,
+    /// What to drop when full: `old` or `new`.
+    #[serde(default)]
+    pub discard: Discard,
+    /// Durable consumers to create or update on the stream.
+    #[serde(default)]
+    pub consumers: Vec<RawConsumer>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Stream storage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// On disk.
+    #[default]
+    File,
+    /// In memory.
+    Memory,
+}
+
+/// Stream retention.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Retention {
+    /// Keep until a limit is reached.
+    #[default]
+    Limits,
+    /// Keep while a consumer is interested.
+    Interest,
+    /// Keep until consumed once.
+    WorkQueue,
+}
+
+/// Stream discard policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Discard {
+    /// Drop the oldest messages.
+    #[default]
+    Old,
+    /// Refuse new messages.
+    New,
+}
+
+/// `[[nats.streams.consumers]]`: a durable pull consumer.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsumer {
+    /// Durable name.
+    pub durable_name: String,
+    /// Only messages on this subject (wildcards allowed).
+    pub filter_subject: Option<String>,
+    /// `explicit`, `all` or `none`.
+    #[serde(default)]
+    pub ack_policy: AckPolicy,
+    /// `all`, `last`, `new` or `last_per_subject`.
+    #[serde(default)]
+    pub deliver_policy: DeliverPolicy,
+}
+
+/// Consumer ack policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckPolicy {
+    /// Every message is acked.
+    #[default]
+    Explicit,
+    /// Acking one acks all before it.
+    All,
+    /// No acks.
+    None,
+}
+
+/// Consumer deliver policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverPolicy {
+    /// From the first message.
+    #[default]
+    All,
+    /// From the last message.
+    Last,
+    /// Only new messages.
+    New,
+    /// The last message of each subject, then new ones.
+    LastPerSubject,
+}
+
+/// `[pipeline.<data_type>]`: the queue for one data type.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Most events waiting for the publisher.
+    pub capacity: Option<usize>,
+    /// What a connection does when the queue is full: `block` (stop reading
+    /// the socket until there is room; nothing is dropped) or `drop_newest`
+    /// (drop the new event and count it).
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+/// Full-queue policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room (backpressure to the venue socket).
+    #[default]
+    Block,
+    /// Drop the event that does not fit, and count it.
+    DropNewest,
+}
+
+/// `[[venues]]`: one venue to relay.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVenue {
+    /// Venue id: loads `<venues_dir>/<id>.toml`.
+    pub id: String,
+    /// Set to false to keep the entry but not connect.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Replace the venue file's WebSocket URL (e.g. a local replay server).
+    pub url: Option<String>,
+    /// Replace the origin (`scheme://host:port`) of the venue's REST
+    /// requests (bootstrap, book snapshots), e.g. a local test server.
+    pub rest_url: Option<String>,
+    /// Reconnect backoff.
+    #[serde(default)]
+    pub reconnect: RawReconnect,
+    /// Circuit breaker for a venue that keeps failing.
+    #[serde(default)]
+    pub circuit_breaker: RawBreaker,
+    /// What to subscribe to.
+    #[serde(default)]
+    pub subscriptions: Vec<RawSubscription>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[venues.reconnect]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconnect {
+    /// First delay after a failure.
+    #[serde(default = "default_initial")]
+    pub initial_delay: Dur,
+    /// Largest delay.
+    #[serde(default = "default_max_delay")]
+    pub max_delay: Dur,
+    /// Growth factor between attempts.
+    #[serde(default = "default_multiplier")]
+    pub multiplier: f32,
+    /// Randomize each delay (recommended, avoids reconnect storms).
+    #[serde(default = "yes")]
+    pub jitter: bool,
+}
+
+impl Default for RawReconnect {
+    fn default() -> Self {
+        RawReconnect {
+            initial_delay: default_initial(),
+            max_delay: default_max_delay(),
+            multiplier: default_multiplier(),
+            jitter: true,
+        }
+    }
+}
+
+fn default_initial() -> Dur {
+    Dur(std::time::Duration::from_millis(500))
+}
+fn default_max_delay() -> Dur {
+    Dur(std::time::Duration::from_secs(30))
+}
+fn default_multiplier() -> f32 {
+    2.0
+}
+
+/// `[venues.circuit_breaker]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Consecutive failed connection attempts that open the breaker.
+    #[serde(default = "default_threshold")]
+    pub failure_threshold: u32,
+    /// How long the breaker stays open before a probe.
+    #[serde(default = "default_open")]
+    pub open_duration: Dur,
+    /// Successful probes (half-open) needed to close it again.
+    #[serde(default = "one_u32")]
+    pub half_open_probes: u32,
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        RawBreaker {
+            failure_threshold: default_threshold(),
+            open_duration: default_open(),
+            half_open_probes: 1,
+        }
+    }
+}
+
+fn default_threshold() -> u32 {
+    5
+}
+fn default_open() -> Dur {
+    Dur(std::time::Duration::from_secs(60))
+}
+fn one_u32() -> u32 {
+    1
+}
+
+/// `[[venues.subscriptions]]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscription {
+    /// The venue's instrument name, e.g. `BTCUSDT`.
+    pub instrument: String,
+    /// The canonical symbol, when the venue file cannot derive it.
+    pub symbol: Option<String>,
+    /// The market, for venues with several (`[markets]` in the venue file).
+    pub market: Option<String>,
+    /// Data types to subscribe.
+    pub types: Vec<DataType>,
+}

@@ -1,0 +1,8 @@
+//! Venue definition files: `venues/<id>.toml` → [`crate::engine::venue::Venue`].
+//!
+//! See `docs/venue-format.md` for the reference of every field.
+
+mod compile;
+pub mod raw;
+
+pub use compile::{compile_venue, load_venue, load_venues_dir};

@@ -1,0 +1,22 @@
+//! The canonical market-data model: pure types, no I/O.
+//!
+//! Every venue's frames are mapped into these types. Prices and quantities are
+//! [`rust_decimal::Decimal`] holding the venue's value exactly (never `f64`);
+//! times are [`Timestamp`]s in nanoseconds since the Unix epoch. An [`Event`] is
+//! one canonical message: an envelope (venue, instrument, times, deterministic
+//! id) around a [`Payload`] of one [`DataType`].
+
+mod data_type;
+mod event;
+mod payload;
+mod symbol;
+mod time;
+
+pub use data_type::{DataType, UnknownDataType};
+pub use event::{Event, EventId, Instrument};
+pub use payload::{
+    BookKind, BookUpdate, DecimalText, FundingRate, Level, Liquidation, Payload, Side, Status,
+    StatusState, Ticker, Trade, write_decimal,
+};
+pub use symbol::{subject, subject_token};
+pub use time::{TimeUnit, Timestamp};

@@ -1,0 +1,376 @@
+//! The payloads of canonical events, one struct per data type.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{DataType, Timestamp};
+
+/// The taker's side of a trade, or the side of a liquidation order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The aggressor bought (lifted the ask).
+    Buy,
+    /// The aggressor sold (hit the bid).
+    Sell,
+    /// The venue does not say.
+    Unknown,
+}
+
+impl Side {
+    /// Parse a mapping's side value: `buy`/`sell`/`unknown`, any case, also
+    /// `b`/`s`, `bid`/`ask`. Returns `None` for anything else.
+    pub fn parse(text: &str) -> Option<Side> {
+        const TABLE: [(&str, Side); 7] = [
+            ("buy", Side::Buy),
+            ("sell", Side::Sell),
+            ("unknown", Side::Unknown),
+            ("b", Side::Buy),
+            ("s", Side::Sell),
+            ("bid", Side::Buy),
+            ("ask", Side::Sell),
+        ];
+        TABLE
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, side)| *side)
+    }
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+            Side::Unknown => "unknown",
+        }
+    }
+}
+
+/// A public trade. `side` is the taker's side.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Trade {
+    /// Trade price.
+    pub price: Decimal,
+    /// Traded quantity, in the venue's unit (base asset or contracts).
+    pub quantity: Decimal,
+    /// The taker's side.
+    pub side: Side,
+    /// The venue's trade id, when it gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trade_id: Option<String>,
+}
+
+/// Best bid/ask and optional 24 h statistics and derivatives marks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Ticker {
+    /// Best bid price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bid_price: Option<Decimal>,
+    /// Quantity at the best bid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bid_quantity: Option<Decimal>,
+    /// Best ask price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ask_price: Option<Decimal>,
+    /// Quantity at the best ask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ask_quantity: Option<Decimal>,
+    /// Last trade price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_price: Option<Decimal>,
+    /// Last trade quantity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_quantity: Option<Decimal>,
+    /// Price 24 h ago.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_24h: Option<Decimal>,
+    /// Highest price over 24 h.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high_24h: Option<Decimal>,
+    /// Lowest price over 24 h.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_24h: Option<Decimal>,
+    /// Traded volume over 24 h in the base asset (or contracts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_24h: Option<Decimal>,
+    /// Traded volume over 24 h in the quote asset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote_volume_24h: Option<Decimal>,
+    /// Mark price (derivatives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark_price: Option<Decimal>,
+    /// Index price (derivatives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_price: Option<Decimal>,
+    /// Open interest (derivatives), in contracts or base asset as the venue gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_interest: Option<Decimal>,
+}
+
+/// One price level. A quantity of zero deletes the level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Level {
+    /// Price of the level.
+    pub price: Decimal,
+    /// Total quantity at the price; zero means "remove this level".
+    pub quantity: Decimal,
+}
+
+/// Whether a book message replaces the book or changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookKind {
+    /// The complete book (or its top N levels): replace what you hold.
+    Snapshot,
+    /// Changes to apply: set each level's quantity, remove quantity-zero levels.
+    Delta,
+}
+
+/// An L2 order-book snapshot or delta, with the venue's sequence fields.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BookUpdate {
+    /// Snapshot or delta.
+    pub kind: BookKind,
+    /// Bid levels as given by the venue.
+    pub bids: Vec<Level>,
+    /// Ask levels as given by the venue.
+    pub asks: Vec<Level>,
+    /// First update id covered by this message (e.g. Binance `U`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_update_id: Option<i64>,
+    /// Last update id covered by this message (e.g. Binance `u`, OKX `seqId`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update_id: Option<i64>,
+    /// The last update id of the previous message (e.g. Binance futures `pu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_update_id: Option<i64>,
+    /// The venue's checksum of the book after this message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<i64>,
+}
+
+/// A funding-rate update of a perpetual contract.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FundingRate {
+    /// The current funding rate (fraction per funding interval).
+    pub rate: Decimal,
+    /// When the current rate is next applied.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339"
+    )]
+    pub next_funding_time: Option<Timestamp>,
+    /// The venue's predicted rate for the following interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_rate: Option<Decimal>,
+    /// Mark price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark_price: Option<Decimal>,
+    /// Index price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_price: Option<Decimal>,
+}
+
+/// A liquidation order. `side` is the side of the liquidation order itself:
+/// `sell` means a long position was liquidated, `buy` a short one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Liquidation {
+    /// Side of the liquidation order.
+    pub side: Side,
+    /// Price (bankruptcy or order price, as the venue gives it).
+    pub price: Decimal,
+    /// Quantity, in the venue's unit.
+    pub quantity: Decimal,
+}
+
+/// What happened to a venue connection or an instrument's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusState {
+    /// A connection was established.
+    Connected,
+    /// A connection was lost; data may be missing until `resubscribed`.
+    Disconnected,
+    /// Subscriptions were re-established after a reconnect.
+    Resubscribed,
+    /// Data was missed (sequence gap, checksum mismatch); a resync follows.
+    Gap,
+}
+
+/// A relay status event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// What happened.
+    pub state: StatusState,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The payload of an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Payload {
+    /// A trade.
+    Trade(Trade),
+    /// A ticker.
+    Ticker(Box<Ticker>),
+    /// An order-book update.
+    Book(BookUpdate),
+    /// A funding rate.
+    Funding(FundingRate),
+    /// A liquidation.
+    Liquidation(Liquidation),
+    /// A relay status event.
+    Status(Status),
+}
+
+impl Payload {
+    /// The data type of this payload.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Payload::Trade(_) => DataType::Trade,
+            Payload::Ticker(_) => DataType::Ticker,
+            Payload::Book(_) => DataType::L2Orderbook,
+            Payload::Funding(_) => DataType::FundingRate,
+            Payload::Liquidation(_) => DataType::Liquidation,
+            Payload::Status(_) => DataType::Status,
+        }
+    }
+}
+
+fn opt_rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_parsing_is_case_insensitive_and_strict() {
+        assert_eq!(Side::parse("Buy"), Some(Side::Buy));
+        assert_eq!(Side::parse("SELL"), Some(Side::Sell));
+        assert_eq!(Side::parse("ask"), Some(Side::Sell));
+        assert_eq!(Side::parse("long"), None);
+    }
+
+    #[test]
+    fn decimals_keep_the_venue_value_exactly() {
+        // Scale (trailing zeros) and all digits survive the round trip.
+        for text in [
+            "0.35280000",
+            "0.00000638",
+            "1.7023900800000002",
+            "60400",
+            "-0.00154",
+        ] {
+            let d = Decimal::from_str_exact(text).unwrap();
+            assert_eq!(d.to_string(), text);
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{text}\""));
+        }
+    }
+}
+
+/// A decimal's exact text (as `Display` writes it, scale included),
+/// formatted on the stack: several times faster than `Decimal`'s own
+/// `Display`, which matters once per price and quantity published.
+pub struct DecimalText<'a>(pub &'a Decimal);
+
+impl std::fmt::Display for DecimalText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        let scale = d.scale() as usize;
+        let m = d.mantissa();
+        let mut digits = [0u8; 40];
+        let mut i = digits.len();
+        let mut push = |b: u8| {
+            i -= 1;
+            digits[i] = b;
+        };
+        let abs = m.unsigned_abs();
+        if let Ok(mut v) = u64::try_from(abs) {
+            loop {
+                push(b'0' + (v % 10) as u8);
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut v = abs;
+            loop {
+                push(b'0' + (v % 10) as u8);
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+        }
+        let digits = &digits[i..];
+        let n = digits.len();
+        // Only ASCII digits were written.
+        fn text(b: &[u8]) -> &str {
+            std::str::from_utf8(b).unwrap_or("")
+        }
+        if m < 0 {
+            f.write_str("-")?;
+        }
+        if scale == 0 {
+            f.write_str(text(digits))
+        } else if n <= scale {
+            f.write_str("0.")?;
+            for _ in 0..scale - n {
+                f.write_str("0")?;
+            }
+            f.write_str(text(digits))
+        } else {
+            f.write_str(text(&digits[..n - scale]))?;
+            f.write_str(".")?;
+            f.write_str(text(&digits[n - scale..]))
+        }
+    }
+}
+
+/// Append a decimal's exact text to `out` (see [`DecimalText`]).
+pub fn write_decimal(d: &Decimal, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{}", DecimalText(d));
+}
+
+#[cfg(test)]
+mod decimal_text_tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn matches_display_exactly() {
+        for t in [
+            "0",
+            "-0.5",
+            "0.00000638",
+            "60400",
+            "1.7023900800000002",
+            "-12.30",
+            "0.0",
+            "79228162514264337593543950335",
+            "-0.0000000000000000000000000001",
+        ] {
+            let d = Decimal::from_str(t).unwrap();
+            let mut s = String::new();
+            write_decimal(&d, &mut s);
+            assert_eq!(s, d.to_string(), "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_display_for_any_decimal(m in proptest::num::i64::ANY, scale in 0u32..20) {
+            let d = Decimal::new(m, scale);
+            let mut s = String::new();
+            write_decimal(&d, &mut s);
+            proptest::prop_assert_eq!(s, d.to_string());
+        }
+    }
+}

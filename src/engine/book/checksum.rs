@@ -1,0 +1,189 @@
+//! Book checksums: the venue file declares how the checksum string is built
+//! from the book (depth, order of levels, number formatting, separator) and
+//! how the CRC32 is compared; this computes it.
+
+use std::fmt::Write as _;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::LocalBook;
+use crate::domain::Level;
+
+/// The order levels appear in the checksum string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumLayout {
+    /// bid 1, ask 1, bid 2, ask 2, … (a missing side is skipped) — OKX, Bitfinex.
+    Interleaved,
+    /// all asks (best first), then all bids (best first) — Kraken.
+    AsksThenBids,
+    /// all bids, then all asks.
+    BidsThenAsks,
+}
+
+/// How prices and quantities are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumNumbers {
+    /// As the venue sent them (`0.35280000`).
+    #[default]
+    AsReceived,
+    /// Digits only: the decimal point and leading zeros removed
+    /// (`0.0022900` → `22900`) — Kraken.
+    Digits,
+}
+
+/// A checksum definition (`[book.checksum]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumSpec {
+    /// Levels per side included.
+    pub depth: usize,
+    /// Order of levels.
+    pub layout: ChecksumLayout,
+    /// Number formatting.
+    pub numbers: ChecksumNumbers,
+    /// Written between numbers (`:`), or empty.
+    pub separator: String,
+    /// Write ask quantities as negative numbers (Bitfinex amounts).
+    pub negative_asks: bool,
+    /// Compare the CRC32 as a signed 32-bit integer.
+    pub signed: bool,
+    /// A checksum of 0 means "not provided" (OKX now sends a fixed 0).
+    pub zero_means_absent: bool,
+}
+
+impl ChecksumSpec {
+    /// The checksum of `book`, reusing `buf` for the string.
+    pub fn compute(&self, book: &LocalBook, buf: &mut String) -> i64 {
+        buf.clear();
+        let bids = book.bids().take(self.depth);
+        let asks = book.asks().take(self.depth);
+        match self.layout {
+            ChecksumLayout::Interleaved => {
+                let mut b = bids;
+                let mut a = asks;
+                loop {
+                    let (nb, na) = (b.next(), a.next());
+                    if nb.is_none() && na.is_none() {
+                        break;
+                    }
+                    if let Some(l) = nb {
+                        self.level(buf, l, false);
+                    }
+                    if let Some(l) = na {
+                        self.level(buf, l, true);
+                    }
+                }
+            }
+            ChecksumLayout::AsksThenBids => {
+                asks.for_each(|l| self.level(buf, l, true));
+                bids.for_each(|l| self.level(buf, l, false));
+            }
+            ChecksumLayout::BidsThenAsks => {
+                bids.for_each(|l| self.level(buf, l, false));
+                asks.for_each(|l| self.level(buf, l, true));
+            }
+        }
+        let crc = crc32fast::hash(buf.as_bytes());
+        if self.signed {
+            i64::from(crc as i32)
+        } else {
+            i64::from(crc)
+        }
+    }
+
+    fn level(&self, buf: &mut String, l: &Level, ask: bool) {
+        self.number(buf, &l.price, false);
+        self.number(buf, &l.quantity, ask && self.negative_asks);
+    }
+
+    fn number(&self, buf: &mut String, d: &rust_decimal::Decimal, negative: bool) {
+        if !buf.is_empty() {
+            buf.push_str(&self.separator);
+        }
+        let start = buf.len();
+        if negative && !d.is_zero() {
+            buf.push('-');
+        }
+        let _ = write!(buf, "{}", crate::domain::DecimalText(d));
+        if self.numbers == ChecksumNumbers::Digits {
+            let digits: String = buf[start..].chars().filter(|c| *c != '.').collect();
+            let trimmed = digits.trim_start_matches('0');
+            buf.truncate(start);
+            buf.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BookKind, BookUpdate};
+    use std::str::FromStr;
+
+    fn book(bids: &[(&str, &str)], asks: &[(&str, &str)]) -> LocalBook {
+        let lv = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(p, q)| Level {
+                    price: rust_decimal::Decimal::from_str(p).unwrap(),
+                    quantity: rust_decimal::Decimal::from_str(q).unwrap(),
+                })
+                .collect()
+        };
+        let mut b = LocalBook::new();
+        b.apply(
+            &BookUpdate {
+                kind: BookKind::Snapshot,
+                bids: lv(bids),
+                asks: lv(asks),
+                first_update_id: None,
+                last_update_id: None,
+                prev_update_id: None,
+                checksum: None,
+            },
+            None,
+        );
+        b
+    }
+
+    #[test]
+    fn strings_are_built_as_declared() {
+        let b = book(
+            &[("3366.1", "7.0"), ("3366", "6")],
+            &[("3366.8", "9"), ("3368", "8"), ("3372", "8")],
+        );
+        let mut buf = String::new();
+        let okx = ChecksumSpec {
+            depth: 25,
+            layout: ChecksumLayout::Interleaved,
+            numbers: ChecksumNumbers::AsReceived,
+            separator: ":".into(),
+            negative_asks: false,
+            signed: true,
+            zero_means_absent: false,
+        };
+        okx.compute(&b, &mut buf);
+        assert_eq!(buf, "3366.1:7.0:3366.8:9:3366:6:3368:8:3372:8");
+        let kraken = ChecksumSpec {
+            depth: 10,
+            layout: ChecksumLayout::AsksThenBids,
+            numbers: ChecksumNumbers::Digits,
+            separator: String::new(),
+            negative_asks: false,
+            signed: false,
+            zero_means_absent: false,
+        };
+        kraken.compute(
+            &book(&[("0.0022900", "1.50")], &[("0.0023000", "0.25")]),
+            &mut buf,
+        );
+        assert_eq!(buf, "230002522900150");
+        let bfx = ChecksumSpec {
+            negative_asks: true,
+            ..okx
+        };
+        bfx.compute(&book(&[("60400", "0.5")], &[("60410", "1.2")]), &mut buf);
+        assert_eq!(buf, "60400:0.5:60410:-1.2");
+    }
+}

@@ -1,0 +1,12 @@
+//! Order-book integrity, as data: the sequence rule that links one update to
+//! the previous one, the local book the relay maintains per instrument, and
+//! the checksum the venue publishes over it. The rules come from the venue
+//! file's `[book]` section; this module only provides the mechanisms.
+
+mod checksum;
+mod local;
+mod sequence;
+
+pub use checksum::{ChecksumLayout, ChecksumNumbers, ChecksumSpec};
+pub use local::LocalBook;
+pub use sequence::{SequenceCheck, SequenceRule};

@@ -1,0 +1,266 @@
+//! The jq interpreter side: compiling with `jaq-core` and running a filter
+//! on our values. Used for every expression the fast path cannot express, and
+//! by tests that check both forms agree.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use jaq_core::load::{Arena, File, Loader, lex, parse};
+use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_json::{Num, Val};
+
+use super::{ExprError, Scope, V, VARS};
+use crate::engine::json::{Kind, Value};
+
+/// A compiled jq filter. `Send + Sync`, shared between connections.
+pub(crate) type JqFilter = Arc<jaq_core::Filter<data::JustLut<Val>>>;
+
+/// Built-in filters a mapping may not call: they read the environment or the
+/// clock, read input, write to stderr or stop the process.
+const DENIED: [&str; 14] = [
+    "env",
+    "now",
+    "halt",
+    "input",
+    "inputs",
+    "debug_empty",
+    "stderr_empty",
+    "localtime",
+    "strflocaltime",
+    "get_search_list",
+    "input_filename",
+    "debug",
+    "stderr",
+    "halt_error",
+];
+
+/// A compile error with its byte offset inside the expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JqCompileError {
+    /// Byte offset in the expression source.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Compile `code` with the standard library minus [`DENIED`], declaring the
+/// engine's variables ([`VARS`]).
+pub(crate) fn compile(code: &str) -> Result<JqFilter, Vec<JqCompileError>> {
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .filter(|d| !DENIED.contains(&d.name));
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs())
+        .filter(|(name, _, _)| !DENIED.contains(name));
+    let loader = Loader::new(defs);
+    let arena = Arena::default();
+    let offset = |part: &str| {
+        let base = code.as_ptr() as usize;
+        let p = part.as_ptr() as usize;
+        if p >= base && p <= base + code.len() {
+            p - base
+        } else {
+            0
+        }
+    };
+    let modules = loader
+        .load(&arena, File { code, path: () })
+        .map_err(|errs| {
+            errs.into_iter()
+                .flat_map(|(_, e)| match e {
+                    jaq_core::load::Error::Io(v) => v
+                        .into_iter()
+                        .map(|(p, m)| JqCompileError {
+                            offset: offset(p),
+                            message: m,
+                        })
+                        .collect::<Vec<_>>(),
+                    jaq_core::load::Error::Lex(v) => v
+                        .into_iter()
+                        .map(|(expect, at): lex::Error<&str>| JqCompileError {
+                            offset: offset(at),
+                            message: format!("expected {}", expect.as_str()),
+                        })
+                        .collect(),
+                    jaq_core::load::Error::Parse(v) => v
+                        .into_iter()
+                        .map(|(expect, at): parse::Error<&str>| JqCompileError {
+                            offset: offset(at),
+                            message: if at.is_empty() {
+                                format!("expected {} (unexpected end)", expect.as_str())
+                            } else {
+                                format!("expected {}, found `{at}`", expect.as_str())
+                            },
+                        })
+                        .collect(),
+                })
+                .collect::<Vec<_>>()
+        })?;
+    let filter = Compiler::default()
+        .with_funs(funs)
+        .with_global_vars(VARS.iter().copied())
+        .compile(modules)
+        .map_err(|errs| {
+            errs.into_iter()
+                .flat_map(|(_, v)| v)
+                .map(|(name, undefined)| JqCompileError {
+                    offset: offset(name),
+                    message: if DENIED.contains(&name) {
+                        format!("`{name}` is not allowed in venue mappings")
+                    } else {
+                        format!("undefined {} `{name}`", undefined.as_str())
+                    },
+                })
+                .collect::<Vec<_>>()
+        })?;
+    Ok(Arc::new(filter))
+}
+
+/// Run `filter` on `input`, calling `out` with each output, at most `limit`
+/// outputs. Errors of the filter become [`ExprError`]s.
+pub(crate) fn run<'a>(
+    filter: &JqFilter,
+    input: &V<'a>,
+    scope: &Scope<'a>,
+    limit: usize,
+    out: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>,
+) -> Result<(), ExprError> {
+    let vars = scope.jq_vars();
+    let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new(vars.iter().cloned()));
+    let mut n = 0usize;
+    for item in filter.id.run((ctx, v_to_val(input))).map(unwrap_valr) {
+        match item {
+            Ok(v) => {
+                n += 1;
+                if n > limit {
+                    return Err(ExprError::new(format!("more than {limit} outputs")));
+                }
+                out(val_to_v(v))?;
+            }
+            Err(e) => return Err(ExprError::new(truncate(e.to_string()))),
+        }
+    }
+    Ok(())
+}
+
+fn truncate(mut s: String) -> String {
+    const MAX: usize = 300;
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The JSON kind of a jaq value.
+pub(crate) fn val_kind(v: &Val) -> Kind {
+    match v {
+        Val::Null => Kind::Null,
+        Val::Bool(_) => Kind::Bool,
+        Val::Num(_) => Kind::Number,
+        Val::BStr(_) | Val::TStr(_) => Kind::String,
+        Val::Arr(_) => Kind::Array,
+        Val::Obj(_) => Kind::Object,
+    }
+}
+
+/// Our value → jaq value. Numbers stay exact (decimal text is kept as jaq's
+/// `Dec`, integers become jaq integers).
+pub(crate) fn v_to_val(v: &V<'_>) -> Val {
+    match v {
+        V::Null => Val::Null,
+        V::Bool(b) => Val::Bool(*b),
+        V::Num(n) => num_to_val(n),
+        V::Str(s) => Val::from(s.to_string()),
+        V::Doc(d) => doc_to_val(*d),
+        V::Jq(v) => v.clone(),
+    }
+}
+
+fn num_to_val(text: &str) -> Val {
+    let is_int = text
+        .bytes()
+        .enumerate()
+        .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'));
+    match is_int.then(|| Num::from_str_radix(text, 10)).flatten() {
+        Some(n) => Val::Num(n),
+        None => Val::Num(Num::Dec(Rc::new(text.to_owned()))),
+    }
+}
+
+/// A document value → jaq value (deep copy).
+pub(crate) fn doc_to_val(d: Value<'_>) -> Val {
+    match d.kind() {
+        Kind::Null => Val::Null,
+        Kind::Bool => Val::Bool(d.as_bool() == Some(true)),
+        Kind::Number => num_to_val(d.number_text().unwrap_or("0")),
+        Kind::String => Val::from(d.as_str().unwrap_or_default().into_owned()),
+        Kind::Array => d.elements().map(doc_to_val).collect(),
+        Kind::Object => Val::obj(
+            d.members()
+                .map(|(k, v)| (Val::from(k.into_owned()), doc_to_val(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// jaq value → our value (arrays and objects stay jaq values).
+pub(crate) fn val_to_v(v: Val) -> V<'static> {
+    match v {
+        Val::Null => V::Null,
+        Val::Bool(b) => V::Bool(b),
+        Val::Num(n) => V::Num(Cow::Owned(num_text(&n))),
+        Val::TStr(b) | Val::BStr(b) => V::Str(Cow::Owned(String::from_utf8_lossy(&b).into_owned())),
+        other @ (Val::Arr(_) | Val::Obj(_)) => V::Jq(other),
+    }
+}
+
+fn num_text(n: &Num) -> String {
+    match n {
+        Num::Dec(s) => s.to_string(),
+        Num::Float(f) if f.is_finite() => {
+            // Shortest text that round-trips, without exponent.
+            let s = format!("{f}");
+            if s.contains('.') || s.contains('e') {
+                s
+            } else {
+                s.to_string()
+            }
+        }
+        Num::Float(_) => "null".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_builtins_do_not_compile() {
+        for code in ["env", "$ENV", "now", "input", "debug", "halt", "env.HOME"] {
+            assert!(compile(code).is_err(), "{code} should be refused");
+        }
+        assert!(compile(".a | ascii_downcase").is_ok());
+    }
+
+    #[test]
+    fn errors_carry_offsets() {
+        let Err(e) = compile(".a | nosuchfn") else {
+            panic!("should fail")
+        };
+        assert_eq!(e[0].offset, 5);
+        assert!(e[0].message.contains("nosuchfn"), "{e:?}");
+        let Err(e) = compile(".a | (") else {
+            panic!("should fail")
+        };
+        assert!(!e.is_empty());
+    }
+}

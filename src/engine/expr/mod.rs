@@ -1,0 +1,437 @@
+//! Mapping expressions: jq text compiled twice, once into the native fast
+//! path where the expression fits its subset, always into `jaq`.
+//!
+//! Users write jq. When a venue file loads, each expression is parsed with
+//! jaq's parser; if every construct in it belongs to the fast subset (paths,
+//! literals, comparisons, `and`/`or`/`not`, `if`, `//`, `select`, string
+//! interpolation, a few string and number built-ins, decimal arithmetic) it is
+//! compiled into an [`fast::Op`] tree that runs directly on the parsed frame,
+//! borrowing from it. Everything else runs in the jaq interpreter. Both forms
+//! must give the same result; `tests/fast_path_agreement.rs` checks that for
+//! every expression of every shipped venue over the recorded frames.
+
+mod fast;
+mod jq;
+mod value;
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use jaq_json::Val;
+
+pub use jq::JqCompileError;
+pub use value::{V, parse_decimal};
+
+/// The variables every expression may use. Each is `null` where it does not
+/// apply (for example `$request_id` outside subscribe templates).
+pub const VARS: [&str; 9] = [
+    "$frame",
+    "$ctx",
+    "$market",
+    "$venue",
+    "$instrument",
+    "$request_id",
+    "$counter",
+    "$now_ms",
+    "$connect_id",
+];
+
+/// Index of a variable in [`VARS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Var {
+    /// The whole frame (`$frame`), for expressions whose input is an item.
+    Frame = 0,
+    /// The per-connection context entry selected by the frame (`$ctx`).
+    Ctx = 1,
+    /// The market of the connection (`$market`).
+    Market = 2,
+    /// The venue id (`$venue`).
+    Venue = 3,
+    /// The instrument (`$instrument`) in symbol rules and templates.
+    Instrument = 4,
+    /// A per-connection request counter (`$request_id`) in templates.
+    RequestId = 5,
+    /// The heartbeat counter (`$counter`).
+    Counter = 6,
+    /// Wall-clock milliseconds (`$now_ms`), injected in templates only.
+    NowMs = 7,
+    /// A random connection id (`$connect_id`) in URL templates.
+    ConnectId = 8,
+}
+
+/// Upper bound on the outputs of one expression on one input: keeps a
+/// runaway generator from flooding the relay.
+pub const MAX_OUTPUTS: usize = 100_000;
+
+/// Why an expression failed on an input. Small (16 bytes) and allocation
+/// free except for real errors, since it travels through every evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExprError(Repr);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    /// A jq runtime error.
+    Error(Box<str>),
+    /// The fast path met a case it does not handle: rerun in jaq.
+    Fallback,
+    /// The consumer wants no more outputs (not an error).
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrKind {
+    Error,
+    Fallback,
+    Stop,
+}
+
+impl ExprError {
+    /// A runtime error with a message.
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        ExprError(Repr::Error(message.into().into_owned().into_boxed_str()))
+    }
+
+    pub(crate) fn fallback() -> Self {
+        ExprError(Repr::Fallback)
+    }
+
+    pub(crate) fn stop() -> Self {
+        ExprError(Repr::Stop)
+    }
+
+    fn is(&self, kind: ErrKind) -> bool {
+        let k = match self.0 {
+            Repr::Error(_) => ErrKind::Error,
+            Repr::Fallback => ErrKind::Fallback,
+            Repr::Stop => ErrKind::Stop,
+        };
+        k == kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match &self.0 {
+            Repr::Error(m) => m,
+            Repr::Fallback => "fallback",
+            Repr::Stop => "stop",
+        }
+    }
+}
+
+impl std::fmt::Display for ExprError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ExprError {}
+
+/// The variable values for one evaluation.
+pub struct Scope<'a> {
+    vars: [V<'a>; VARS.len()],
+    jq: OnceCell<Vec<Val>>,
+}
+
+impl<'a> Scope<'a> {
+    /// A scope with every variable `null`.
+    pub fn new() -> Self {
+        Scope {
+            vars: std::array::from_fn(|_| V::Null),
+            jq: OnceCell::new(),
+        }
+    }
+
+    /// Set a variable.
+    pub fn set(&mut self, var: Var, value: V<'a>) -> &mut Self {
+        self.vars[var as usize] = value;
+        self.jq = OnceCell::new();
+        self
+    }
+
+    /// Read a variable.
+    pub fn get(&self, var: Var) -> &V<'a> {
+        &self.vars[var as usize]
+    }
+
+    /// The variables as jaq values, converted once per scope.
+    fn jq_vars(&self) -> &[Val] {
+        self.jq
+            .get_or_init(|| self.vars.iter().map(jq::v_to_val).collect())
+    }
+}
+
+impl Default for Scope<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A compiled expression.
+#[derive(Clone)]
+pub struct Expr {
+    src: String,
+    fast: Option<fast::Op>,
+    /// The fast form always yields exactly one value: use `eval1`.
+    single: bool,
+    jq: jq::JqFilter,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expr")
+            .field("src", &self.src)
+            .field("fast", &self.fast.is_some())
+            .finish()
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Self) -> bool {
+        self.src == other.src
+    }
+}
+
+impl Expr {
+    /// Compile an expression. Errors carry byte offsets into `src`.
+    pub fn compile(src: &str) -> Result<Expr, Vec<JqCompileError>> {
+        let jq = jq::compile(src)?;
+        let fast = fast::compile(src);
+        let single = fast.as_ref().is_some_and(fast::Op::is_single);
+        Ok(Expr {
+            src: src.to_owned(),
+            fast,
+            single,
+            jq,
+        })
+    }
+
+    /// The source text.
+    pub fn source(&self) -> &str {
+        &self.src
+    }
+
+    /// Whether the expression runs on the native fast path.
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// Run on `input`, calling `out` for each output. `out` may return
+    /// [`ExprError`]s of its own; they are passed through.
+    pub fn run<'a>(
+        &'a self,
+        input: &V<'a>,
+        scope: &Scope<'a>,
+        out: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>,
+    ) -> Result<(), ExprError> {
+        let Some(op) = &self.fast else {
+            return self.run_jq(input, scope, out);
+        };
+        if self.single {
+            return match op.eval1(input, scope) {
+                Ok(v) => out(v),
+                Err(e) if e.is(ErrKind::Fallback) => self.run_jq(input, scope, out),
+                Err(e) => Err(e),
+            };
+        }
+        let mut emitted = 0usize;
+        let result = op.run(input, scope, &mut |v| {
+            emitted += 1;
+            if emitted > MAX_OUTPUTS {
+                return Err(ExprError::new(format!("more than {MAX_OUTPUTS} outputs")));
+            }
+            out(v)
+        });
+        match result {
+            Err(e) if e.is(ErrKind::Fallback) => {
+                // Rerun in the interpreter, skipping what was already emitted.
+                let mut skip = emitted;
+                self.run_jq(input, scope, &mut |v| {
+                    if skip > 0 {
+                        skip -= 1;
+                        Ok(())
+                    } else {
+                        out(v)
+                    }
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Run in the jq interpreter only (for tests comparing both forms).
+    pub fn run_jq<'a>(
+        &'a self,
+        input: &V<'a>,
+        scope: &Scope<'a>,
+        out: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>,
+    ) -> Result<(), ExprError> {
+        jq::run(&self.jq, input, scope, MAX_OUTPUTS, out)
+    }
+
+    /// The first output, or `None` when there is none.
+    pub fn first<'a>(
+        &'a self,
+        input: &V<'a>,
+        scope: &Scope<'a>,
+    ) -> Result<Option<V<'a>>, ExprError> {
+        if self.single
+            && let Some(op) = &self.fast
+        {
+            match op.eval1(input, scope) {
+                Err(e) if e.is(ErrKind::Fallback) => {}
+                other => return other.map(Some),
+            }
+        }
+        let mut first = None;
+        let r = self.run(input, scope, &mut |v| {
+            first = Some(v);
+            Err(ExprError::stop())
+        });
+        match r {
+            Ok(()) => Ok(first),
+            Err(e) if e.is(ErrKind::Stop) => Ok(first),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the first output is truthy. An error or no output is `false`
+    /// (conditions on frames of another shape simply do not match).
+    pub fn test<'a>(&'a self, input: &V<'a>, scope: &Scope<'a>) -> bool {
+        matches!(self.first(input, scope), Ok(Some(v)) if v.truthy())
+    }
+
+    /// Collect all outputs (convenience for rare paths and tests).
+    pub fn collect<'a>(
+        &'a self,
+        input: &V<'a>,
+        scope: &Scope<'a>,
+    ) -> Result<Vec<V<'a>>, ExprError> {
+        let mut all = Vec::new();
+        self.run(input, scope, &mut |v| {
+            all.push(v);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::json::Parser;
+
+    fn outputs(expr: &Expr, input: &str, jq_only: bool) -> Result<Vec<String>, String> {
+        let mut p = Parser::new();
+        let doc = p.parse(input).unwrap();
+        let frame = V::from_doc(doc);
+        let mut scope = Scope::new();
+        scope.set(Var::Frame, frame.clone());
+        scope.set(Var::Market, V::Str("spot".into()));
+        let mut out = Vec::new();
+        let mut sink = |v: V<'_>| {
+            out.push(normalize(&v));
+            Ok(())
+        };
+        let r = if jq_only {
+            expr.run_jq(&frame, &scope, &mut sink)
+        } else {
+            expr.run(&frame, &scope, &mut sink)
+        };
+        r.map(|()| out).map_err(|e| e.to_string())
+    }
+
+    /// Compare numbers by value, the rest by JSON text.
+    fn normalize(v: &V<'_>) -> String {
+        match v {
+            V::Num(n) => {
+                parse_decimal(n).map_or_else(|| n.to_string(), |d| d.normalize().to_string())
+            }
+            other => other.to_json(),
+        }
+    }
+
+    #[test]
+    fn fast_and_jq_agree() {
+        let frame = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTCUSDT","p":"0.35280000","q":"58","m":true,"T":1633998523963,"b":[["1","2"],["3","0"]],"n":null,"x":-1.5},"arr":[1,2,3],"k":"a\"b"}"#;
+        let cases = [
+            ".data.p",
+            ".data.m",
+            "if .data.m then \"sell\" else \"buy\" end",
+            ".data.b[] | select(.[1] != \"0\") | .[0]",
+            ".data.e == \"aggTrade\" and (.stream | endswith(\"@aggTrade\"))",
+            ".data.missing // .data.s",
+            ".data.n // \"dflt\"",
+            "\"\\(.data.s)-\\(.data.T)\"",
+            ".data.s | ascii_downcase",
+            ".data.x | abs",
+            "-.data.x",
+            ".data.T > 1000",
+            ".arr[-1]",
+            ".arr[]",
+            ".arr | length",
+            ".k | length",
+            ".data | has(\"e\")",
+            ".data | has(\"zz\")",
+            ".data.p | tonumber",
+            ".data.T | tostring",
+            ".data.e | ltrimstr(\"agg\")",
+            ".data.e | rtrimstr(\"Trade\")",
+            "$frame.data.s",
+            "$market",
+            ".stream | startswith(\"btc\")",
+            ".data.p? // 0",
+            ".arr[.arr[0]]",
+            "first(.arr[])",
+            ".data.q * 2",
+            "(.arr[] | select(. > 1)), \"x\"",
+            ".data | type",
+            "[.arr[] | . * 2]",
+            ".data.b | map(.[0])",
+            ".nope.deeper",
+            "try error(\"x\")",
+            ".data.s as $s | $s",
+            ".stream | contains(\"@agg\")",
+            ".arr | contains([1])",
+        ];
+        for src in cases {
+            let e = Expr::compile(src).unwrap_or_else(|err| panic!("{src}: {err:?}"));
+            let fast = outputs(&e, frame, false);
+            let jq = outputs(&e, frame, true);
+            assert_eq!(fast, jq, "expression `{src}` (fast path: {})", e.is_fast());
+        }
+    }
+
+    #[test]
+    fn errors_agree_in_kind() {
+        let frame = r#"{"a":5,"s":"x"}"#;
+        for src in [".a.b", ".s[0]", ".a[]", ".s | ascii_downcase | .x"] {
+            let e = Expr::compile(src).unwrap();
+            assert!(e.is_fast(), "{src}");
+            assert!(outputs(&e, frame, false).is_err(), "{src} fast should fail");
+            assert!(outputs(&e, frame, true).is_err(), "{src} jq should fail");
+        }
+    }
+
+    #[test]
+    fn optional_steps_swallow_only_their_own_errors() {
+        let e = Expr::compile(".a?.b").unwrap();
+        assert!(outputs(&e, r#"[1]"#, false).unwrap().is_empty());
+        assert!(outputs(&e, r#"{"a":5}"#, false).is_err());
+        assert!(outputs(&e, r#"{"a":5}"#, true).is_err());
+    }
+
+    #[test]
+    fn first_and_test() {
+        let mut p = Parser::new();
+        let v = V::from_doc(p.parse(r#"{"a":[1,2]}"#).unwrap());
+        let s = Scope::new();
+        let e = Expr::compile(".a[]").unwrap();
+        assert!(matches!(e.first(&v, &s).unwrap(), Some(V::Num(n)) if n == "1"));
+        assert!(Expr::compile(".a | length == 2").unwrap().test(&v, &s));
+        assert!(
+            !Expr::compile(".a.b == 1").unwrap().test(&v, &s),
+            "errors do not match"
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! `mdrelay replay`: a local fake venue. A WebSocket server that waits for
+//! the client's first message (its subscribe), answers with recorded acks,
+//! then streams recorded frames (text or binary), optionally at a fixed rate
+//! and in a loop. WebSocket pings are answered; simple text requests can be
+//! answered with canned replies (e.g. `ping` → `pong`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::InfraError;
+use crate::serialization::frames::OwnedFrame;
+
+/// What the fake venue sends.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySpec {
+    /// Frames sent right after the client's first message.
+    pub acks: Vec<OwnedFrame>,
+    /// Frames streamed after the acks.
+    pub frames: Vec<OwnedFrame>,
+    /// Frames per second (`None`: as fast as the client reads).
+    pub rate: Option<f64>,
+    /// Start over at the end.
+    pub looped: bool,
+    /// Start streaming without waiting for a client message.
+    pub no_wait: bool,
+    /// Text request → text reply, answered at any time.
+    pub replies: Vec<(String, String)>,
+}
+
+/// Counters of a running replay server.
+#[derive(Debug, Default)]
+pub struct ReplayStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Frames sent (acks included), over all connections.
+    pub frames_sent: AtomicU64,
+    /// Messages received from clients.
+    pub messages_received: AtomicU64,
+}
+
+/// Bind `addr` and serve until `shutdown`. Returns the bound address, the
+/// counters, and the server task.
+pub async fn serve(
+    addr: SocketAddr,
+    spec: ReplaySpec,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, Arc<ReplayStats>, tokio::task::JoinHandle<()>), InfraError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| InfraError::Connect {
+            target: format!("replay listen {addr}"),
+            message: e.to_string(),
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| InfraError::Io(e.to_string()))?;
+    let stats = Arc::new(ReplayStats::default());
+    let prepared = Arc::new(Prepared {
+        acks: spec.acks.iter().map(message).collect(),
+        frames: spec.frames.iter().map(message).collect(),
+    });
+    let spec = Arc::new(spec);
+    let st = stats.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let Ok((tcp, _)) = accepted else { continue };
+            let _ = tcp.set_nodelay(true);
+            st.connections.fetch_add(1, Ordering::Relaxed);
+            let (spec, prepared, st, stop) = (
+                spec.clone(),
+                prepared.clone(),
+                st.clone(),
+                shutdown.child_token(),
+            );
+            tokio::spawn(async move {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    session(ws, &spec, &prepared, &st, stop).await;
+                }
+            });
+        }
+    });
+    Ok((local, stats, task))
+}
+
+fn message(f: &OwnedFrame) -> Message {
+    match f {
+        OwnedFrame::Text(t) => Message::text(t.clone()),
+        OwnedFrame::Binary(b) => Message::binary(b.clone()),
+    }
+}
+
+/// The frames as ready-to-send messages (cloning one is a reference count).
+struct Prepared {
+    acks: Vec<Message>,
+    frames: Vec<Message>,
+}
+
+async fn session<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    spec: &ReplaySpec,
+    prepared: &Prepared,
+    stats: &ReplayStats,
+    stop: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut tx, mut rx) = ws.split();
+    let (replies_tx, mut replies) = tokio::sync::mpsc::channel::<Message>(64);
+    let started = Arc::new(tokio::sync::Notify::new());
+    if spec.no_wait {
+        started.notify_one();
+    }
+    // Reader: counts client messages, answers canned requests and pings,
+    // notices the first message.
+    let reader = {
+        let started = started.clone();
+        let canned = spec.replies.clone();
+        async move {
+            let mut first = true;
+            while let Some(Ok(msg)) = rx.next().await {
+                stats.messages_received.fetch_add(1, Ordering::Relaxed);
+                match msg {
+                    Message::Text(t) => {
+                        if let Some((_, reply)) =
+                            canned.iter().find(|(q, _)| q.as_str() == t.as_str())
+                        {
+                            let _ = replies_tx.send(Message::text(reply.clone())).await;
+                        } else if first {
+                            first = false;
+                            started.notify_one();
+                        }
+                    }
+                    Message::Ping(p) => {
+                        let _ = replies_tx.send(Message::Pong(p)).await;
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+        }
+    };
+    // Writer: owns the socket; replies first, then the next frame.
+    let writer = async move {
+        started.notified().await;
+        for m in &prepared.acks {
+            if tx.send(m.clone()).await.is_err() {
+                return;
+            }
+            stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        let interval = spec
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(1.0 / r));
+        let mut tick = interval.map(|i| {
+            let mut t = tokio::time::interval(i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            t
+        });
+        let mut next = 0usize;
+        let n = prepared.frames.len();
+        let mut done = n == 0;
+        loop {
+            tokio::select! {
+                biased;
+                Some(r) = replies.recv() => {
+                    if tx.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                _ = async {
+                    if let Some(t) = tick.as_mut() {
+                        t.tick().await;
+                    }
+                }, if !done => {
+                    // Feed without flushing while the client keeps up;
+                    // flush every 64 frames and on every tick.
+                    if tx.feed(prepared.frames[next].clone()).await.is_err() {
+                        return;
+                    }
+                    stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    next += 1;
+                    if next == n {
+                        next = 0;
+                        done = !spec.looped;
+                    }
+                    if (tick.is_some() || next.is_multiple_of(64) || done) && tx.flush().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = reader => {}
+        _ = writer => {}
+    }
+}

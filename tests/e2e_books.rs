@@ -1,0 +1,277 @@
+//! Order-book integrity end to end: Binance diff-depth deltas (recorded) and
+//! their REST snapshots (recorded in the same sessions) served by a fake
+//! HTTP endpoint; the relay publishes, per symbol, the snapshot then the
+//! deltas that follow it, contiguously, and a dropped delta is detected,
+//! reported as a `gap` status event and resynced.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use common::*;
+use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::serialization::frames::OwnedFrame;
+
+type Requests = Arc<Mutex<HashMap<String, usize>>>;
+
+/// A fake REST endpoint serving the recorded snapshots by symbol.
+async fn snapshot_server() -> (String, Requests) {
+    let dir = root().join("fixtures/binance-spot/rest");
+    let mut bodies = HashMap::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let sym = p.file_stem().unwrap().to_str().unwrap().to_owned();
+        bodies.insert(sym, std::fs::read_to_string(&p).unwrap());
+    }
+    let requests: Requests = Arc::default();
+    let state = (Arc::new(bodies), requests.clone());
+    async fn depth(
+        State((bodies, requests)): State<(Arc<HashMap<String, String>>, Requests)>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> (axum::http::StatusCode, String) {
+        let sym = q.get("symbol").cloned().unwrap_or_default();
+        *requests.lock().unwrap().entry(sym.clone()).or_default() += 1;
+        match bodies.get(&sym) {
+            Some(b) => (axum::http::StatusCode::OK, b.clone()),
+            None => (
+                axum::http::StatusCode::BAD_REQUEST,
+                "{\"code\":-1121,\"msg\":\"Invalid symbol.\"}".into(),
+            ),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/api/v3/depth", get(depth))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), requests)
+}
+
+fn config(nats: &Nats, ws: &str, rest: &str, symbols: &[String]) -> String {
+    let subs: String = symbols
+        .iter()
+        .map(|s| {
+            format!("[[venues.subscriptions]]\ninstrument = \"{s}\"\ntypes = [\"l2_orderbook\"]\n")
+        })
+        .collect();
+    format!(
+        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n[[venues]]\nid = \"binance-spot\"\nurl = \"{ws}\"\nrest_url = \"{rest}\"\n{subs}",
+        nats.url()
+    )
+}
+
+fn symbols() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root().join("fixtures/binance-spot/rest"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_snapshots_bootstrap_consistent_books() {
+    let nats = Nats::start();
+    let (rest, requests) = snapshot_server().await;
+    let frames = frames(&["benches/data/binance-spot.book.jsonl"]);
+    let replay = Replay::start(
+        ReplaySpec {
+            frames,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let syms = symbols();
+    let relay = relay(&config(&nats, &replay.url(), &rest, &syms)).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    // Every symbol: its snapshot plus the recorded deltas after it.
+    let metrics = relay.metrics.clone();
+    wait_until(
+        Duration::from_secs(30),
+        "a snapshot published for every symbol",
+        || {
+            requests.lock().unwrap().len() == syms.len()
+                && common::metric(
+                    &metrics.encode(),
+                    "mdrelay_events_published_total",
+                    "l2_orderbook",
+                ) > 0.0
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored = stream.all().await;
+    let mut per_symbol: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for m in &stored {
+        if m.subject.ends_with(".l2_orderbook") {
+            per_symbol
+                .entry(m.json["instrument"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(m.json["data"].clone());
+        }
+        assert!(
+            m.json["data"]["state"] != "gap",
+            "unexpected gap: {}",
+            m.json
+        );
+    }
+    assert_eq!(per_symbol.len(), syms.len(), "every symbol has a book");
+    for (sym, events) in &per_symbol {
+        let snap = &events[0];
+        assert_eq!(snap["kind"], "snapshot", "{sym}: the snapshot comes first");
+        let id = snap["last_update_id"].as_i64().unwrap();
+        let mut bids: BTreeMap<rust_decimal::Decimal, rust_decimal::Decimal> = BTreeMap::new();
+        let mut asks = bids.clone();
+        let mut last = id;
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                assert_eq!(e["kind"], "delta", "{sym}");
+                let (u_first, u_last) = (
+                    e["first_update_id"].as_i64().unwrap(),
+                    e["last_update_id"].as_i64().unwrap(),
+                );
+                if i == 1 {
+                    assert!(
+                        u_first <= id + 1 && id < u_last,
+                        "{sym}: first delta {u_first}..{u_last} spans snapshot {id}"
+                    );
+                } else {
+                    assert_eq!(u_first, last + 1, "{sym}: contiguous");
+                }
+                last = u_last;
+            }
+            for (side, book) in [("bids", &mut bids), ("asks", &mut asks)] {
+                for l in e[side].as_array().unwrap() {
+                    let p: rust_decimal::Decimal = l[0].as_str().unwrap().parse().unwrap();
+                    let q: rust_decimal::Decimal = l[1].as_str().unwrap().parse().unwrap();
+                    if q.is_zero() {
+                        book.remove(&p);
+                    } else {
+                        book.insert(p, q);
+                    }
+                }
+            }
+        }
+        // The recorded deltas after the snapshot were all published.
+        let recorded: usize =
+            std::fs::read_to_string(root().join("benches/data/binance-spot.book.jsonl"))
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains(&format!("\"s\":\"{sym}\"")))
+                .filter(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["data"]["u"].as_i64().unwrap() > id
+                })
+                .count();
+        assert_eq!(
+            events.len() - 1,
+            recorded,
+            "{sym}: every delta after the snapshot"
+        );
+        let (best_bid, best_ask) = (bids.keys().next_back(), asks.keys().next());
+        if let (Some(b), Some(a)) = (best_bid, best_ask) {
+            assert!(b < a, "{sym}: book crossed ({b} >= {a})");
+        }
+    }
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_delta_is_a_gap_with_status_and_resync() {
+    let nats = Nats::start();
+    let (rest, requests) = snapshot_server().await;
+    // NKNUSDT's recorded deltas with the 40th left out.
+    let mut frames: Vec<OwnedFrame> = frames(&["benches/data/binance-spot.book.jsonl"])
+        .into_iter()
+        .filter(|f| matches!(f, OwnedFrame::Text(t) if t.contains("\"s\":\"NKNUSDT\"")))
+        .collect();
+    let dropped = frames.remove(40);
+    let OwnedFrame::Text(dropped) = dropped else {
+        unreachable!()
+    };
+    let replay = Replay::start(
+        ReplaySpec {
+            frames,
+            rate: Some(200.0),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let relay = relay(&config(
+        &nats,
+        &replay.url(),
+        &rest,
+        &["NKNUSDT".to_owned()],
+    ))
+    .await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let metrics = relay.metrics.clone();
+    wait_until(
+        Duration::from_secs(20),
+        "the gap is detected and counted",
+        || common::metric(&metrics.encode(), "mdrelay_gaps_total", "binance-spot") >= 1.0,
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        "the snapshot is fetched again",
+        || {
+            requests
+                .lock()
+                .unwrap()
+                .get("NKNUSDT")
+                .copied()
+                .unwrap_or(0)
+                >= 2
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = stream.all().await;
+    let gaps: Vec<_> = stored
+        .iter()
+        .filter(|m| {
+            m.subject == "market.binance-spot.nkn-usdt.status" && m.json["data"]["state"] == "gap"
+        })
+        .collect();
+    assert_eq!(gaps.len(), 1, "one gap status event");
+    assert!(
+        gaps[0].json["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sequence gap")
+    );
+    // Nothing after the hole was published as if the book were intact.
+    let dropped_u = serde_json::from_str::<serde_json::Value>(&dropped).unwrap()["data"]["u"]
+        .as_i64()
+        .unwrap();
+    let published_after: Vec<i64> = stored
+        .iter()
+        .filter(|m| m.subject.ends_with(".l2_orderbook"))
+        .filter_map(|m| m.json["data"]["last_update_id"].as_i64())
+        .filter(|u| *u > dropped_u)
+        .collect();
+    assert!(
+        published_after.is_empty(),
+        "deltas after the gap were held back: {published_after:?}"
+    );
+    assert!(common::metric(&metrics.encode(), "mdrelay_resyncs_total", "binance-spot") >= 1.0);
+    relay.shutdown().await;
+    replay.stop().await;
+}

@@ -100,11 +100,26 @@ pub struct CaseOptions {
     pub market: Option<String>,
 }
 
+/// `fixtures/<venue>/cases.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CasesFile {
+pub struct CasesFile {
+    /// Per fixture case (file stem).
     #[serde(default)]
-    cases: BTreeMap<String, CaseOptions>,
+    pub cases: BTreeMap<String, CaseOptions>,
+    /// Per corpus capture (file stem, e.g. `capture-book`), for
+    /// `mdrelay validate --captures`.
+    #[serde(default)]
+    pub captures: BTreeMap<String, CaseOptions>,
+}
+
+/// Read `dir/cases.toml`; a missing file means no options.
+pub fn read_cases_file(dir: &Path) -> Result<CasesFile, String> {
+    let path = dir.join("cases.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(_) => Ok(CasesFile::default()),
+    }
 }
 
 /// The result of one case.
@@ -138,18 +153,10 @@ pub fn run_venue(venue: &Venue, dir: &Path, bless: bool) -> VenueReport {
         cases: Vec::new(),
         problems: Vec::new(),
     };
-    let options: CasesFile = match std::fs::read_to_string(dir.join("cases.toml")) {
-        Ok(text) => match toml::from_str(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("{}: {e}", dir.join("cases.toml").display()));
-                CasesFile::default()
-            }
-        },
-        Err(_) => CasesFile::default(),
-    };
+    let options = read_cases_file(dir).unwrap_or_else(|e| {
+        report.problems.push(e);
+        CasesFile::default()
+    });
     for path in case_files(dir) {
         let name = path
             .file_stem()

@@ -3,6 +3,7 @@
 
 pub mod books;
 pub mod breaker;
+pub mod captures;
 pub mod connection;
 pub mod fixture;
 pub mod health;

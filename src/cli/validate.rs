@@ -1,8 +1,9 @@
 //! `mdrelay validate`: the fixture gate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::application::captures::check_venue;
 use crate::application::fixture::run_venue;
 use crate::config::venue::load_venues_dir;
 
@@ -21,6 +22,11 @@ pub struct Args {
     /// Only these venues (by id).
     #[arg(long = "venue")]
     pub only: Vec<String>,
+    /// Instead of the fixtures, map every `<DIR>/<venue>/capture-*.jsonl`
+    /// (long recorded sessions, e.g. `../shared/corpus`) and report counts
+    /// per venue and data type; fails if any frame fails to map.
+    #[arg(long, value_name = "DIR")]
+    pub captures: Option<PathBuf>,
 }
 
 /// Compile all venues, run all cases, print a summary; non-zero on any
@@ -30,6 +36,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut failed = !problems.is_empty();
     for p in &problems {
         println!("COMPILE ERROR {p}");
+    }
+    if let Some(corpus) = &args.captures {
+        let selected = venues
+            .iter()
+            .filter(|(id, _)| args.only.is_empty() || args.only.contains(id));
+        failed |= !captures(selected, corpus, &args.fixtures);
+        return Ok(exit(failed));
     }
     for (id, venue) in &venues {
         if !args.only.is_empty() && !args.only.contains(id) {
@@ -70,9 +83,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         failed |= verdict == "FAIL";
     }
-    Ok(if failed {
+    Ok(exit(failed))
+}
+
+fn exit(failed: bool) -> ExitCode {
+    if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
+}
+
+/// The `--captures` mode; true when every frame mapped.
+fn captures<'a>(
+    venues: impl Iterator<Item = (&'a String, &'a crate::engine::venue::Venue)>,
+    corpus: &Path,
+    fixtures: &Path,
+) -> bool {
+    let mut ok = true;
+    for (id, venue) in venues {
+        let reports = match check_venue(venue, corpus, &fixtures.join(id)) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("FAIL {id:<18} {e}");
+                ok = false;
+                continue;
+            }
+        };
+        for r in reports {
+            let verdict = if r.errors == 0 { "ok" } else { "FAIL" };
+            let file = r.path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            println!(
+                "{verdict:4} {id:<18} {file:<26} frames {:>6}  events {:>6} ({})  control {}  unrouted {}  errors {}{}",
+                r.frames,
+                r.total_events(),
+                r.per_type(),
+                r.control,
+                r.unrouted,
+                r.errors,
+                r.market.as_deref().map(|m| format!("  market {m}")).unwrap_or_default(),
+            );
+            for e in &r.examples {
+                println!("     {e}");
+            }
+            ok &= r.errors == 0;
+        }
+    }
+    ok
 }

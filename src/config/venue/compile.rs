@@ -20,7 +20,7 @@ use crate::engine::book::ChecksumSpec;
 use crate::engine::expr::Expr;
 use crate::engine::venue::{
     BookRules, Bootstrap, Channel, Connection, ControlRule, Dispatch, Field, FieldType, Frames,
-    Heartbeat, Market, RestSnapshot, Route, Subscribe, Symbols, Venue, fields_for,
+    Heartbeat, LevelMemory, Market, RestSnapshot, Route, Subscribe, Symbols, Venue, fields_for,
 };
 
 const SECTIONS: [&str; 12] = [
@@ -511,6 +511,7 @@ impl Compiler<'_> {
                 each: None,
                 time_unit: crate::domain::TimeUnit::Auto,
                 fields,
+                level_memory: None,
             };
             Some(RestSnapshot {
                 url: url?,
@@ -651,6 +652,23 @@ impl Compiler<'_> {
                 "an l2_orderbook route needs `bids` and/or `asks`",
             );
         }
+        let level_memory = r.level_memory.as_ref().and_then(|m| {
+            let at = format!("{at}.level_memory");
+            if r.data_type != DataType::L2Orderbook {
+                ok = false;
+                self.p.at(
+                    Some(m.key.span()),
+                    at.clone(),
+                    "level memory applies to l2_orderbook routes only",
+                );
+            }
+            let key = self.jq(&m.key, &format!("{at}.key"));
+            let store = self.opt_jq(m.store.as_ref(), &format!("{at}.store"));
+            let forget = self.opt_jq(m.forget.as_ref(), &format!("{at}.forget"));
+            let complete = m.store.is_some() == store.is_some() && m.forget.is_some() == forget.is_some();
+            Some(LevelMemory { key: key?, store, forget }).filter(|_| complete)
+        });
+        ok &= r.level_memory.is_none() || level_memory.is_some();
         let name = r.name.unwrap_or_else(|| format!("{}#{i}", r.data_type));
         if !ok {
             return None;
@@ -664,6 +682,7 @@ impl Compiler<'_> {
             each,
             time_unit: r.time_unit,
             fields,
+            level_memory,
         })
     }
 }

@@ -350,4 +350,23 @@ pub struct RawRoute {
     /// depends on `type`; see docs/venue-format.md.
     #[serde(default)]
     pub fields: BTreeMap<String, Jq>,
+    /// Per-connection memory for book level rows that identify a level by
+    /// an id and carry its price only when it appears (l2_orderbook routes).
+    pub level_memory: Option<RawLevelMemory>,
+}
+
+/// `[routes.level_memory]`: remember a scalar per level key, recall it as
+/// `$memo` in `level_price` / `level_quantity`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLevelMemory {
+    /// jq on the level row: its key (string or number), e.g.
+    /// `"\($frame.table):\(.symbol):\(.id)"`.
+    pub key: Jq,
+    /// jq on the level row: the value to remember under the key (no output or
+    /// `null`: keep what is remembered), e.g. `.price`.
+    pub store: Option<Jq>,
+    /// jq condition on the level row: forget the key once the row is mapped
+    /// (e.g. `$frame.action == "delete"`).
+    pub forget: Option<Jq>,
 }

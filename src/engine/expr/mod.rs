@@ -24,7 +24,7 @@ pub use value::{V, parse_decimal};
 
 /// The variables every expression may use. Each is `null` where it does not
 /// apply (for example `$request_id` outside subscribe templates).
-pub const VARS: [&str; 9] = [
+pub const VARS: [&str; 10] = [
     "$frame",
     "$ctx",
     "$market",
@@ -34,6 +34,7 @@ pub const VARS: [&str; 9] = [
     "$counter",
     "$now_ms",
     "$connect_id",
+    "$memo",
 ];
 
 /// Index of a variable in [`VARS`].
@@ -58,6 +59,9 @@ pub enum Var {
     NowMs = 7,
     /// A random connection id (`$connect_id`) in URL templates.
     ConnectId = 8,
+    /// The value remembered for a book level row (`$memo`, see
+    /// `[routes.level_memory]`), in level expressions.
+    Memo = 9,
 }
 
 /// Upper bound on the outputs of one expression on one input: keeps a
@@ -128,6 +132,7 @@ impl std::fmt::Display for ExprError {
 impl std::error::Error for ExprError {}
 
 /// The variable values for one evaluation.
+#[derive(Clone)]
 pub struct Scope<'a> {
     vars: [V<'a>; VARS.len()],
     jq: OnceCell<Vec<Val>>,

@@ -1,5 +1,6 @@
 //! Building one canonical event from one routed item.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::domain::{
@@ -11,12 +12,14 @@ use crate::engine::venue::{Field, Route};
 
 use super::MapError;
 use super::convert;
+use super::memory::{Memo, Memory};
 
 /// Everything an item needs besides the route and the item itself.
 pub(super) struct ItemEnv<'s, 'a> {
     pub scope: &'s Scope<'a>,
     pub venue: &'s Arc<str>,
     pub receive_time: Timestamp,
+    pub memory: &'s RefCell<Memory>,
 }
 
 fn field_name(route: &Route, f: Field) -> &'static str {
@@ -132,7 +135,7 @@ pub(super) fn event<'a>(
     let exchange_time = conv(route, Field::ExchangeTime, item, s, |v| {
         convert::time(v, route.time_unit)
     })?;
-    let payload = payload(route, item, s)?;
+    let payload = payload(route, item, s, env.memory)?;
     let key = match owned_text(route, Field::EventKey, item, s)? {
         Some(k) => k,
         None => default_key(&payload, exchange_time),
@@ -176,7 +179,12 @@ fn default_key(payload: &Payload, exchange_time: Option<Timestamp>) -> String {
     }
 }
 
-fn payload<'a>(r: &'a Route, item: &V<'a>, s: &Scope<'a>) -> Result<Payload, MapError> {
+fn payload<'a>(
+    r: &'a Route,
+    item: &V<'a>,
+    s: &Scope<'a>,
+    mem: &RefCell<Memory>,
+) -> Result<Payload, MapError> {
     Ok(match r.data_type {
         DataType::Trade => Payload::Trade(Trade {
             price: required(r, Field::Price, dec(r, Field::Price, item, s)?)?,
@@ -210,8 +218,8 @@ fn payload<'a>(r: &'a Route, item: &V<'a>, s: &Scope<'a>) -> Result<Payload, Map
                 Field::Kind,
                 conv(r, Field::Kind, item, s, |v| convert::book_kind(v).map(Some))?,
             )?,
-            bids: levels(r, Field::Bids, item, s)?,
-            asks: levels(r, Field::Asks, item, s)?,
+            bids: levels(r, Field::Bids, item, s, mem)?,
+            asks: levels(r, Field::Asks, item, s, mem)?,
             first_update_id: conv(r, Field::FirstUpdateId, item, s, convert::integer)?,
             last_update_id: conv(r, Field::LastUpdateId, item, s, convert::integer)?,
             prev_update_id: conv(r, Field::PrevUpdateId, item, s, convert::integer)?,
@@ -245,7 +253,13 @@ fn payload<'a>(r: &'a Route, item: &V<'a>, s: &Scope<'a>) -> Result<Payload, Map
 }
 
 /// Run a levels generator and read each level's price and quantity.
-fn levels<'a>(r: &'a Route, f: Field, item: &V<'a>, s: &Scope<'a>) -> Result<Vec<Level>, MapError> {
+fn levels<'a>(
+    r: &'a Route,
+    f: Field,
+    item: &V<'a>,
+    s: &Scope<'a>,
+    mem: &RefCell<Memory>,
+) -> Result<Vec<Level>, MapError> {
     let Some(gen_expr) = r.field(f) else {
         return Ok(Vec::new());
     };
@@ -258,6 +272,20 @@ fn levels<'a>(r: &'a Route, f: Field, item: &V<'a>, s: &Scope<'a>) -> Result<Vec
     let mut out = Vec::new();
     let mut failure: Option<MapError> = None;
     let result = gen_expr.run(item, s, &mut |level| {
+        let recalled;
+        let (s, forget) = match &r.level_memory {
+            None => (s, None),
+            Some(m) => match recall(r, m, &level, s, mem) {
+                Ok((scope, forget)) => {
+                    recalled = scope;
+                    (&recalled, forget)
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    return Err(crate::engine::expr::ExprError::new("level failed"));
+                }
+            },
+        };
         let read = |e: &Expr, which: Field| -> Result<rust_decimal::Decimal, MapError> {
             let v = e
                 .first(&level, s)
@@ -276,6 +304,9 @@ fn levels<'a>(r: &'a Route, f: Field, item: &V<'a>, s: &Scope<'a>) -> Result<Vec
         ) {
             (Ok(price), Ok(quantity)) => {
                 out.push(Level { price, quantity });
+                if let Some(key) = forget {
+                    mem.borrow_mut().forget(&key);
+                }
                 Ok(())
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -289,4 +320,39 @@ fn levels<'a>(r: &'a Route, f: Field, item: &V<'a>, s: &Scope<'a>) -> Result<Vec
     }
     result.map_err(|e| err(r, f, e.to_string()))?;
     Ok(out)
+}
+
+/// Apply a route's level memory to one level row: store its value, and
+/// return the scope with `$memo` set plus the key to forget after the row.
+fn recall<'a>(
+    r: &Route,
+    m: &crate::engine::venue::LevelMemory,
+    level: &V<'a>,
+    s: &Scope<'a>,
+    mem: &RefCell<Memory>,
+) -> Result<(Scope<'a>, Option<String>), MapError> {
+    let fail = |what: &str, e: String| MapError::Route {
+        route: r.name.clone(),
+        message: format!("level_memory.{what}: {e}"),
+    };
+    let key = match m.key.first(level, s).map_err(|e| fail("key", e.to_string()))? {
+        Some(V::Null) | None => return Err(fail("key", "no key for the level row".into())),
+        Some(k) => k.to_text().into_owned(),
+    };
+    if let Some(store) = &m.store
+        && let Some(v) = store
+            .first(level, s)
+            .map_err(|e| fail("store", e.to_string()))?
+        && let Some(memo) = Memo::from_v(&v)
+    {
+        mem.borrow_mut().put(&key, memo);
+    }
+    let value = mem.borrow().get(&key).map_or(V::Null, Memo::to_owned_v);
+    let mut scope = s.clone();
+    scope.set(crate::engine::expr::Var::Memo, value);
+    let forget = match &m.forget {
+        Some(f) if f.test(level, &scope) => Some(key),
+        _ => None,
+    };
+    Ok((scope, forget))
 }

@@ -9,12 +9,15 @@
 mod build;
 mod convert;
 mod decode;
+mod memory;
 mod symbols;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use decode::RawFrame;
+pub use memory::{MAX_MEMORY_ENTRIES, Memory};
 pub use symbols::SymbolCache;
 
 use crate::domain::{Event, Timestamp};
@@ -118,6 +121,7 @@ pub struct Mapper {
     context: HashMap<String, OwnedDoc>,
     symbols: SymbolCache,
     conn_seq: Option<i64>,
+    memory: Memory,
 }
 
 impl Mapper {
@@ -136,6 +140,7 @@ impl Mapper {
             context: HashMap::new(),
             symbols: SymbolCache::new(pinned),
             conn_seq: None,
+            memory: Memory::default(),
         }
     }
 
@@ -175,6 +180,7 @@ impl Mapper {
             market,
             parser,
             symbols,
+            memory,
             ..
         } = self;
         let root = V::from_doc(parser.parse(text)?);
@@ -186,20 +192,26 @@ impl Mapper {
         if let Some(m) = market.as_deref() {
             scope.set(Var::Market, V::Str(m.into()));
         }
+        let cell = RefCell::new(std::mem::take(memory));
         let env = build::ItemEnv {
             scope: &scope,
             venue: venue_id,
             receive_time,
+            memory: &cell,
         };
-        let name = build::instrument(route, &root, &scope)?;
-        let inst = symbols.resolve(&name, &venue.symbols, scope.get(Var::Market), venue_id);
-        out.push(build::event(route, &root, inst, &env)?);
+        let event = build::instrument(route, &root, &scope).and_then(|name| {
+            let inst = symbols.resolve(&name, &venue.symbols, scope.get(Var::Market), venue_id);
+            build::event(route, &root, inst, &env)
+        });
+        *memory = settle(cell, event.is_ok());
+        out.push(event?);
         Ok(1)
     }
 
-    /// Forget per-connection context (after a reconnect).
+    /// Forget per-connection context and level memory (after a reconnect).
     pub fn reset_context(&mut self) {
         self.context.clear();
+        self.memory.clear();
     }
 
     /// Map one frame, appending events to `out`. On error nothing is appended
@@ -226,6 +238,7 @@ impl Mapper {
             context,
             symbols,
             conn_seq,
+            memory,
         } = self;
         let text = decode::decode(frame, venue.frames.compression, limit, inflate)?;
         let root = match parser.parse(text) {
@@ -284,10 +297,12 @@ impl Mapper {
 
         let start = out.len();
         let mut matched = false;
+        let cell = RefCell::new(std::mem::take(memory));
         let env = build::ItemEnv {
             scope: &scope,
             venue: venue_id,
             receive_time,
+            memory: &cell,
         };
         for &i in venue.route_index.candidates(route_key.as_deref()) {
             let route = &venue.routes[i];
@@ -325,16 +340,19 @@ impl Mapper {
             };
             if let Some(e) = failure {
                 out.truncate(start);
+                *memory = settle(cell, false);
                 return Err(e);
             }
             if let Err(e) = r {
                 out.truncate(start);
+                *memory = settle(cell, false);
                 return Err(MapError::Route {
                     route: route.name.clone(),
                     message: format!("each: {e}"),
                 });
             }
         }
+        *memory = settle(cell, true);
         Ok(if matched {
             Outcome::Data {
                 events: out.len() - start,
@@ -343,6 +361,17 @@ impl Mapper {
             Outcome::Unrouted
         })
     }
+}
+
+/// Keep (or drop) the level-memory changes of the frame just mapped.
+fn settle(memory: RefCell<Memory>, ok: bool) -> Memory {
+    let mut m = memory.into_inner();
+    if ok {
+        m.commit()
+    } else {
+        m.rollback()
+    }
+    m
 }
 
 fn looks_like_json(text: &str) -> bool {

@@ -340,6 +340,19 @@ pub struct Route {
     pub time_unit: TimeUnit,
     /// Field expressions, indexed by [`Field`].
     pub fields: Vec<Option<Expr>>,
+    /// Level memory (`$memo` in level expressions).
+    pub level_memory: Option<LevelMemory>,
+}
+
+/// Compiled `[routes.level_memory]`.
+#[derive(Debug, Clone)]
+pub struct LevelMemory {
+    /// The key of a level row.
+    pub key: Expr,
+    /// The value to remember.
+    pub store: Option<Expr>,
+    /// Whether to forget the key after the row.
+    pub forget: Option<Expr>,
 }
 
 /// Whether an optional condition holds (no condition holds).

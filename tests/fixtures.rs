@@ -30,7 +30,9 @@ fn every_venue_compiles_and_matches_its_fixtures() {
             if let Some(m) = &case.mismatch {
                 failures.push(format!("{id}/{}: output differs\n{m}", case.name));
             }
-            if case.counts.events == 0 && case.name != "control" {
+            // `control` and `unmapped` cases hold frames that must give no
+            // event (acks, heartbeats, data the venue file leaves out on purpose).
+            if case.counts.events == 0 && !matches!(case.name.as_str(), "control" | "unmapped") {
                 failures.push(format!("{id}/{}: produced no events", case.name));
             }
         }

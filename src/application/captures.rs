@@ -29,8 +29,11 @@ pub struct CaptureReport {
     pub control: usize,
     /// Frames no route or control rule matched.
     pub unrouted: usize,
-    /// Frames that failed to map, and the first few reasons (line: error).
+    /// Frames that failed to map.
     pub errors: usize,
+    /// Connection sequence gaps (`frames.sequence`): messages missing from
+    /// the recording. Reported, not failures: the frames still map.
+    pub gaps: usize,
     /// Up to five examples of failures.
     pub examples: Vec<String>,
 }
@@ -79,10 +82,15 @@ pub fn check_venue(venue: &Venue, corpus: &Path, fixtures: &Path) -> Result<Vec<
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        let market = cases.captures.get(stem).and_then(|o| o.market.clone());
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut report = check_text(venue, market.as_deref(), &text);
+        let options = cases.captures.get(stem);
+        let market = options.and_then(|o| o.market.clone());
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        let preamble = match options.and_then(|o| o.preamble.as_deref()) {
+            Some(p) => read(&fixtures.join(p))?,
+            None => String::new(),
+        };
+        let text = read(&path)?;
+        let mut report = check_text(venue, market.as_deref(), &preamble, &text);
         report.path = path;
         report.market = market;
         out.push(report);
@@ -90,8 +98,9 @@ pub fn check_venue(venue: &Venue, corpus: &Path, fixtures: &Path) -> Result<Vec<
     Ok(out)
 }
 
-/// Map the frames of `text` (one per line) and count the outcomes.
-pub fn check_text(venue: &Venue, market: Option<&str>, text: &str) -> CaptureReport {
+/// Map the frames of `text` (one per line), after those of `preamble`
+/// (not counted), and count the outcomes.
+pub fn check_text(venue: &Venue, market: Option<&str>, preamble: &str, text: &str) -> CaptureReport {
     let mut mapper = Mapper::new(
         venue.id.clone(),
         market.map(str::to_owned),
@@ -99,6 +108,13 @@ pub fn check_text(venue: &Venue, market: Option<&str>, text: &str) -> CaptureRep
     );
     let mut report = CaptureReport::default();
     let mut events = Vec::new();
+    for line in preamble.lines() {
+        if let FrameLine::Frame(f) = parse_frame_line(line) {
+            let _ = mapper.map(venue, f.as_raw(), Timestamp(0), &mut events);
+            let _ = mapper.take_gap();
+            events.clear();
+        }
+    }
     for (i, line) in text.lines().enumerate() {
         let frame = match parse_frame_line(line) {
             FrameLine::Skip => continue,
@@ -110,7 +126,9 @@ pub fn check_text(venue: &Venue, market: Option<&str>, text: &str) -> CaptureRep
         };
         report.frames += 1;
         events.clear();
-        match mapper.map(venue, frame.as_raw(), Timestamp(0), &mut events) {
+        let result = mapper.map(venue, frame.as_raw(), Timestamp(0), &mut events);
+        report.gaps += usize::from(mapper.take_gap().is_some());
+        match result {
             Ok(Outcome::Data { .. }) => {
                 for e in &events {
                     *report.events.entry(e.data_type()).or_default() += 1;

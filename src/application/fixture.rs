@@ -5,7 +5,8 @@
 //! `<case>.expected.jsonl` holds the transcript: for each frame, the JSON of
 //! every event it produced (receive time fixed at the epoch), or one marker
 //! line for frames that produce none: `{"line":N,"control":"ack"}`,
-//! `{"line":N,"unrouted":true}`, `{"line":N,"error":"..."}`.
+//! `{"line":N,"unrouted":true}`, `{"line":N,"error":"..."}`; a frame that
+//! reveals a connection sequence gap is preceded by `{"line":N,"gap":"..."}`.
 //! An optional `fixtures/<venue>/cases.toml` sets per-case options:
 //! `[cases.<case>] market = "linear"`.
 
@@ -33,6 +34,8 @@ pub struct Counts {
     pub unrouted: usize,
     /// Frames that failed to map.
     pub errors: usize,
+    /// Connection sequence gaps seen (`frames.sequence`).
+    pub gaps: usize,
 }
 
 /// Map `frames` through `venue` and return the transcript (see module docs).
@@ -58,7 +61,12 @@ pub fn transcript(venue: &Venue, market: Option<&str>, frames: &str) -> (Vec<Str
         };
         counts.frames += 1;
         events.clear();
-        match mapper.map(venue, frame.as_raw(), Timestamp(0), &mut events) {
+        let result = mapper.map(venue, frame.as_raw(), Timestamp(0), &mut events);
+        if let Some(gap) = mapper.take_gap() {
+            counts.gaps += 1;
+            out.push(marker(n, "gap", gap.to_string().into()));
+        }
+        match result {
             Ok(Outcome::Data { .. }) if !events.is_empty() => {
                 counts.events += events.len();
                 out.extend(events.iter().map(to_json_line));
@@ -110,7 +118,18 @@ pub struct CasesFile {
     /// Per corpus capture (file stem, e.g. `capture-book`), for
     /// `mdrelay validate --captures`.
     #[serde(default)]
-    pub captures: BTreeMap<String, CaseOptions>,
+    pub captures: BTreeMap<String, CaptureOptions>,
+}
+
+/// Options of one corpus capture.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureOptions {
+    /// The market the frames were recorded on.
+    pub market: Option<String>,
+    /// Frames mapped before the capture and not counted (e.g. the subscribe
+    /// acks that assign channel ids), relative to the fixture folder.
+    pub preamble: Option<String>,
 }
 
 /// Read `dir/cases.toml`; a missing file means no options.

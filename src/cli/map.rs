@@ -55,7 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .receive_time_ms
             .map_or_else(Timestamp::now, |ms| Timestamp(ms * 1_000_000));
         events.clear();
-        match mapper.map(&venue, frame.as_raw(), now, &mut events) {
+        let result = mapper.map(&venue, frame.as_raw(), now, &mut events);
+        if let Some(gap) = mapper.take_gap() {
+            eprintln!("line {n}: {gap} (the relay reconnects here)");
+        }
+        match result {
             Ok(outcome) => {
                 for e in &events {
                     writeln!(stdout, "{}", to_json_line(e))?;

@@ -114,12 +114,13 @@ fn captures<'a>(
             let verdict = if r.errors == 0 { "ok" } else { "FAIL" };
             let file = r.path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
             println!(
-                "{verdict:4} {id:<18} {file:<26} frames {:>6}  events {:>6} ({})  control {}  unrouted {}  errors {}{}",
+                "{verdict:4} {id:<18} {file:<26} frames {:>6}  events {:>6} ({})  control {}  unrouted {}  gaps {}  errors {}{}",
                 r.frames,
                 r.total_events(),
                 r.per_type(),
                 r.control,
                 r.unrouted,
+                r.gaps,
                 r.errors,
                 r.market.as_deref().map(|m| format!("  market {m}")).unwrap_or_default(),
             );

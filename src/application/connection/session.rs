@@ -409,7 +409,31 @@ impl Session<'_> {
         let received = Instant::now();
         self.events.clear();
         let venue = self.venue.clone();
-        match self.mapper.map(&venue, frame, now, &mut self.events) {
+        let result = self.mapper.map(&venue, frame, now, &mut self.events);
+        let end = self.on_mapped(result, &venue, &frame, received).await;
+        if let Some(gap) = self.mapper.take_gap() {
+            // The frame's own events went out above; what was lost before it
+            // can only be recovered by starting over.
+            let reason = gap.to_string();
+            self.counters.gaps.inc();
+            self.publish_status(StatusState::Gap, &reason).await;
+            return Some(end.unwrap_or(End::Failed {
+                connected: true,
+                reason,
+            }));
+        }
+        end
+    }
+
+    async fn on_mapped(
+        &mut self,
+        result: Result<Outcome, MapError>,
+        venue: &Arc<Venue>,
+        frame: &RawFrame<'_>,
+        received: Instant,
+    ) -> Option<End> {
+        let c = self.counters;
+        match result {
             Ok(Outcome::Data { .. }) => {
                 let book = venue.book.active();
                 let mut events = std::mem::take(&mut self.events);
@@ -437,20 +461,11 @@ impl Session<'_> {
             Ok(Outcome::Control(info)) => return self.on_control(info).await,
             Ok(Outcome::Unrouted) => {
                 c.unrouted.inc();
-                debug!(venue = %self.conn.venue_id, frame = truncate(frame_text(&frame), 200), "unrouted frame");
-            }
-            Err(MapError::SequenceGap { expected, got }) => {
-                let reason = format!("connection sequence gap: expected {expected}, got {got}");
-                c.gaps.inc();
-                self.publish_status(StatusState::Gap, &reason).await;
-                return Some(End::Failed {
-                    connected: true,
-                    reason,
-                });
+                debug!(venue = %self.conn.venue_id, frame = truncate(frame_text(frame), 200), "unrouted frame");
             }
             Err(e) => {
                 c.failures.inc();
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(&frame), 200), "frame skipped");
+                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(frame), 200), "frame skipped");
             }
         }
         None

@@ -67,15 +67,6 @@ pub enum MapError {
         /// What went wrong.
         message: String,
     },
-    /// The connection's message sequence (`frames.sequence`) skipped: data
-    /// was lost on this connection.
-    #[error("connection sequence gap: expected {expected}, got {got}")]
-    SequenceGap {
-        /// The number expected.
-        expected: i64,
-        /// The number received.
-        got: i64,
-    },
     /// A control rule's reply, message or capture failed.
     #[error("control rule `{kind}`: {message}")]
     Control {
@@ -84,6 +75,26 @@ pub enum MapError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// The connection's message sequence (`frames.sequence`) skipped: messages
+/// were lost on this connection. The frame that shows it is still mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceGap {
+    /// The number expected.
+    pub expected: i64,
+    /// The number received.
+    pub got: i64,
+}
+
+impl std::fmt::Display for SequenceGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection sequence gap: expected {}, got {}",
+            self.expected, self.got
+        )
+    }
 }
 
 /// What a frame turned out to be.
@@ -121,6 +132,7 @@ pub struct Mapper {
     context: HashMap<String, OwnedDoc>,
     symbols: SymbolCache,
     conn_seq: Option<i64>,
+    gap: Option<SequenceGap>,
     memory: Memory,
 }
 
@@ -140,6 +152,7 @@ impl Mapper {
             context: HashMap::new(),
             symbols: SymbolCache::new(pinned),
             conn_seq: None,
+            gap: None,
             memory: Memory::default(),
         }
     }
@@ -208,6 +221,12 @@ impl Mapper {
         Ok(1)
     }
 
+    /// The connection sequence gap the last mapped frame revealed, if any
+    /// (see `frames.sequence`); the frame itself was mapped as usual.
+    pub fn take_gap(&mut self) -> Option<SequenceGap> {
+        self.gap.take()
+    }
+
     /// Forget per-connection context and level memory (after a reconnect).
     pub fn reset_context(&mut self) {
         self.context.clear();
@@ -238,6 +257,7 @@ impl Mapper {
             context,
             symbols,
             conn_seq,
+            gap,
             memory,
         } = self;
         let text = decode::decode(frame, venue.frames.compression, limit, inflate)?;
@@ -252,19 +272,20 @@ impl Mapper {
         if let Some(m) = market.as_deref() {
             scope.set(Var::Market, V::Str(m.into()));
         }
+        *gap = None;
         if let Some(seq_expr) = &venue.frames.sequence
             && let Ok(Some(V::Num(n))) = seq_expr.first(&root, &scope)
             && let Ok(n) = n.parse::<i64>()
         {
-            let prev = conn_seq.replace(n);
-            if let Some(p) = prev
-                && n != p + 1
-            {
-                return Err(MapError::SequenceGap {
-                    expected: p + 1,
-                    got: n,
-                });
+            // A repeated or older number is not a loss: keep the highest.
+            let prev = *conn_seq;
+            if prev.is_none_or(|p| n > p) {
+                *conn_seq = Some(n);
             }
+            *gap = prev.filter(|p| n > p + 1).map(|p| SequenceGap {
+                expected: p + 1,
+                got: n,
+            });
         }
         if let Some(key_expr) = &venue.frames.context_key
             && let Ok(Some(k)) = key_expr.first(&root, &scope)

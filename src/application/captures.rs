@@ -74,7 +74,11 @@ pub fn capture_files(corpus: &Path, venue: &str) -> Vec<PathBuf> {
 
 /// Map every capture of `venue`. `fixtures` is the venue's fixture folder,
 /// whose `cases.toml` may set `[captures.<file stem>] market = "..."`.
-pub fn check_venue(venue: &Venue, corpus: &Path, fixtures: &Path) -> Result<Vec<CaptureReport>, String> {
+pub fn check_venue(
+    venue: &Venue,
+    corpus: &Path,
+    fixtures: &Path,
+) -> Result<Vec<CaptureReport>, String> {
     let cases = read_cases_file(fixtures)?;
     let mut out = Vec::new();
     for path in capture_files(corpus, &venue.id) {
@@ -84,7 +88,8 @@ pub fn check_venue(venue: &Venue, corpus: &Path, fixtures: &Path) -> Result<Vec<
             .unwrap_or_default();
         let options = cases.captures.get(stem);
         let market = options.and_then(|o| o.market.clone());
-        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        let read =
+            |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
         let preamble = match options.and_then(|o| o.preamble.as_deref()) {
             Some(p) => read(&fixtures.join(p))?,
             None => String::new(),
@@ -100,7 +105,12 @@ pub fn check_venue(venue: &Venue, corpus: &Path, fixtures: &Path) -> Result<Vec<
 
 /// Map the frames of `text` (one per line), after those of `preamble`
 /// (not counted), and count the outcomes.
-pub fn check_text(venue: &Venue, market: Option<&str>, preamble: &str, text: &str) -> CaptureReport {
+pub fn check_text(
+    venue: &Venue,
+    market: Option<&str>,
+    preamble: &str,
+    text: &str,
+) -> CaptureReport {
     let mut mapper = Mapper::new(
         venue.id.clone(),
         market.map(str::to_owned),

@@ -14,9 +14,9 @@
 //!   needing a restart and left as they are.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::RecursiveMode};
 use tokio::sync::{mpsc, watch};
@@ -61,6 +61,11 @@ impl super::relay::RelayHandle {
         venues_dir: PathBuf,
     ) -> Result<impl Drop + use<>, String> {
         let control = self.control.clone();
+        // Reading a file is an event too (inotify reports opens), and the
+        // reload itself reads every file: only a change of some file's size
+        // or modification time asks for a reload, or it would loop.
+        let (dir, file) = (venues_dir.clone(), config.clone());
+        let mut last = files_stamp(&dir, &file);
         let mut debouncer = new_debouncer(
             Duration::from_millis(300),
             move |res: DebounceEventResult| {
@@ -69,7 +74,11 @@ impl super::relay::RelayHandle {
                         .iter()
                         .any(|e| e.path.extension().is_some_and(|x| x == "toml"))
                 {
-                    control.request();
+                    let now = files_stamp(&dir, &file);
+                    if now != last {
+                        last = now;
+                        control.request();
+                    }
                 }
             },
         )
@@ -87,6 +96,28 @@ impl super::relay::RelayHandle {
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(debouncer)
     }
+}
+
+/// Size and modification time of the config file and every `.toml` file in
+/// the venues directory (metadata only: opening a file would be an event).
+fn files_stamp(venues_dir: &Path, config: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let stamp = |p: PathBuf| {
+        let m = std::fs::metadata(&p).ok();
+        let len = m.as_ref().map_or(0, |m| m.len());
+        let modified = m.and_then(|m| m.modified().ok());
+        (p, len, modified)
+    };
+    let mut out: Vec<_> = std::fs::read_dir(venues_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .map(stamp)
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.push(stamp(config.to_path_buf()));
+    out
 }
 
 /// Owns the running venues and applies reloads.

@@ -122,7 +122,10 @@ fn captures<'a>(
                 r.unrouted,
                 r.gaps,
                 r.errors,
-                r.market.as_deref().map(|m| format!("  market {m}")).unwrap_or_default(),
+                r.market
+                    .as_deref()
+                    .map(|m| format!("  market {m}"))
+                    .unwrap_or_default(),
             );
             for e in &r.examples {
                 println!("     {e}");

@@ -665,8 +665,14 @@ impl Compiler<'_> {
             let key = self.jq(&m.key, &format!("{at}.key"));
             let store = self.opt_jq(m.store.as_ref(), &format!("{at}.store"));
             let forget = self.opt_jq(m.forget.as_ref(), &format!("{at}.forget"));
-            let complete = m.store.is_some() == store.is_some() && m.forget.is_some() == forget.is_some();
-            Some(LevelMemory { key: key?, store, forget }).filter(|_| complete)
+            let complete =
+                m.store.is_some() == store.is_some() && m.forget.is_some() == forget.is_some();
+            Some(LevelMemory {
+                key: key?,
+                store,
+                forget,
+            })
+            .filter(|_| complete)
         });
         ok &= r.level_memory.is_none() || level_memory.is_some();
         let name = r.name.unwrap_or_else(|| format!("{}#{i}", r.data_type));

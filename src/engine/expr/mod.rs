@@ -11,6 +11,7 @@
 //! every expression of every shipped venue over the recorded frames.
 
 mod fast;
+mod guard;
 mod jq;
 mod value;
 
@@ -201,6 +202,7 @@ impl Expr {
     /// Compile an expression. Errors carry byte offsets into `src`.
     pub fn compile(src: &str) -> Result<Expr, Vec<JqCompileError>> {
         let jq = jq::compile(src)?;
+        guard::check(src)?;
         let fast = fast::compile(src);
         let single = fast.as_ref().is_some_and(fast::Op::is_single);
         Ok(Expr {

@@ -335,7 +335,11 @@ fn recall<'a>(
         route: r.name.clone(),
         message: format!("level_memory.{what}: {e}"),
     };
-    let key = match m.key.first(level, s).map_err(|e| fail("key", e.to_string()))? {
+    let key = match m
+        .key
+        .first(level, s)
+        .map_err(|e| fail("key", e.to_string()))?
+    {
         Some(V::Null) | None => return Err(fail("key", "no key for the level row".into())),
         Some(k) => k.to_text().into_owned(),
     };

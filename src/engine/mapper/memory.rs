@@ -130,7 +130,10 @@ mod tests {
         m.forget("XBTUSD:1");
         assert_eq!(m.get("XBTUSD:1"), None, "forgetting is seen at once");
         m.rollback();
-        assert!(m.get("XBTUSD:1").is_some(), "a failed frame forgets nothing");
+        assert!(
+            m.get("XBTUSD:1").is_some(),
+            "a failed frame forgets nothing"
+        );
         m.forget("XBTUSD:1");
         m.commit();
         assert!(m.is_empty());

@@ -30,13 +30,23 @@ pub fn write_json(v: Value<'_>, out: &mut String) {
         }
         Kind::Object => {
             out.push('{');
-            for (i, (k, val)) in v.members().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            for (i, (k, _)) in v.members().enumerate() {
+                // A repeated key (invalid but seen in venue docs) is written
+                // once, where it first appears, with its last value: what
+                // jq and every map-based parser make of it.
+                if v.members().take(i).any(|(earlier, _)| earlier == k) {
+                    continue;
+                }
+                if !first {
                     out.push(',');
                 }
+                first = false;
                 write_str(&k, out);
                 out.push(':');
-                write_json(val, out);
+                if let Some(val) = v.get(&k) {
+                    write_json(val, out);
+                }
             }
             out.push('}');
         }
@@ -73,5 +83,12 @@ mod tests {
         let v = p.parse(src).unwrap();
         let doc = OwnedDoc::from_value(v);
         assert_eq!(doc.text(), r#"{"a":[1,"x\"y",null,true],"b\n":{}}"#);
+    }
+
+    #[test]
+    fn a_repeated_key_is_written_once_with_its_last_value() {
+        let mut p = Parser::new();
+        let v = p.parse(r#"{"id":1,"m":2,"x":3,"m":4}"#).unwrap();
+        assert_eq!(OwnedDoc::from_value(v).text(), r#"{"id":1,"m":4,"x":3}"#);
     }
 }

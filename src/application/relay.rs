@@ -247,8 +247,10 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
         let (shared, running) = reloader.serve(reload_requests, stop).await;
         let report = drain_all(shared, running, publishers, drain).await;
         http_stop.cancel();
-        let _ = http_task.await;
-        let _ = client.flush().await;
+        // Neither may hold up the exit: an idle HTTP client keeps its
+        // connection, and a flush waits forever while NATS is unreachable.
+        let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
         report
     });
     Ok(RelayHandle {

@@ -14,14 +14,19 @@ use crate::config::relay::raw::{
 /// Connect to NATS. The client keeps reconnecting on its own afterwards;
 /// with `wait`, the first connection is retried until it succeeds.
 pub async fn connect(cfg: &RawNats, name: &str, wait: bool) -> Result<Client, InfraError> {
-    let mut opts = match &cfg.auth {
-        RawAuth::None => ConnectOptions::new(),
-        RawAuth::Token { token } => ConnectOptions::with_token(token.expose().to_owned()),
-        RawAuth::UserPassword { user, password } => {
+    let (urls, url_auth) = server_addrs(&cfg.urls)?;
+    let mut opts = match (&cfg.auth, url_auth) {
+        (RawAuth::None, Some(UrlAuth::UserPassword(user, password))) => {
+            ConnectOptions::with_user_and_password(user, password)
+        }
+        (RawAuth::None, Some(UrlAuth::Token(token))) => ConnectOptions::with_token(token),
+        (RawAuth::None, None) => ConnectOptions::new(),
+        (RawAuth::Token { token }, _) => ConnectOptions::with_token(token.expose().to_owned()),
+        (RawAuth::UserPassword { user, password }, _) => {
             ConnectOptions::with_user_and_password(user.clone(), password.expose().to_owned())
         }
-        RawAuth::Nkey { seed } => ConnectOptions::with_nkey(seed.expose().to_owned()),
-        RawAuth::Credentials { path } => ConnectOptions::with_credentials_file(path.clone())
+        (RawAuth::Nkey { seed }, _) => ConnectOptions::with_nkey(seed.expose().to_owned()),
+        (RawAuth::Credentials { path }, _) => ConnectOptions::with_credentials_file(path.clone())
             .await
             .map_err(|e| InfraError::Connect {
                 target: "NATS".into(),
@@ -45,21 +50,76 @@ pub async fn connect(cfg: &RawNats, name: &str, wait: bool) -> Result<Client, In
     if wait {
         opts = opts.retry_on_initial_connect();
     }
-    let urls: Vec<async_nats::ServerAddr> = cfg
-        .urls
-        .iter()
-        .map(|u| u.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| InfraError::Connect {
-            target: "NATS".into(),
-            message: format!("bad URL: {e}"),
-        })?;
     opts.connect(urls.as_slice())
         .await
         .map_err(|e| InfraError::Connect {
-            target: cfg.urls.join(","),
+            target: cfg
+                .urls
+                .iter()
+                .map(|u| super::ws::redact_url(u))
+                .collect::<Vec<_>>()
+                .join(","),
             message: e.to_string(),
         })
+}
+
+/// Credentials written into a server URL (`nats://user:pass@host`).
+enum UrlAuth {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// Parse the server URLs, taking any `user:password@` out of them: the NATS
+/// client logs server addresses, so credentials must not travel inside them.
+/// They become the connection's auth unless `[nats.auth]` sets one.
+fn server_addrs(
+    urls: &[String],
+) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlAuth>), InfraError> {
+    let bad = || InfraError::Connect {
+        target: "NATS".into(),
+        message: "bad URL in nats.urls".into(),
+    };
+    let mut auth = None;
+    let mut out = Vec::with_capacity(urls.len());
+    for u in urls {
+        let addr: async_nats::ServerAddr = u.parse().map_err(|_| bad())?;
+        if !addr.has_user_pass() {
+            out.push(addr);
+            continue;
+        }
+        let user = percent_decode(addr.username().unwrap_or_default());
+        let password = addr.password().map(percent_decode);
+        auth.get_or_insert(match password {
+            Some(p) => UrlAuth::UserPassword(user, p),
+            None => UrlAuth::Token(user),
+        });
+        let mut url = addr.into_inner();
+        url.set_username("").map_err(|_| bad())?;
+        url.set_password(None).map_err(|_| bad())?;
+        out.push(url.as_str().parse().map_err(|_| bad())?);
+    }
+    Ok((out, auth))
+}
+
+/// Decode `%XX` escapes of a URL component.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A JetStream context with the publish ack timeout.
@@ -220,4 +280,22 @@ pub async fn reconcile(
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_taken_out_of_server_urls() {
+        let (addrs, auth) = server_addrs(&[
+            "nats://relay:p%40ss@127.0.0.1:4222".into(),
+            "nats://127.0.0.1:4223".into(),
+        ])
+        .unwrap();
+        assert!(addrs.iter().all(|a| !a.as_url_str().contains("relay")));
+        assert!(matches!(auth, Some(UrlAuth::UserPassword(u, p)) if u == "relay" && p == "p@ss"));
+        let (_, auth) = server_addrs(&["tls://s3cr3t@host:4222".into()]).unwrap();
+        assert!(matches!(auth, Some(UrlAuth::Token(t)) if t == "s3cr3t"));
+    }
 }

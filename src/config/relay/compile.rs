@@ -51,7 +51,7 @@ pub struct RelayConfig {
 }
 
 /// One configured venue with its compiled definition.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VenueSetup {
     /// Venue id.
     pub id: String,
@@ -69,6 +69,24 @@ pub struct VenueSetup {
     pub subscriptions: Vec<Subscription>,
     /// The compiled venue file.
     pub venue: Arc<Venue>,
+}
+
+/// Like the derived form, with tokens in URL query strings and
+/// `user:password@` parts hidden.
+impl std::fmt::Debug for VenueSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |u: &Option<String>| u.as_deref().map(crate::infrastructure::ws::redact_url);
+        f.debug_struct("VenueSetup")
+            .field("id", &self.id)
+            .field("enabled", &self.enabled)
+            .field("url", &redact(&self.url))
+            .field("rest_url", &redact(&self.rest_url))
+            .field("reconnect", &self.reconnect)
+            .field("breaker", &self.breaker)
+            .field("subscriptions", &self.subscriptions)
+            .field("venue", &self.venue)
+            .finish()
+    }
 }
 
 /// Reconnect backoff settings.
@@ -263,7 +281,10 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
             p.at(
                 None,
                 "nats.urls",
-                format!("`{u}` is not a nats:// or tls:// URL"),
+                format!(
+                    "`{}` is not a nats:// or tls:// URL",
+                    crate::infrastructure::ws::redact_url(u)
+                ),
             );
         }
     }

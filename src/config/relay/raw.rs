@@ -114,7 +114,7 @@ fn default_listen() -> String {
 }
 
 /// `[nats]`
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNats {
     /// Server URLs, e.g. `nats://127.0.0.1:4222`.
@@ -137,6 +137,27 @@ pub struct RawNats {
     /// JetStream streams to create or update at start.
     #[serde(default)]
     pub streams: Vec<RawStream>,
+}
+
+/// Like the derived form, with `user:password@` and query strings of the
+/// URLs hidden.
+impl std::fmt::Debug for RawNats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self
+            .urls
+            .iter()
+            .map(|u| crate::infrastructure::ws::redact_url(u))
+            .collect();
+        f.debug_struct("RawNats")
+            .field("urls", &urls)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("payload_format", &self.payload_format)
+            .field("publish", &self.publish)
+            .field("streams", &self.streams)
+            .finish()
+    }
 }
 
 impl Default for RawNats {

@@ -87,6 +87,7 @@ pub(super) async fn run(
         snap_tx,
         reporter,
         counters,
+        awaiting_ack: None,
     };
     let end = s.stream(source, venue_rx, snap_rx, n, ping_override).await;
     open.dec();
@@ -133,6 +134,9 @@ struct Session<'c> {
     snap_tx: mpsc::UnboundedSender<SnapshotResult>,
     reporter: &'c ConnReporter,
     counters: &'c Counters,
+    /// When subscribe messages went out and neither an ack nor data has
+    /// arrived since (venues with `ack` rules only).
+    awaiting_ack: Option<Instant>,
 }
 
 impl Session<'_> {
@@ -230,6 +234,10 @@ impl Session<'_> {
                     if last_frame.elapsed() > silence {
                         return End::Failed { connected: true, reason: format!("no frame for {silence:?}") };
                     }
+                    let ack_timeout = self.venue.subscribe.ack_timeout;
+                    if self.awaiting_ack.is_some_and(|t| t.elapsed() > ack_timeout) {
+                        return End::Failed { connected: true, reason: format!("subscriptions neither acknowledged nor answered with data within {ack_timeout:?}") };
+                    }
                 }
                 _ = &mut deadline => return End::Planned,
                 changed = venue_rx.changed() => {
@@ -282,13 +290,18 @@ impl Session<'_> {
             }
         }
         if let Some(template) = &venue.subscribe.message {
-            for m in subscribe_messages(
+            let messages = subscribe_messages(
                 &venue,
                 template,
                 market.as_deref(),
                 &self.conn.plan.items,
                 &mut request_id,
-            )? {
+            )?;
+            let acks = venue.control.iter().any(|r| r.kind == ControlKind::Ack);
+            if acks && !messages.is_empty() {
+                self.awaiting_ack = Some(Instant::now());
+            }
+            for m in messages {
                 self.send(m).await?;
             }
         }
@@ -435,6 +448,7 @@ impl Session<'_> {
         let c = self.counters;
         match result {
             Ok(Outcome::Data { .. }) => {
+                self.awaiting_ack = None;
                 let book = venue.book.active();
                 let mut events = std::mem::take(&mut self.events);
                 let mut end = None;
@@ -481,7 +495,10 @@ impl Session<'_> {
             })
             .inc();
         match info.kind {
-            ControlKind::Ack => self.reporter.update(|s| s.subscriptions_acked += 1),
+            ControlKind::Ack => {
+                self.awaiting_ack = None;
+                self.reporter.update(|s| s.subscriptions_acked += 1)
+            }
             ControlKind::Error => {
                 self.counters.rejected.inc();
                 let msg = info.message.clone().unwrap_or_else(|| "error".into());

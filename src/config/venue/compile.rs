@@ -357,6 +357,9 @@ impl Compiler<'_> {
             message,
             unsubscribe,
             on_connect,
+            ack_timeout: r
+                .ack_timeout
+                .map_or(std::time::Duration::from_secs(15), |d| d.0),
         }
     }
 

@@ -195,6 +195,10 @@ pub struct RawSubscribe {
     /// jq messages sent right after connecting, before subscribing.
     #[serde(default)]
     pub on_connect: Vec<Jq>,
+    /// After sending subscribe messages, how long to wait for an `ack`
+    /// control frame or a data frame before reconnecting (default `15s`).
+    /// Applies only to venues with an `ack` control rule.
+    pub ack_timeout: Option<Dur>,
 }
 
 impl Default for RawSubscribe {
@@ -205,6 +209,7 @@ impl Default for RawSubscribe {
             message: None,
             unsubscribe: None,
             on_connect: Vec::new(),
+            ack_timeout: None,
         }
     }
 }

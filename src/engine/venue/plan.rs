@@ -123,6 +123,9 @@ pub struct Subscribe {
     pub unsubscribe: Option<Expr>,
     /// jq: messages to send right after connecting, before subscribing.
     pub on_connect: Vec<Expr>,
+    /// How long after subscribing the venue has to acknowledge (an `ack`
+    /// control frame) or send data before the connection is given up.
+    pub ack_timeout: std::time::Duration,
 }
 
 /// The venue's channel for a data type.

@@ -54,11 +54,17 @@ async fn a_full_stream_gives_counted_drops_and_the_relay_carries_on() {
     );
     assert_eq!(stored, 100);
     assert_eq!(published, 100.0, "acked = stored");
-    assert!(retries >= 2.0 * dropped, "each drop was retried twice first");
+    assert!(
+        retries >= 2.0 * dropped,
+        "each drop was retried twice first"
+    );
     // Every event is either stored or counted as dropped, none vanish.
     assert_eq!(published + dropped, 1501.0);
     let (status, body) = http_get(relay.http_addr, "/health").await;
-    assert!(status == 200 || status == 503, "still serving: {status} {body}");
+    assert!(
+        status == 200 || status == 503,
+        "still serving: {status} {body}"
+    );
     relay.shutdown().await;
     replay.stop().await;
 }

@@ -74,10 +74,16 @@ async fn rss_levels_off_under_a_flood_with_nats_down() {
     let mut samples = Vec::new();
     for _ in 0..seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(child.try_wait().unwrap().is_none(), "the relay must not exit");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the relay must not exit"
+        );
         samples.push(rss_kib(pid).expect("relay running"));
     }
-    let sent = okx.stats.frames_sent.load(std::sync::atomic::Ordering::Relaxed)
+    let sent = okx
+        .stats
+        .frames_sent
+        .load(std::sync::atomic::Ordering::Relaxed)
         + binance
             .stats
             .frames_sent

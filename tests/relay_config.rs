@@ -118,3 +118,127 @@ fn subscription_types_must_exist_on_the_venue() {
         ]
     );
 }
+
+/// One malformed setting at a time: each gets an error naming the file, the
+/// field and the reason.
+#[test]
+fn table_of_malformed_settings() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[service]\nlog_format = \"xml\"",
+            "service.log_format",
+            "unknown variant",
+        ),
+        (
+            "[service]\nshutdown_timeout = \"forever\"",
+            "service.shutdown_timeout",
+            "invalid duration",
+        ),
+        (
+            "[service]\nworker_threads = -1",
+            "service.worker_threads",
+            "invalid value",
+        ),
+        (
+            "[http]\nlisten = \"8080\"",
+            "http.listen",
+            "is not an address",
+        ),
+        ("[nats]\nurls = []", "nats.urls", "at least one URL"),
+        (
+            "[nats]\nauth = { type = \"kerberos\" }",
+            "nats.auth",
+            "unknown variant",
+        ),
+        (
+            "[nats]\nauth = { type = \"token\" }",
+            "nats.auth",
+            "missing field `token`",
+        ),
+        (
+            "[nats]\nauth = { type = \"credentials\", path = \"/nonexistent.creds\" }",
+            "nats.auth.path",
+            "does not exist",
+        ),
+        (
+            "[nats]\npayload_format = \"xml\"",
+            "nats.payload_format",
+            "unknown variant",
+        ),
+        (
+            "[nats.publish]\nack_timeout = \"0s\"",
+            "nats.publish.ack_timeout",
+            "must be positive",
+        ),
+        (
+            "[[nats.streams]]\nname = \"S\"\nsubjects = [\"a\"]\nstorage = \"tape\"",
+            "nats.streams[0].storage",
+            "unknown variant",
+        ),
+        (
+            "[pipeline.trade]\nwhen_full = \"panic\"",
+            "pipeline.trade.when_full",
+            "unknown variant",
+        ),
+        ("[pipeline.candles]\ncapacity = 1", "pipeline", "candles"),
+        (
+            "[[venues]]\nid = \"okx\"\nreconnect = { initial_delay = \"1h\", max_delay = \"1s\" }",
+            "venues[0].reconnect",
+            "",
+        ),
+        (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"candles\"]",
+            "venues[0].subscriptions[0].types",
+            "candles",
+        ),
+        (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ntypes = [\"trade\"]",
+            "venues[0].subscriptions[0]",
+            "instrument",
+        ),
+        ("unknown_section = 1", "unknown_section", "unknown key"),
+    ];
+    let mut failures = Vec::new();
+    for (snippet, field, reason) in cases {
+        match compile(snippet, &[]) {
+            Ok(_) => failures.push(format!("`{snippet}` was accepted")),
+            Err(errs) => {
+                let hit = errs.iter().any(|e| {
+                    e.starts_with("config/relay.toml")
+                        && e.contains(&format!("{field}"))
+                        && e.contains(reason)
+                });
+                if !hit {
+                    failures.push(format!(
+                        "`{snippet}`: want `{field}` / `{reason}`, got {errs:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A bad config stops `mdrelay run` before anything starts.
+#[test]
+fn nothing_starts_with_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "venues_dir = \"{}\"\n[http]\nlisten = \"nope\"\n[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\n",
+            root().join("venues").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdrelay"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("http.listen"), "{stderr}");
+    assert!(!stderr.contains("starting venue"), "{stderr}");
+}

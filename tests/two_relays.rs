@@ -69,7 +69,14 @@ async fn two_relays_store_each_event_once_and_survive_one_stopping() {
     let text = std::fs::read_to_string(root().join("benches/data/okx.book.jsonl")).unwrap();
     let distinct: HashSet<&str> = text.lines().collect();
     assert_eq!(distinct.len(), 1490);
-    assert_eq!(books.len(), distinct.len(), "every distinct book frame, once");
-    assert!(report_a.acked > 0 && report_b.acked > 0, "both relays published");
+    assert_eq!(
+        books.len(),
+        distinct.len(),
+        "every distinct book frame, once"
+    );
+    assert!(
+        report_a.acked > 0 && report_b.acked > 0,
+        "both relays published"
+    );
     replay.stop().await;
 }

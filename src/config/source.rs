@@ -29,13 +29,18 @@ pub(crate) fn read<T: DeserializeOwned>(
         Ok(v) => Some(v),
         Err(e) => {
             let span: Option<Range<usize>> = e.span().or(Some(outer.clone()));
-            let key = span
-                .as_ref()
-                .filter(|s| s.start > outer.start)
-                .and_then(|s| key_at(problems.src(), s.start));
+            let src = problems.src();
+            let inner = span.as_ref().filter(|s| s.start > outer.start);
+            let key = inner.and_then(|s| key_at(src, s.start));
+            // A nested table (`[[nats.streams]]` inside `nats`) names the
+            // field more precisely than the section does.
+            let base = inner
+                .and_then(|s| header_path(src, s.start))
+                .filter(|h| h.len() > field.len() && same_root(h, field))
+                .unwrap_or_else(|| field.to_owned());
             let path = match key {
-                Some(k) if !k.is_empty() => format!("{field}.{k}"),
-                _ => field.to_owned(),
+                Some(k) if !k.is_empty() => format!("{base}.{k}"),
+                _ => base,
             };
             problems.at(span, path, e.message().to_owned());
             None
@@ -56,9 +61,74 @@ fn key_at(src: &str, offset: usize) -> Option<&str> {
         .then_some(key)
 }
 
+/// Whether two field paths start in the same top-level section.
+fn same_root(a: &str, b: &str) -> bool {
+    let root = |p: &str| p.split(['.', '[']).next().unwrap_or_default().to_owned();
+    root(a) == root(b)
+}
+
+/// The path of the table header (`[a.b]` or `[[a.b]]`) in force on the line
+/// of byte `offset`, with array indexes: `venues[1].subscriptions[0]`. Lines inside
+/// multi-line strings are not headers.
+fn header_path(src: &str, offset: usize) -> Option<String> {
+    let offset = src.floor_char_boundary(offset.min(src.len()));
+    // Up to the end of the line at `offset`, which may be the header itself.
+    let offset = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut last = None;
+    let mut in_string = false;
+    for line in src[..offset].lines() {
+        let quotes = line.matches("'''").count() + line.matches(r#"""""#).count();
+        let was_in_string = in_string;
+        if quotes % 2 == 1 {
+            in_string = !in_string;
+        }
+        if was_in_string {
+            continue;
+        }
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("[[") {
+            let name = rest.split("]]").next()?.trim().to_owned();
+            let children = format!("{name}.");
+            counts.retain(|k, _| !k.starts_with(&children));
+            *counts.entry(name.clone()).or_default() += 1;
+            last = Some(name);
+        } else if let Some(rest) = t.strip_prefix('[') {
+            last = Some(rest.split(']').next()?.trim().to_owned());
+        }
+    }
+    let name: String = last?;
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in name.split('.') {
+        for s in [&mut prefix, &mut path] {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(part.trim().trim_matches('"'));
+        }
+        if let Some(n) = counts.get(&prefix) {
+            path.push_str(&format!("[{}]", n - 1));
+        }
+    }
+    Some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_paths_carry_array_indexes() {
+        let src = "[nats]\nx = 1\n[[nats.streams]]\na = 1\n[[nats.streams]]\nb = 2\n\
+                   [[venues]]\n[[venues.subscriptions]]\n[[venues]]\n[[venues.subscriptions]]\nc = 1\n\
+                   q = '''\n[not a header]\n'''\nd = 1\n";
+        let at = |needle: &str| header_path(src, src.find(needle).unwrap());
+        assert_eq!(at("x = 1").as_deref(), Some("nats"));
+        assert_eq!(at("b = 2").as_deref(), Some("nats.streams[1]"));
+        assert_eq!(at("c = 1").as_deref(), Some("venues[1].subscriptions[0]"));
+        assert_eq!(at("d = 1").as_deref(), Some("venues[1].subscriptions[0]"));
+    }
 
     #[test]
     fn positions_are_one_based() {

@@ -316,6 +316,12 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
     if n.publish.max_in_flight == 0 {
         p.at(None, "nats.publish.max_in_flight", "must be at least 1");
     }
+    if n.publish.ack_timeout.0.is_zero() {
+        p.at(None, "nats.publish.ack_timeout", "must be positive");
+    }
+    if n.connect_timeout.0.is_zero() {
+        p.at(None, "nats.connect_timeout", "must be positive");
+    }
     let mut names = BTreeSet::new();
     for (i, s) in n.streams.iter().enumerate() {
         let at = format!("nats.streams[{i}]");

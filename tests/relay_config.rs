@@ -205,7 +205,7 @@ fn table_of_malformed_settings() {
             Err(errs) => {
                 let hit = errs.iter().any(|e| {
                     e.starts_with("config/relay.toml")
-                        && e.contains(&format!("{field}"))
+                        && e.contains(field)
                         && e.contains(reason)
                 });
                 if !hit {

@@ -1,6 +1,7 @@
-//! Mapping cost per frame, for every venue capture in `benches/data`, and a
-//! hand-written serde mapper for the Binance trade and depth frames as the
-//! reference point in the same run.
+//! Mapping cost per frame, for the captures in `benches/data` and every
+//! venue's `capture-*.jsonl` in the shared corpus, and a hand-written serde
+//! mapper for the Binance trade and depth frames as the reference point in
+//! the same run.
 //!
 //! Each iteration maps one frame (cycling through the file), so criterion's
 //! "time" is nanoseconds per frame.
@@ -212,6 +213,65 @@ fn bench_reference(c: &mut Criterion) {
     });
 }
 
+/// Every `capture-*.jsonl` of the shared corpus (`../shared/corpus` or
+/// `$MDRELAY_CORPUS`) through its venue file: ns per frame for each venue.
+fn bench_corpus(c: &mut Criterion) {
+    use mdrelay::application::captures::capture_files;
+    use mdrelay::application::fixture::{FrameLine, OwnedFrame, parse_frame_line, read_cases_file};
+    let corpus = std::env::var_os("MDRELAY_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    if !corpus.join("MANIFEST.md").exists() {
+        eprintln!(
+            "no corpus at {}: corpus captures not benchmarked",
+            corpus.display()
+        );
+        return;
+    }
+    let (venues, _) = mdrelay::config::venue::load_venues_dir(&root().join("venues"));
+    for (id, v) in &venues {
+        let fixtures = root().join("fixtures").join(id);
+        let cases = read_cases_file(&fixtures).unwrap_or_default();
+        for path in capture_files(&corpus, id) {
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let options = cases.captures.get(&stem);
+            let market = options.and_then(|o| o.market.clone());
+            let mut mapper = Mapper::new(v.id.clone(), market, Default::default());
+            let mut out = Vec::new();
+            if let Some(pre) = options.and_then(|o| o.preamble.as_deref()) {
+                for line in std::fs::read_to_string(fixtures.join(pre)).unwrap().lines() {
+                    if let FrameLine::Frame(f) = parse_frame_line(line) {
+                        let _ = mapper.map(v, f.as_raw(), Timestamp(1), &mut out);
+                        out.clear();
+                    }
+                }
+            }
+            let frames: Vec<OwnedFrame> = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter_map(|l| match parse_frame_line(l) {
+                    FrameLine::Frame(f) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            if frames.is_empty() {
+                continue;
+            }
+            let mut i = 0usize;
+            c.bench_function(&format!("corpus/{id}/{stem}"), |b| {
+                b.iter(|| {
+                    let f = &frames[i % frames.len()];
+                    i += 1;
+                    out.clear();
+                    let r = mapper.map(v, f.as_raw(), Timestamp(1), &mut out);
+                    let _ = mapper.take_gap();
+                    std::hint::black_box((&r, out.len()));
+                })
+            });
+        }
+    }
+}
+
 fn bench_all(c: &mut Criterion) {
     bench_reference(c);
     // The same frames through the engine, for the ratio.
@@ -226,6 +286,7 @@ fn bench_all(c: &mut Criterion) {
     bench_engine(c, "bitfinex", "bitfinex.book.jsonl", |l| {
         !l.contains("\"event\"")
     });
+    bench_corpus(c);
 }
 
 criterion_group! {

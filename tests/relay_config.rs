@@ -204,9 +204,7 @@ fn table_of_malformed_settings() {
             Ok(_) => failures.push(format!("`{snippet}` was accepted")),
             Err(errs) => {
                 let hit = errs.iter().any(|e| {
-                    e.starts_with("config/relay.toml")
-                        && e.contains(field)
-                        && e.contains(reason)
+                    e.starts_with("config/relay.toml") && e.contains(field) && e.contains(reason)
                 });
                 if !hit {
                     failures.push(format!(

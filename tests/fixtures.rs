@@ -32,7 +32,12 @@ fn every_venue_compiles_and_matches_its_fixtures() {
             }
             // `control` and `unmapped` cases hold frames that must give no
             // event (acks, heartbeats, data the venue file leaves out on purpose).
-            if case.counts.events == 0 && !matches!(case.name.as_str(), "control" | "unmapped") {
+            if case.name == "malformed" && case.counts.errors == 0 {
+                failures.push(format!("{id}/malformed: reported no frame error"));
+            }
+            if case.counts.events == 0
+                && !matches!(case.name.as_str(), "control" | "unmapped" | "malformed")
+            {
                 failures.push(format!("{id}/{}: produced no events", case.name));
             }
         }

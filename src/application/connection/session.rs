@@ -218,6 +218,9 @@ impl Session<'_> {
                     if let Some(end) = self.on_frame(frame, now).await {
                         return end;
                     }
+                    // Silence is the venue's: time spent here waiting for
+                    // room in a full queue does not count.
+                    last_frame = Instant::now();
                 }
                 Some((instrument, result)) = snap_rx.recv() => {
                     if let Some(end) = self.on_snapshot(instrument, result).await {

@@ -56,14 +56,28 @@ pub struct RelayPhaseArgs {
     pub seconds: u64,
 }
 
-/// The captures replayed: (venue, files).
-/// (Binance's diff-depth books need REST snapshots, unreachable offline:
-/// its best bid/offer stream is used instead.)
-const FEEDS: [(&str, &[&str]); 3] = [
-    ("binance-spot", &["binance-spot.bbo.jsonl"]),
-    ("okx", &["okx.book.jsonl"]),
-    ("bitfinex", &["bitfinex.book.jsonl"]),
-];
+/// One replayed feed (`benches/data/feeds.toml`).
+#[derive(Debug, serde::Deserialize)]
+struct Feed {
+    venue: String,
+    files: Vec<String>,
+    instrument: String,
+    types: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FeedsFile {
+    feeds: Vec<Feed>,
+}
+
+/// The feeds the benchmark replays, from `benches/data/feeds.toml`.
+fn feeds(root: &Path) -> anyhow::Result<Vec<Feed>> {
+    let path = root.join("benches/data/feeds.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    Ok(toml::from_str::<FeedsFile>(&text)
+        .with_context(|| path.display().to_string())?
+        .feeds)
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -102,7 +116,8 @@ fn start_replays(
     kids: &mut Children,
 ) -> anyhow::Result<Vec<u16>> {
     let mut ports = Vec::new();
-    for (_, files) in FEEDS {
+    let feeds = feeds(root)?;
+    for Feed { files, .. } in &feeds {
         let port = free_port();
         let mut cmd = Command::new(exe);
         cmd.args([
@@ -116,7 +131,7 @@ fn start_replays(
             cmd.arg(root.join("benches/data").join(f));
         }
         if let Some(r) = rate_total {
-            cmd.args(["--rate", &(f64::from(r) / FEEDS.len() as f64).to_string()]);
+            cmd.args(["--rate", &(f64::from(r) / feeds.len() as f64).to_string()]);
         }
         kids.0.push(
             cmd.stdout(Stdio::null())
@@ -130,24 +145,29 @@ fn start_replays(
     Ok(ports)
 }
 
-fn relay_config(root: &Path, nats_port: u16, ports: &[u16], window: usize, format: &str) -> String {
+fn relay_config(
+    root: &Path,
+    nats_port: u16,
+    ports: &[u16],
+    window: usize,
+    format: &str,
+) -> anyhow::Result<String> {
     let threads = std::env::var("MDRELAY_BENCH_THREADS").unwrap_or_else(|_| "1".into());
     let mut s = format!(
         "venues_dir = \"{}\"\n[service]\nworker_threads = {threads}\nlog_level = \"warn\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
         root.join("venues").display()
     );
     // Subscribe to everything the captures carry (the events' types).
-    let subs = [
-        ("binance-spot", "BTCUSDT", "\"ticker\""),
-        ("okx", "BTC-USDT", "\"l2_orderbook\""),
-        ("bitfinex", "tBTCUSD", "\"l2_orderbook\""),
-    ];
-    for ((venue, inst, types), port) in subs.iter().zip(ports) {
+    for (feed, port) in feeds(root)?.iter().zip(ports) {
+        let types: Vec<String> = feed.types.iter().map(|t| format!("\"{t}\"")).collect();
         s.push_str(&format!(
-            "[[venues]]\nid = \"{venue}\"\nurl = \"ws://127.0.0.1:{port}/\"\n[[venues.subscriptions]]\ninstrument = \"{inst}\"\ntypes = [{types}]\n"
+            "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\n[[venues.subscriptions]]\ninstrument = \"{}\"\ntypes = [{}]\n",
+            feed.venue,
+            feed.instrument,
+            types.join(", ")
         ));
     }
-    s
+    Ok(s)
 }
 
 /// Results of one relay phase (printed as JSON by the child).
@@ -194,11 +214,11 @@ async fn ceiling(
     stream: &str,
 ) -> anyhow::Result<f64> {
     let mut msgs = Vec::new();
-    for (venue, files) in FEEDS {
+    for Feed { venue, files, .. } in feeds(root)? {
         let v = load_venue(&root.join("venues").join(format!("{venue}.toml")))?;
         let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
         let mut events = Vec::new();
-        for f in files {
+        for f in &files {
             for line in std::fs::read_to_string(root.join("benches/data").join(f))?.lines() {
                 events.clear();
                 let _ = mapper.map(&v, RawFrame::Text(line), Timestamp::now(), &mut events);
@@ -324,7 +344,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for format in ["json", "protobuf"] {
         let mut replays = Children(Vec::new());
         let ports = start_replays(&exe, &root, None, &mut replays)?;
-        let cfg = relay_config(&root, nats_port, &ports, args.window, format);
+        let cfg = relay_config(&root, nats_port, &ports, args.window, format)?;
         let r = run_phase(&exe, &dir, &format!("max-{format}"), &cfg, args.seconds)?;
         drop(replays);
         println!(
@@ -342,7 +362,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut replays = Children(Vec::new());
     let ports = start_replays(&exe, &root, Some(args.steady_rate), &mut replays)?;
-    let cfg = relay_config(&root, nats_port, &ports, args.window, "json");
+    let cfg = relay_config(&root, nats_port, &ports, args.window, "json")?;
     let r = run_phase(&exe, &dir, "steady", &cfg, args.seconds)?;
     drop(replays);
     println!(

@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn ids_name_venue_type_and_instrument() {
-        let id = EventId::new("okx", DataType::Trade, "BTC-USDT", "338476307");
-        assert_eq!(id.as_str(), "okx:trade:BTC-USDT:338476307");
+        let id = EventId::new("venue-a", DataType::Trade, "BTC-USDT", "338476307");
+        assert_eq!(id.as_str(), "venue-a:trade:BTC-USDT:338476307");
     }
 }

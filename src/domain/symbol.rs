@@ -69,8 +69,8 @@ mod tests {
         );
         assert_eq!(subject_token(""), "~");
         assert_eq!(
-            subject("binance-spot", "btc-usdt", DataType::Trade),
-            "market.binance-spot.btc-usdt.trade"
+            subject("some-venue", "btc-usdt", DataType::Trade),
+            "market.some-venue.btc-usdt.trade"
         );
     }
 

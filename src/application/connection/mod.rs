@@ -205,7 +205,7 @@ mod tests {
     fn origins_are_replaced() {
         assert_eq!(
             super::with_origin(
-                "https://api.binance.com/api/v3/depth?symbol=X",
+                "https://api.example.com/api/v3/depth?symbol=X",
                 "http://127.0.0.1:9000"
             ),
             "http://127.0.0.1:9000/api/v3/depth?symbol=X"

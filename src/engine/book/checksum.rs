@@ -154,7 +154,7 @@ mod tests {
             &[("3366.8", "9"), ("3368", "8"), ("3372", "8")],
         );
         let mut buf = String::new();
-        let okx = ChecksumSpec {
+        let interleaved_signed = ChecksumSpec {
             depth: 25,
             layout: ChecksumLayout::Interleaved,
             numbers: ChecksumNumbers::AsReceived,
@@ -163,9 +163,9 @@ mod tests {
             signed: true,
             zero_means_absent: false,
         };
-        okx.compute(&b, &mut buf);
+        interleaved_signed.compute(&b, &mut buf);
         assert_eq!(buf, "3366.1:7.0:3366.8:9:3366:6:3368:8:3372:8");
-        let kraken = ChecksumSpec {
+        let digits_unsigned = ChecksumSpec {
             depth: 10,
             layout: ChecksumLayout::AsksThenBids,
             numbers: ChecksumNumbers::Digits,
@@ -174,14 +174,14 @@ mod tests {
             signed: false,
             zero_means_absent: false,
         };
-        kraken.compute(
+        digits_unsigned.compute(
             &book(&[("0.0022900", "1.50")], &[("0.0023000", "0.25")]),
             &mut buf,
         );
         assert_eq!(buf, "230002522900150");
         let bfx = ChecksumSpec {
             negative_asks: true,
-            ..okx
+            ..interleaved_signed
         };
         bfx.compute(&book(&[("60400", "0.5")], &[("60410", "1.2")]), &mut buf);
         assert_eq!(buf, "60400:0.5:60410:-1.2");

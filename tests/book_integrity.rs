@@ -94,11 +94,7 @@ fn okx_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
     if let Payload::Book(u) = &mut altered[i].payload {
         u.bids[0].quantity += rust_decimal::Decimal::ONE;
     }
-    let (_, gaps) = check(&venue, altered);
-    assert!(
-        gaps.iter().any(|g| g.contains("checksum mismatch")),
-        "{gaps:?}"
-    );
+    assert_mismatch(&venue, altered);
 }
 
 #[test]
@@ -118,8 +114,7 @@ fn binance_sequence_catches_a_dropped_delta() {
 #[test]
 fn kraken_v1_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
     let venue = load_venue(&root().join("venues/kraken-v1.toml")).unwrap();
-    let frames = lines("benches/data/kraken-v1.book.jsonl");
-    let events = book_events(&venue, &frames);
+    let events = book_events(&venue, &lines("benches/data/kraken-v1.book.jsonl"));
     let with_checksum = events
         .iter()
         .filter(|e| matches!(&e.payload, Payload::Book(u) if u.checksum.is_some()))
@@ -144,7 +139,12 @@ fn kraken_v1_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
         let best = u.asks.iter_mut().min_by_key(|l| l.price).unwrap();
         best.quantity += rust_decimal::Decimal::ONE;
     }
-    let (_, gaps) = check(&venue, altered);
+    assert_mismatch(&venue, altered);
+}
+
+/// The keeper reports a checksum mismatch for `events`.
+fn assert_mismatch(venue: &Venue, events: Vec<Event>) {
+    let (_, gaps) = check(venue, events);
     assert!(
         gaps.iter().any(|g| g.contains("checksum mismatch")),
         "{gaps:?}"

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use mdrelay::application::relay::{RelayHandle, StartOptions, start};
-use mdrelay::config::relay::compile_relay;
+use mdrelay::application::relay::RelayHandle;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,26 +34,15 @@ fn venues_dir() -> tempfile::TempDir {
 }
 
 async fn relay_for(nats: &Nats, venues: &tempfile::TempDir, url: &str) -> RelayHandle {
-    let text = format!(
-        "venues_dir = \"{}\"\n[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\n\
+    let config = format!(
+        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\n\
          subjects = [\"market.>\"]\n[[venues]]\nid = \"okx\"\nurl = \"{url}\"\n\
          [venues.reconnect]\ninitial_delay = \"200ms\"\nmax_delay = \"1s\"\n\
          [venues.circuit_breaker]\nfailure_threshold = 100\n\
          [[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\n",
-        venues.path().display(),
         nats.url()
     );
-    let cfg = compile_relay(&root().join("config/test.toml"), &text, |_| None)
-        .unwrap_or_else(|p| panic!("{p:#?}"));
-    start(
-        cfg,
-        StartOptions {
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
+    relay_in(venues.path(), &config).await
 }
 
 async fn health(relay: &RelayHandle) -> serde_json::Value {

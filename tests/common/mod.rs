@@ -175,11 +175,13 @@ impl Replay {
 
 /// Start the relay from config text (venue files from the repository).
 pub async fn relay(config: &str) -> RelayHandle {
+    relay_in(&root().join("venues"), config).await
+}
+
+/// Start the relay from config text with venue files from `venues_dir`.
+pub async fn relay_in(venues_dir: &Path, config: &str) -> RelayHandle {
     let path = root().join("config/test.toml");
-    let text = format!(
-        "venues_dir = \"{}\"\n{config}",
-        root().join("venues").display()
-    );
+    let text = format!("venues_dir = \"{}\"\n{config}", venues_dir.display());
     let cfg = match compile_relay(&path, &text, |_| None) {
         Ok(c) => c,
         Err(p) => panic!("bad test config: {p:#?}"),

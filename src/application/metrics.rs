@@ -81,6 +81,8 @@ pub struct Metrics {
     pub queue_depth: Family<TypeLabel, Gauge>,
     /// Connection attempts that failed or connections that dropped.
     pub reconnects: Family<VenueLabel, Counter>,
+    /// Planned overlapping reconnects completed (lifetime or reload).
+    pub handovers: Family<VenueLabel, Counter>,
     /// Open venue connections.
     pub connections: Family<VenueLabel, Gauge>,
     /// Status events published, by state.
@@ -125,6 +127,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             queue_depth: Family::default(),
             reconnects: Family::default(),
+            handovers: Family::default(),
             connections: Family::default(),
             status_events: Family::default(),
             gaps: Family::default(),
@@ -209,6 +212,11 @@ impl Metrics {
             "reconnects",
             "Venue connections lost or failed",
             m.reconnects.clone(),
+        );
+        r.register(
+            "handovers",
+            "Planned overlapping reconnects completed",
+            m.handovers.clone(),
         );
         r.register(
             "connections",

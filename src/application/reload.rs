@@ -7,8 +7,11 @@
 //! difference per venue:
 //! - only mappings, routing or replies changed → the new definition is
 //!   handed to the running connections, which use it from the next frame;
-//! - connection settings (URL, templates, limits) or subscriptions changed →
-//!   that venue's new connections are started before the old ones stop;
+//! - the venue file's connection settings (URL, templates, limits) changed
+//!   and its connections still carry the same subscriptions → each
+//!   connection hands over to a successor (see `connection::handover`);
+//! - otherwise, connection settings or subscriptions changed → that
+//!   venue's new connections are started before the old ones stop;
 //! - added or enabled venues start; removed or disabled ones drain and stop;
 //! - process-level settings (NATS, HTTP, queues, service) are reported as
 //!   needing a restart and left as they are.
@@ -26,6 +29,7 @@ use tracing::{error, info, warn};
 use super::health::ReloadReport;
 use super::metrics::Metrics;
 use super::relay::{RunningVenue, Shared};
+use super::subscribe::plan_connections;
 use crate::config::relay::{RelayConfig, VenueSetup, load_relay};
 use crate::domain::Timestamp;
 
@@ -238,6 +242,17 @@ impl Reloader {
                             "{id}: mappings updated in place (connections kept)"
                         ));
                     }
+                    Change::Handover => {
+                        // Same connections, new settings: each connection
+                        // opens its successor before closing (no gap).
+                        let _ = old.venue_tx.send(setup.venue.clone());
+                        if let Some(v) = self.running.get_mut(&id) {
+                            v.setup = setup;
+                        }
+                        detail.push(format!(
+                            "{id}: connections handed over (venue connection settings changed)"
+                        ));
+                    }
                     Change::Connection(why) => {
                         // Build the new connections first, then stop the old.
                         let fresh = self.shared.start_venue(setup);
@@ -267,6 +282,9 @@ impl Reloader {
 enum Change {
     None,
     Mapping,
+    /// The venue's connection settings changed but its connections carry
+    /// the same subscriptions: replace each by an overlapping handover.
+    Handover,
     Connection(&'static str),
 }
 
@@ -282,6 +300,9 @@ fn change(old: &VenueSetup, new: &VenueSetup) -> Change {
         return Change::Connection("connection settings changed");
     }
     if old.venue.connection_fingerprint != new.venue.connection_fingerprint {
+        if plan_connections(old) == plan_connections(new) {
+            return Change::Handover;
+        }
         return Change::Connection("venue connection settings changed");
     }
     if old.venue.source_hash != new.venue.source_hash {

@@ -34,6 +34,11 @@ pub struct Args {
     /// Answer a text request with a text reply, e.g. `ping=pong` (repeatable).
     #[arg(long = "reply")]
     pub replies: Vec<String>,
+    /// Behave like a live feed (needs `--rate`): frames follow one clock
+    /// started with the server, and each client gets them from where the
+    /// clock is when it subscribes.
+    #[arg(long, requires = "rate")]
+    pub live: bool,
 }
 
 /// Read frames files into frames.
@@ -75,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         looped: args.looped,
         no_wait: args.no_wait,
         replies,
+        live: args.live,
     };
     let n = spec.frames.len();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -32,6 +32,11 @@ pub struct ReplaySpec {
     pub no_wait: bool,
     /// Text request → text reply, answered at any time.
     pub replies: Vec<(String, String)>,
+    /// Like a venue's live feed (needs `rate`): the frames follow one clock
+    /// started with the server, and a client receives the frames from where
+    /// that clock is when it subscribes, not from the first one. Two clients
+    /// connected at the same time receive the same frames at the same time.
+    pub live: bool,
 }
 
 /// Counters of a running replay server.
@@ -65,6 +70,7 @@ pub async fn serve(
     let prepared = Arc::new(Prepared {
         acks: spec.acks.iter().map(message).collect(),
         frames: spec.frames.iter().map(message).collect(),
+        epoch: tokio::time::Instant::now(),
     });
     let spec = Arc::new(spec);
     let st = stats.clone();
@@ -104,6 +110,8 @@ fn message(f: &OwnedFrame) -> Message {
 struct Prepared {
     acks: Vec<Message>,
     frames: Vec<Message>,
+    /// When the live clock started.
+    epoch: tokio::time::Instant,
 }
 
 async fn session<S>(
@@ -168,9 +176,14 @@ async fn session<S>(
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             t
         });
-        let mut next = 0usize;
-        let n = prepared.frames.len();
-        let mut done = n == 0;
+        let n = prepared.frames.len() as u64;
+        // The live clock's position: frames due since the epoch.
+        let live = spec.live && interval.is_some();
+        let rate = spec.rate.unwrap_or(0.0);
+        let due = || (prepared.epoch.elapsed().as_secs_f64() * rate) as u64;
+        // `pos` counts frames over loops; the frame sent is `pos % n`.
+        let mut pos = if live { due() } else { 0 };
+        let mut done = n == 0 || (!spec.looped && pos >= n);
         loop {
             tokio::select! {
                 biased;
@@ -184,18 +197,19 @@ async fn session<S>(
                         t.tick().await;
                     }
                 }, if !done => {
-                    // Feed without flushing while the client keeps up;
-                    // flush every 64 frames and on every tick.
-                    if tx.feed(prepared.frames[next].clone()).await.is_err() {
-                        return;
+                    // Live: every frame the clock has passed; else one.
+                    let until = if live { due().max(pos + 1) } else { pos + 1 };
+                    while pos < until && !done {
+                        // Feed without flushing while the client keeps up;
+                        // flush every 64 frames and on every tick.
+                        if tx.feed(prepared.frames[(pos % n) as usize].clone()).await.is_err() {
+                            return;
+                        }
+                        stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                        pos += 1;
+                        done = !spec.looped && pos >= n;
                     }
-                    stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-                    next += 1;
-                    if next == n {
-                        next = 0;
-                        done = !spec.looped;
-                    }
-                    if (tick.is_some() || next.is_multiple_of(64) || done) && tx.flush().await.is_err() {
+                    if (tick.is_some() || pos.is_multiple_of(64) || done) && tx.flush().await.is_err() {
                         return;
                     }
                 }

@@ -4,14 +4,20 @@
 //!
 //! - [`mod@self`]: the supervision loop (backoff, breaker, status on failure);
 //! - `session`: one connected session, a single `select!` loop;
+//! - `handling`: what a session does with frames, snapshots and gaps;
+//! - `handover`: the planned, overlapping reconnect;
 //! - `books`: order-book resync (REST snapshots, resubscribing one instrument);
 //! - `messages`: building the messages sent to the venue.
 
 mod books;
+mod handling;
+pub mod handover;
 mod messages;
 mod session;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
@@ -70,15 +76,30 @@ pub struct Connection {
 
 /// How a session ended.
 #[derive(Debug)]
-enum End {
+enum End<'c> {
     /// Asked to stop.
     Shutdown,
-    /// The venue's connection lifetime is about to end: reconnect now.
-    Planned,
-    /// The venue's connection settings changed on reload: reconnect now.
-    Reconfigure,
+    /// The connection was handed over to a successor session, which is
+    /// already connected and streaming: run it next.
+    HandedOver(Successor<'c>),
     /// The connection failed or dropped.
     Failed { connected: bool, reason: String },
+}
+
+/// A successor session, already running (its future is polled by the old
+/// session during the handover, then by the supervision loop).
+struct Successor<'c>(Pin<Box<dyn Future<Output = End<'c>> + Send + 'c>>);
+
+impl std::fmt::Debug for Successor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Successor")
+    }
+}
+
+/// Reconnect pacing shared by a session and its successor.
+struct Pacing {
+    backoff: Backoff,
+    breaker: CircuitBreaker,
 }
 
 /// Per-connection metric handles (resolved once).
@@ -130,46 +151,62 @@ impl Connection {
         let counters = Counters::new(&self.metrics, &self.venue_id);
         let circuit = Metrics::venue(&self.metrics.circuit_state, &self.venue_id);
         let reconnects = Metrics::venue(&self.metrics.reconnects, &self.venue_id);
-        let mut backoff = Backoff::new(&self.reconnect);
-        let mut breaker = CircuitBreaker::new(&self.breaker);
+        let handovers = Metrics::venue(&self.metrics.handovers, &self.venue_id);
+        let pacing = Mutex::new(Pacing {
+            backoff: Backoff::new(&self.reconnect),
+            breaker: CircuitBreaker::new(&self.breaker),
+        });
+        let gauge = || circuit.set(pacing.lock().expect("pacing lock").breaker.state().gauge());
         let mut sessions = 0u64;
+        let mut next: Option<Successor<'_>> = None;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            if let Some(wait) = breaker.wait(Instant::now()) {
-                circuit.set(breaker.state().gauge());
-                reporter.update(|s| s.state = ConnState::CircuitOpen);
-                warn!(venue = %self.venue_id, conn = self.index, ?wait, "circuit open: pausing reconnects");
-                tokio::select! {
-                    _ = self.cancel.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => {}
+            let end = match next.take() {
+                Some(successor) => successor.0.await,
+                None => {
+                    let wait = pacing
+                        .lock()
+                        .expect("pacing lock")
+                        .breaker
+                        .wait(Instant::now());
+                    if let Some(wait) = wait {
+                        gauge();
+                        reporter.update(|s| s.state = ConnState::CircuitOpen);
+                        warn!(venue = %self.venue_id, conn = self.index, ?wait, "circuit open: pausing reconnects");
+                        tokio::select! {
+                            _ = self.cancel.cancelled() => break,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        let _ = pacing
+                            .lock()
+                            .expect("pacing lock")
+                            .breaker
+                            .wait(Instant::now());
+                    }
+                    gauge();
+                    session::run(&self, sessions, &reporter, &counters, &pacing, None).await
                 }
-                let _ = breaker.wait(Instant::now());
-            }
-            circuit.set(breaker.state().gauge());
-            let end = session::run(
-                &self,
-                sessions,
-                &reporter,
-                &counters,
-                &mut breaker,
-                &mut backoff,
-            )
-            .await;
-            circuit.set(breaker.state().gauge());
+            };
+            gauge();
             sessions += 1;
             match end {
                 End::Shutdown => break,
-                End::Planned | End::Reconfigure => {
-                    info!(venue = %self.venue_id, conn = self.index, reason = ?end, "reconnecting");
+                End::HandedOver(successor) => {
+                    handovers.inc();
+                    info!(venue = %self.venue_id, conn = self.index, "handed over to the new connection");
+                    next = Some(successor);
                 }
                 End::Failed { connected, reason } => {
                     reconnects.inc();
-                    if !connected {
-                        breaker.failure(Instant::now());
-                    }
-                    let delay = backoff.next_delay();
+                    let delay = {
+                        let mut p = pacing.lock().expect("pacing lock");
+                        if !connected {
+                            p.breaker.failure(Instant::now());
+                        }
+                        p.backoff.next_delay()
+                    };
                     warn!(venue = %self.venue_id, conn = self.index, error = %reason, ?delay, "connection lost; reconnecting");
                     reporter.update(|s| {
                         s.state = ConnState::Reconnecting;

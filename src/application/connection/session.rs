@@ -1,45 +1,58 @@
 //! One connected session: subscribe, then a single `select!` loop over
 //! shutdown, the next frame, the heartbeat tick, the silence check, the
-//! planned-lifetime deadline, venue reloads and REST snapshot results.
+//! planned-lifetime deadline, venue reloads, REST snapshot results and, during
+//! a handover, the successor session (see [`super::handover`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::books::{SnapshotResult, spawn_fetch};
+use super::handover::{self, Gate, Published};
 use super::messages::{bootstrap_result, ping_messages, snapshot_url};
-use super::{Connection, Counters, End, SNAPSHOT_RETRY, truncate, with_origin};
+use super::{Connection, Counters, End, Pacing, Successor, truncate, with_origin};
 use crate::application::books::{BookKeeper, Step};
-use crate::application::breaker::{Backoff, CircuitBreaker};
 use crate::application::health::{ConnReporter, ConnState};
-use crate::application::metrics::{Metrics, VenueKindLabel};
-use crate::application::pipeline::NotQueued;
-use crate::application::status;
-use crate::application::subscribe::{
-    Item, TemplateVars, connection_url, render, subscribe_messages,
-};
-use crate::domain::{DataType, Event, Instrument, StatusState, Timestamp};
-use crate::engine::mapper::{MapError, Mapper, Outcome, RawFrame};
+use crate::application::metrics::Metrics;
+use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
+use crate::domain::{DataType, Event, StatusState, Timestamp};
+use crate::engine::mapper::{Mapper, RawFrame};
 use crate::engine::venue::{ControlKind, Venue};
 use crate::infrastructure::ws::{self, Message, WsStream};
 use crate::serialization::frames::OwnedFrame;
 
-type Sink = SplitSink<WsStream, Message>;
+pub(super) type Sink = SplitSink<WsStream, Message>;
 type Source = SplitStream<WsStream>;
 
-/// Connect and run one session.
-pub(super) async fn run(
-    conn: &Connection,
+/// A successor's side of a handover: how it tells the old session it is
+/// ready, and how it learns what the old session published last.
+pub(super) struct Incoming {
+    ready: Option<oneshot::Sender<()>>,
+    takeover: Option<oneshot::Receiver<Published>>,
+    /// When the successor received its first market data.
+    first_data: Option<Instant>,
+}
+
+/// The old session's side of a handover in progress.
+struct Outgoing<'c> {
+    successor: Successor<'c>,
+    ready: oneshot::Receiver<()>,
+    takeover: oneshot::Sender<Published>,
+}
+
+/// Connect and run one session (`incoming`: as the successor of a handover).
+pub(super) async fn run<'c>(
+    conn: &'c Connection,
     n: u64,
-    reporter: &ConnReporter,
-    counters: &Counters,
-    breaker: &mut CircuitBreaker,
-    backoff: &mut Backoff,
-) -> End {
+    reporter: &'c ConnReporter,
+    counters: &'c Counters,
+    pacing: &'c Mutex<Pacing>,
+    incoming: Option<Incoming>,
+) -> End<'c> {
     let mut venue_rx = conn.venue.clone();
     let venue = venue_rx.borrow_and_update().clone();
     let (url, ping_override) = match resolve_url(conn, &venue).await {
@@ -65,9 +78,13 @@ pub(super) async fn run(
             };
         }
     };
-    breaker.success();
-    backoff.reset();
-    info!(venue = %conn.venue_id, conn = conn.index, url = %ws::redact_url(&url), "connected");
+    {
+        let mut p = pacing.lock().expect("pacing lock");
+        p.breaker.success();
+        p.backoff.reset();
+    }
+    let successor = incoming.is_some();
+    info!(venue = %conn.venue_id, conn = conn.index, url = %ws::redact_url(&url), successor, "connected");
     let open = Metrics::venue(&conn.metrics.connections, &conn.venue_id);
     open.inc();
     let (sink, source) = ws.split();
@@ -88,14 +105,42 @@ pub(super) async fn run(
         reporter,
         counters,
         awaiting_ack: None,
+        published: Published::new(),
+        holding: successor,
+        gate: successor.then(Gate::new),
+        incoming,
+        n,
+        pacing,
     };
-    let end = s.stream(source, venue_rx, snap_rx, n, ping_override).await;
+    let end = s.stream(source, venue_rx, snap_rx, ping_override).await;
     open.dec();
-    if let End::Failed { reason, .. } = &end {
+    // A successor that fails before taking over leaves the old session in
+    // charge: nothing was disconnected as far as consumers can tell.
+    if let (End::Failed { reason, .. }, false) = (&end, s.holding) {
         s.publish_status(StatusState::Disconnected, reason).await;
     }
     let _ = s.sink.send(Message::Close(None)).await;
     end
+}
+
+/// Box a successor session (a named function keeps the recursive future's
+/// type finite).
+fn successor<'c>(
+    conn: &'c Connection,
+    n: u64,
+    reporter: &'c ConnReporter,
+    counters: &'c Counters,
+    pacing: &'c Mutex<Pacing>,
+    incoming: Incoming,
+) -> Successor<'c> {
+    Successor(Box::pin(run(
+        conn,
+        n,
+        reporter,
+        counters,
+        pacing,
+        Some(incoming),
+    )))
 }
 
 async fn resolve_url(
@@ -123,31 +168,46 @@ async fn resolve_url(
     Ok((url, None))
 }
 
-struct Session<'c> {
-    conn: &'c Connection,
-    venue: Arc<Venue>,
-    sink: Sink,
-    mapper: Mapper,
-    books: BookKeeper,
-    events: Vec<Event>,
-    steps: Vec<Step>,
-    snap_tx: mpsc::UnboundedSender<SnapshotResult>,
-    reporter: &'c ConnReporter,
-    counters: &'c Counters,
+pub(super) struct Session<'c> {
+    pub(super) conn: &'c Connection,
+    pub(super) venue: Arc<Venue>,
+    pub(super) sink: Sink,
+    pub(super) mapper: Mapper,
+    pub(super) books: BookKeeper,
+    pub(super) events: Vec<Event>,
+    pub(super) steps: Vec<Step>,
+    pub(super) snap_tx: mpsc::UnboundedSender<SnapshotResult>,
+    pub(super) reporter: &'c ConnReporter,
+    pub(super) counters: &'c Counters,
     /// When subscribe messages went out and neither an ack nor data has
     /// arrived since (venues with `ack` rules only).
-    awaiting_ack: Option<Instant>,
+    pub(super) awaiting_ack: Option<Instant>,
+    /// The last book update id published per instrument (for a handover).
+    pub(super) published: Published,
+    /// A successor that has not taken over yet: book events are held.
+    pub(super) holding: bool,
+    /// A successor's book gate (held events, then ids still covered).
+    pub(super) gate: Option<Gate>,
+    /// A successor's handover channels.
+    pub(super) incoming: Option<Incoming>,
+    /// This session's number on the connection (0: the first).
+    n: u64,
+    pacing: &'c Mutex<Pacing>,
 }
 
-impl Session<'_> {
+/// A point far enough in the future to mean "never".
+fn never() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+}
+
+impl<'c> Session<'c> {
     async fn stream(
         &mut self,
         mut source: Source,
         mut venue_rx: watch::Receiver<Arc<Venue>>,
         mut snap_rx: mpsc::UnboundedReceiver<SnapshotResult>,
-        n: u64,
         ping_override: Option<Duration>,
-    ) -> End {
+    ) -> End<'c> {
         if let Err(e) = self.subscribe().await {
             return End::Failed {
                 connected: true,
@@ -159,12 +219,16 @@ impl Session<'_> {
             s.subscriptions_acked = 0;
             s.subscriptions_rejected.clear();
         });
-        let state = if n == 0 {
-            StatusState::Connected
+        if self.holding {
+            info!(venue = %self.conn.venue_id, conn = self.conn.index, "handover: new connection subscribed");
         } else {
-            StatusState::Resubscribed
-        };
-        self.publish_status(state, "subscriptions sent").await;
+            let state = if self.n == 0 {
+                StatusState::Connected
+            } else {
+                StatusState::Resubscribed
+            };
+            self.publish_status(state, "subscriptions sent").await;
+        }
         self.start_book_sync();
 
         let ping_every = ping_override.or(self.venue.heartbeat.interval);
@@ -176,18 +240,17 @@ impl Session<'_> {
                 .min(Duration::from_secs(1))
                 .max(Duration::from_millis(50)),
         );
-        let lifetime = self
-            .venue
-            .connection
-            .max_lifetime
-            .map(|l| l.saturating_sub((l / 10).min(Duration::from_secs(300))));
-        let deadline =
-            tokio::time::sleep(lifetime.unwrap_or(Duration::from_secs(100 * 365 * 86_400)));
+        let deadline = tokio::time::sleep_until(self.lifetime_deadline());
         tokio::pin!(deadline);
         let mut last_frame = Instant::now();
         let mut counter = 0u64;
+        let mut out: Option<Outgoing<'c>> = None;
+        // A handover asked for while this session was itself still a
+        // successor waiting to take over.
+        let mut deferred = false;
+        let mut takeover = self.incoming.as_mut().and_then(|i| i.takeover.take());
         loop {
-            tokio::select! {
+            let end = tokio::select! {
                 biased;
                 _ = self.conn.cancel.cancelled() => return End::Shutdown,
                 msg = source.next() => {
@@ -204,10 +267,10 @@ impl Session<'_> {
                         Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(c))) => {
                             let reason = c.as_ref().map_or("closed by venue".to_owned(), |c| format!("closed by venue: {} {}", c.code, c.reason));
-                            return End::Failed { connected: true, reason };
+                            return self.failed(reason, out);
                         }
-                        Some(Err(e)) => return End::Failed { connected: true, reason: e.to_string() },
-                        None => return End::Failed { connected: true, reason: "connection closed".into() },
+                        Some(Err(e)) => return self.failed(e.to_string(), out),
+                        None => return self.failed("connection closed".into(), out),
                     };
                     if let Some(tap) = &self.conn.tap {
                         let _ = tap.send(match frame {
@@ -215,34 +278,74 @@ impl Session<'_> {
                             RawFrame::Binary(b) => OwnedFrame::Binary(b.to_vec()),
                         });
                     }
-                    if let Some(end) = self.on_frame(frame, now).await {
-                        return end;
-                    }
+                    let end = self.on_frame(frame, now).await;
                     // Silence is the venue's: time spent here waiting for
                     // room in a full queue does not count.
                     last_frame = Instant::now();
+                    self.check_ready();
+                    end
                 }
                 Some((instrument, result)) = snap_rx.recv() => {
-                    if let Some(end) = self.on_snapshot(instrument, result).await {
-                        return end;
-                    }
+                    self.on_snapshot(instrument, result).await
                 }
                 _ = async { ping_tick.as_mut().expect("guarded").tick().await }, if ping_tick.is_some() => {
                     counter += 1;
-                    if let Err(e) = self.send_ping(counter).await {
-                        return End::Failed { connected: true, reason: e };
-                    }
+                    self.send_ping(counter).await.err()
+                        .map(|reason| End::Failed { connected: true, reason })
                 }
                 _ = silence_tick.tick() => {
-                    if last_frame.elapsed() > silence {
-                        return End::Failed { connected: true, reason: format!("no frame for {silence:?}") };
-                    }
+                    self.check_ready();
                     let ack_timeout = self.venue.subscribe.ack_timeout;
-                    if self.awaiting_ack.is_some_and(|t| t.elapsed() > ack_timeout) {
-                        return End::Failed { connected: true, reason: format!("subscriptions neither acknowledged nor answered with data within {ack_timeout:?}") };
+                    if last_frame.elapsed() > silence {
+                        Some(End::Failed { connected: true, reason: format!("no frame for {silence:?}") })
+                    } else if self.awaiting_ack.is_some_and(|t| t.elapsed() > ack_timeout) {
+                        Some(End::Failed { connected: true, reason: format!("subscriptions neither acknowledged nor answered with data within {ack_timeout:?}") })
+                    } else {
+                        None
                     }
                 }
-                _ = &mut deadline => return End::Planned,
+                _ = &mut deadline, if out.is_none() => {
+                    deadline.as_mut().reset(never());
+                    if self.holding {
+                        deferred = true;
+                    } else {
+                        out = Some(self.start_successor("the connection's lifetime is ending"));
+                    }
+                    None
+                }
+                step = async {
+                    let o = out.as_mut().expect("guarded");
+                    tokio::select! {
+                        end = o.successor.0.as_mut() => Err(end),
+                        Ok(()) = &mut o.ready => Ok(()),
+                    }
+                }, if out.is_some() => {
+                    match step {
+                        Ok(()) => {
+                            let o = out.take().expect("guarded");
+                            let _ = o.takeover.send(std::mem::take(&mut self.published));
+                            return End::HandedOver(o.successor);
+                        }
+                        Err(End::Shutdown) => return End::Shutdown,
+                        Err(end) => {
+                            out = None;
+                            warn!(venue = %self.conn.venue_id, conn = self.conn.index, ?end, retry = ?handover::RETRY, "handover: the new connection failed; keeping this one");
+                            deadline.as_mut().reset(tokio::time::Instant::now() + handover::RETRY);
+                        }
+                    }
+                    None
+                }
+                published = async { takeover.as_mut().expect("guarded").await }, if takeover.is_some() => {
+                    takeover = None;
+                    // Without a report the old session is gone anyway:
+                    // release against nothing published.
+                    let end = self.take_over(published.unwrap_or_default()).await;
+                    if end.is_none() && deferred {
+                        deferred = false;
+                        out = Some(self.start_successor("deferred handover"));
+                    }
+                    end
+                }
                 changed = venue_rx.changed() => {
                     if changed.is_err() {
                         continue;
@@ -252,15 +355,112 @@ impl Session<'_> {
                     self.venue = new;
                     self.mapper.venue_changed();
                     info!(venue = %self.conn.venue_id, conn = self.conn.index, reconnect, "venue definition reloaded");
-                    if reconnect {
-                        return End::Reconfigure;
+                    if reconnect && out.is_none() {
+                        if self.holding {
+                            deferred = true;
+                        } else {
+                            out = Some(self.start_successor("the venue's connection settings changed"));
+                        }
                     }
+                    None
                 }
+            };
+            if let Some(end) = end {
+                return match end {
+                    End::Failed { reason, .. } => self.failed(reason, out),
+                    end => end,
+                };
             }
         }
     }
 
-    async fn send(&mut self, text: String) -> Result<(), String> {
+    /// When to start the planned handover: the venue's maximum lifetime
+    /// less a margin (a tenth of it, at most five minutes).
+    fn lifetime_deadline(&self) -> tokio::time::Instant {
+        match self.venue.connection.max_lifetime {
+            Some(l) => {
+                tokio::time::Instant::now()
+                    + l.saturating_sub((l / 10).min(Duration::from_secs(300)))
+            }
+            None => never(),
+        }
+    }
+
+    /// Open the successor connection; this session keeps streaming until
+    /// the successor is ready.
+    fn start_successor(&self, why: &str) -> Outgoing<'c> {
+        info!(venue = %self.conn.venue_id, conn = self.conn.index, reason = why, "handover: opening a new connection");
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (takeover_tx, takeover_rx) = oneshot::channel();
+        let incoming = Incoming {
+            ready: Some(ready_tx),
+            takeover: Some(takeover_rx),
+            first_data: None,
+        };
+        Outgoing {
+            successor: successor(
+                self.conn,
+                self.n + 1,
+                self.reporter,
+                self.counters,
+                self.pacing,
+                incoming,
+            ),
+            ready: ready_rx,
+            takeover: takeover_tx,
+        }
+    }
+
+    /// This session failed. With a successor already running, the successor
+    /// takes over at once; otherwise the connection reconnects.
+    fn failed(&mut self, reason: String, out: Option<Outgoing<'c>>) -> End<'c> {
+        match out {
+            Some(o) => {
+                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %reason, "connection lost during a handover: the new connection takes over");
+                let _ = o.takeover.send(std::mem::take(&mut self.published));
+                End::HandedOver(o.successor)
+            }
+            None => End::Failed {
+                connected: true,
+                reason,
+            },
+        }
+    }
+
+    /// A successor: tell the old session when market data flows and every
+    /// book instrument has a snapshot held (or data has flowed for a while).
+    fn check_ready(&mut self) {
+        let Some(inc) = self.incoming.as_mut() else {
+            return;
+        };
+        let Some(first) = inc.first_data else {
+            return;
+        };
+        if inc.ready.is_none() {
+            return;
+        }
+        let books_ready = first.elapsed() >= handover::READY_FALLBACK
+            || !self.conn.plan.types.contains(&DataType::L2Orderbook)
+            || self
+                .book_instruments()
+                .iter()
+                .all(|i| self.gate.as_ref().is_some_and(|g| g.has_snapshot(i)));
+        if books_ready && let Some(tx) = self.incoming.as_mut().and_then(|i| i.ready.take()) {
+            debug!(venue = %self.conn.venue_id, conn = self.conn.index, "handover: new connection ready");
+            let _ = tx.send(());
+        }
+    }
+
+    /// A successor saw market data.
+    pub(super) fn saw_data(&mut self) {
+        if let Some(inc) = self.incoming.as_mut()
+            && inc.first_data.is_none()
+        {
+            inc.first_data = Some(Instant::now());
+        }
+    }
+
+    pub(super) async fn send(&mut self, text: String) -> Result<(), String> {
         debug!(venue = %self.conn.venue_id, conn = self.conn.index, message = truncate(&text, 300), "send");
         self.sink
             .send(Message::text(text))
@@ -329,7 +529,7 @@ impl Session<'_> {
     }
 
     /// The instruments this connection subscribed for books.
-    fn book_instruments(&self) -> Vec<String> {
+    pub(super) fn book_instruments(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .conn
             .plan
@@ -356,7 +556,7 @@ impl Session<'_> {
         }
     }
 
-    fn fetch_snapshot(&self, instrument: String, delay: Duration) {
+    pub(super) fn fetch_snapshot(&self, instrument: String, delay: Duration) {
         let url = match snapshot_url(&self.venue, &instrument, self.conn.plan.market.as_deref()) {
             Ok(u) => u,
             Err(e) => {
@@ -376,294 +576,5 @@ impl Session<'_> {
             delay,
             self.snap_tx.clone(),
         );
-    }
-
-    async fn on_snapshot(
-        &mut self,
-        instrument: String,
-        result: Result<String, String>,
-    ) -> Option<End> {
-        let body = match result {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "snapshot request failed; retrying");
-                self.fetch_snapshot(instrument, SNAPSHOT_RETRY);
-                return None;
-            }
-        };
-        let venue = self.venue.clone();
-        let snap = venue.book.snapshot.as_ref()?;
-        self.events.clear();
-        if let Err(e) = self.mapper.map_document(
-            &venue,
-            &snap.route,
-            &body,
-            &instrument,
-            Timestamp::now(),
-            &mut self.events,
-        ) {
-            warn!(venue = %self.conn.venue_id, %instrument, error = %e, body = truncate(&body, 200), "snapshot did not map; retrying");
-            self.fetch_snapshot(instrument, SNAPSHOT_RETRY);
-            return None;
-        }
-        let ev = self.events.pop()?;
-        self.steps.clear();
-        if let Err(refetch) = self
-            .books
-            .on_rest_snapshot(&venue.book, ev, &mut self.steps)
-        {
-            debug!(venue = %self.conn.venue_id, %instrument, reason = %refetch.0, "snapshot too old; fetching another");
-            self.fetch_snapshot(instrument, Duration::from_millis(250));
-        }
-        self.handle_steps().await
-    }
-
-    async fn on_frame(&mut self, frame: RawFrame<'_>, now: Timestamp) -> Option<End> {
-        let c = self.counters;
-        c.frames.inc();
-        c.bytes.inc_by(frame.len() as u64);
-        let received = Instant::now();
-        self.events.clear();
-        let venue = self.venue.clone();
-        let result = self.mapper.map(&venue, frame, now, &mut self.events);
-        let end = self.on_mapped(result, &venue, &frame, received).await;
-        if let Some(gap) = self.mapper.take_gap() {
-            // The frame's own events went out above; what was lost before it
-            // can only be recovered by starting over.
-            let reason = gap.to_string();
-            self.counters.gaps.inc();
-            self.publish_status(StatusState::Gap, &reason).await;
-            return Some(end.unwrap_or(End::Failed {
-                connected: true,
-                reason,
-            }));
-        }
-        end
-    }
-
-    async fn on_mapped(
-        &mut self,
-        result: Result<Outcome, MapError>,
-        venue: &Arc<Venue>,
-        frame: &RawFrame<'_>,
-        received: Instant,
-    ) -> Option<End> {
-        let c = self.counters;
-        match result {
-            Ok(Outcome::Data { .. }) => {
-                self.awaiting_ack = None;
-                let book = venue.book.active();
-                let mut events = std::mem::take(&mut self.events);
-                let mut end = None;
-                for ev in events.drain(..) {
-                    let t = ev.data_type();
-                    if end.is_some() || !self.conn.plan.types.contains(&t) {
-                        continue;
-                    }
-                    c.mapped[t.index()].inc();
-                    if book && t == DataType::L2Orderbook {
-                        self.books.on_update(&venue.book, ev, &mut self.steps);
-                    } else {
-                        end = self.publish(&ev, received).await;
-                    }
-                }
-                self.events = events;
-                if end.is_some() {
-                    return end;
-                }
-                if !self.steps.is_empty() {
-                    return self.handle_steps().await;
-                }
-            }
-            Ok(Outcome::Control(info)) => return self.on_control(info).await,
-            Ok(Outcome::Unrouted) => {
-                c.unrouted.inc();
-                debug!(venue = %self.conn.venue_id, frame = truncate(frame_text(frame), 200), "unrouted frame");
-            }
-            Err(e) => {
-                c.failures.inc();
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(frame), 200), "frame skipped");
-            }
-        }
-        None
-    }
-
-    async fn on_control(&mut self, info: crate::engine::mapper::ControlInfo) -> Option<End> {
-        self.conn
-            .metrics
-            .control_frames
-            .get_or_create(&VenueKindLabel {
-                venue: self.conn.venue_id.to_string(),
-                kind: info.kind.as_str().into(),
-            })
-            .inc();
-        match info.kind {
-            ControlKind::Ack => {
-                self.awaiting_ack = None;
-                self.reporter.update(|s| s.subscriptions_acked += 1)
-            }
-            ControlKind::Error => {
-                self.counters.rejected.inc();
-                let msg = info.message.clone().unwrap_or_else(|| "error".into());
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %msg, "venue reported an error");
-                self.reporter.update(|s| {
-                    s.subscriptions_rejected.push(msg);
-                    if s.subscriptions_rejected.len() > 20 {
-                        s.subscriptions_rejected.remove(0);
-                    }
-                });
-            }
-            _ => {}
-        }
-        if let Some(reply) = info.reply
-            && let Err(e) = self.sink.send(Message::text(reply)).await
-        {
-            return Some(End::Failed {
-                connected: true,
-                reason: e.to_string(),
-            });
-        }
-        None
-    }
-
-    async fn handle_steps(&mut self) -> Option<End> {
-        let steps = std::mem::take(&mut self.steps);
-        let received = Instant::now();
-        let mut end = None;
-        for step in steps {
-            if end.is_some() {
-                break;
-            }
-            end = match step {
-                Step::Publish(ev) => self.publish(&ev, received).await,
-                Step::Gap { instrument, reason } => self.on_gap(instrument, reason).await,
-            };
-        }
-        end
-    }
-
-    /// A gap on one instrument: tell consumers, then resync that instrument
-    /// only (REST snapshot, or unsubscribe + subscribe), or reconnect when
-    /// the venue offers neither.
-    async fn on_gap(&mut self, instrument: Arc<Instrument>, reason: String) -> Option<End> {
-        warn!(venue = %self.conn.venue_id, instrument = %instrument.venue_instrument, %reason, "book gap: resyncing");
-        self.counters.gaps.inc();
-        self.counters.resyncs.inc();
-        self.conn
-            .metrics
-            .status_events
-            .get_or_create(&VenueKindLabel {
-                venue: self.conn.venue_id.to_string(),
-                kind: "gap".into(),
-            })
-            .inc();
-        let ev = status::event(
-            &self.conn.venue_id,
-            instrument.clone(),
-            StatusState::Gap,
-            &reason,
-            Timestamp::now(),
-        );
-        if let Some(end) = self.publish(&ev, Instant::now()).await {
-            return Some(end);
-        }
-        let name = instrument.venue_instrument.clone();
-        if self.venue.book.snapshot.is_some() {
-            self.fetch_snapshot(name, Duration::ZERO);
-            return None;
-        }
-        let venue = self.venue.clone();
-        let Some(unsub) = &venue.subscribe.unsubscribe else {
-            return Some(End::Failed {
-                connected: true,
-                reason: format!("{reason} (no unsubscribe template: reconnecting)"),
-            });
-        };
-        let items: Vec<Item> = self
-            .conn
-            .plan
-            .items
-            .iter()
-            .filter(|i| i.instrument == name && i.data_type == DataType::L2Orderbook)
-            .cloned()
-            .collect();
-        let mut request_id = 1_000_000u64;
-        let market = self.conn.plan.market.clone();
-        let mut msgs =
-            match subscribe_messages(&venue, unsub, market.as_deref(), &items, &mut request_id) {
-                Ok(m) => m,
-                Err(e) => {
-                    return Some(End::Failed {
-                        connected: true,
-                        reason: format!("resync: {e}"),
-                    });
-                }
-            };
-        if let Some(sub) = &venue.subscribe.message {
-            match subscribe_messages(&venue, sub, market.as_deref(), &items, &mut request_id) {
-                Ok(m) => msgs.extend(m),
-                Err(e) => {
-                    return Some(End::Failed {
-                        connected: true,
-                        reason: format!("resync: {e}"),
-                    });
-                }
-            }
-        }
-        for m in msgs {
-            if let Err(e) = self.send(m).await {
-                return Some(End::Failed {
-                    connected: true,
-                    reason: e,
-                });
-            }
-        }
-        None
-    }
-
-    async fn publish(&self, ev: &Event, received: Instant) -> Option<End> {
-        let out = status::outgoing(ev, self.conn.format, received);
-        match self
-            .conn
-            .queues
-            .push_counted(out, &self.counters.drops)
-            .await
-        {
-            Err(NotQueued::Closed) => Some(End::Shutdown),
-            _ => None,
-        }
-    }
-
-    async fn publish_status(&mut self, state: StatusState, reason: &str) {
-        let now = Timestamp::now();
-        self.conn
-            .metrics
-            .status_events
-            .get_or_create(&VenueKindLabel {
-                venue: self.conn.venue_id.to_string(),
-                kind: status::state_name(state).into(),
-            })
-            .inc_by(self.conn.plan.instruments.len() as u64);
-        let venue = self.venue.clone();
-        for name in &self.conn.plan.instruments {
-            let inst = self.mapper.resolve_symbol(&venue, name);
-            let ev = status::event(&self.conn.venue_id, inst, state, reason, now);
-            if self
-                .conn
-                .queues
-                .push(status::outgoing(&ev, self.conn.format, Instant::now()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    }
-}
-
-fn frame_text<'f>(f: &RawFrame<'f>) -> &'f str {
-    match f {
-        RawFrame::Text(t) => t,
-        RawFrame::Binary(_) => "<binary>",
     }
 }

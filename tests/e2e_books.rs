@@ -1,8 +1,8 @@
-//! Order-book integrity end to end: Binance diff-depth deltas (recorded) and
-//! their REST snapshots (recorded in the same sessions) served by a fake
-//! HTTP endpoint; the relay publishes, per symbol, the snapshot then the
-//! deltas that follow it, contiguously, and a dropped delta is detected,
-//! reported as a `gap` status event and resynced.
+//! Order-book integrity end to end: Binance spot, USD-M and COIN-M
+//! diff-depth deltas (recorded) and their REST snapshots (recorded in the
+//! same sessions) served by a fake HTTP endpoint; the relay publishes, per
+//! symbol, the snapshot then the deltas that follow it, contiguously, and a
+//! dropped delta is detected, reported as a `gap` status event and resynced.
 
 mod common;
 
@@ -18,9 +18,42 @@ use mdrelay::serialization::frames::OwnedFrame;
 
 type Requests = Arc<Mutex<HashMap<String, usize>>>;
 
+/// A recorded diff-depth feed and its REST snapshots.
+#[derive(Clone, Copy)]
+struct Feed {
+    venue: &'static str,
+    /// Recorded depth frames (benches/data).
+    frames: &'static str,
+    /// The REST path of the depth snapshot.
+    rest_path: &'static str,
+    /// Futures rules: the first delta spans the snapshot id (`U <= id <= u`)
+    /// and each delta's `pu` is the previous `u`; spot: `U <= id + 1 <= u`
+    /// and `U` follows the previous `u`.
+    futures: bool,
+}
+
+const SPOT: Feed = Feed {
+    venue: "binance-spot",
+    frames: "benches/data/binance-spot.book.jsonl",
+    rest_path: "/api/v3/depth",
+    futures: false,
+};
+const USDM: Feed = Feed {
+    venue: "binance-usdm",
+    frames: "benches/data/binance-usdm.book.jsonl",
+    rest_path: "/fapi/v1/depth",
+    futures: true,
+};
+const COINM: Feed = Feed {
+    venue: "binance-coinm",
+    frames: "benches/data/binance-coinm.book.jsonl",
+    rest_path: "/dapi/v1/depth",
+    futures: true,
+};
+
 /// A fake REST endpoint serving the recorded snapshots by symbol.
-async fn snapshot_server() -> (String, Requests) {
-    let dir = root().join("fixtures/binance-spot/rest");
+async fn snapshot_server(feed: Feed) -> (String, Requests) {
+    let dir = root().join(format!("fixtures/{}/rest", feed.venue));
     let mut bodies = HashMap::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
@@ -44,7 +77,7 @@ async fn snapshot_server() -> (String, Requests) {
         }
     }
     let app = axum::Router::new()
-        .route("/api/v3/depth", get(depth))
+        .route(feed.rest_path, get(depth))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -52,7 +85,7 @@ async fn snapshot_server() -> (String, Requests) {
     (format!("http://{addr}"), requests)
 }
 
-fn config(nats: &Nats, ws: &str, rest: &str, symbols: &[String]) -> String {
+fn config(nats: &Nats, feed: Feed, ws: &str, rest: &str, symbols: &[String]) -> String {
     let subs: String = symbols
         .iter()
         .map(|s| {
@@ -60,33 +93,58 @@ fn config(nats: &Nats, ws: &str, rest: &str, symbols: &[String]) -> String {
         })
         .collect();
     format!(
-        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n[[venues]]\nid = \"binance-spot\"\nurl = \"{ws}\"\nrest_url = \"{rest}\"\n{subs}",
-        nats.url()
+        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n[[venues]]\nid = \"{}\"\nurl = \"{ws}\"\nrest_url = \"{rest}\"\n{subs}",
+        nats.url(),
+        feed.venue
     )
 }
 
-fn symbols() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(root().join("fixtures/binance-spot/rest"))
-        .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .path()
-                .file_stem()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+/// The symbols with a recorded REST snapshot.
+fn symbols(feed: Feed) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(root().join(format!("fixtures/{}/rest", feed.venue)))
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .file_stem()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
     v.sort();
     v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_snapshots_bootstrap_consistent_books() {
+async fn spot_rest_snapshots_bootstrap_consistent_books() {
+    consistent_books(SPOT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usdm_rest_snapshots_bootstrap_consistent_books() {
+    consistent_books(USDM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinm_rest_snapshots_bootstrap_consistent_books() {
+    consistent_books(COINM).await;
+}
+
+async fn consistent_books(feed: Feed) {
     let nats = Nats::start();
-    let (rest, requests) = snapshot_server().await;
-    let frames = frames(&["benches/data/binance-spot.book.jsonl"]);
+    let (rest, requests) = snapshot_server(feed).await;
+    let syms = symbols(feed);
+    // Only the subscribed symbols' frames, as a venue would send.
+    let frames: Vec<OwnedFrame> = frames(&[feed.frames])
+        .into_iter()
+        .filter(|f| {
+            matches!(f, OwnedFrame::Text(t)
+                if syms.iter().any(|s| t.contains(&format!("\"s\":\"{s}\""))))
+        })
+        .collect();
     let replay = Replay::start(
         ReplaySpec {
             frames,
@@ -95,8 +153,7 @@ async fn rest_snapshots_bootstrap_consistent_books() {
         None,
     )
     .await;
-    let syms = symbols();
-    let relay = relay(&config(&nats, &replay.url(), &rest, &syms)).await;
+    let relay = relay(&config(&nats, feed, &replay.url(), &rest, &syms)).await;
     let stream = Stream::connect(&nats, "MARKET").await;
     // Every symbol: its snapshot plus the recorded deltas after it.
     let metrics = relay.metrics.clone();
@@ -129,7 +186,11 @@ async fn rest_snapshots_bootstrap_consistent_books() {
             m.json
         );
     }
-    assert_eq!(per_symbol.len(), syms.len(), "every symbol has a book");
+    assert_eq!(
+        per_symbol.keys().collect::<Vec<_>>(),
+        syms.iter().collect::<Vec<_>>(),
+        "every symbol has a book"
+    );
     for (sym, events) in &per_symbol {
         let snap = &events[0];
         assert_eq!(snap["kind"], "snapshot", "{sym}: the snapshot comes first");
@@ -145,10 +206,17 @@ async fn rest_snapshots_bootstrap_consistent_books() {
                     e["last_update_id"].as_i64().unwrap(),
                 );
                 if i == 1 {
+                    let spans = if feed.futures {
+                        u_first <= id && id <= u_last
+                    } else {
+                        u_first <= id + 1 && id < u_last
+                    };
                     assert!(
-                        u_first <= id + 1 && id < u_last,
+                        spans,
                         "{sym}: first delta {u_first}..{u_last} spans snapshot {id}"
                     );
+                } else if feed.futures {
+                    assert_eq!(e["prev_update_id"].as_i64(), Some(last), "{sym}: pu links");
                 } else {
                     assert_eq!(u_first, last + 1, "{sym}: contiguous");
                 }
@@ -166,17 +234,18 @@ async fn rest_snapshots_bootstrap_consistent_books() {
                 }
             }
         }
-        // The recorded deltas after the snapshot were all published.
-        let recorded: usize =
-            std::fs::read_to_string(root().join("benches/data/binance-spot.book.jsonl"))
-                .unwrap()
-                .lines()
-                .filter(|l| l.contains(&format!("\"s\":\"{sym}\"")))
-                .filter(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    v["data"]["u"].as_i64().unwrap() > id
-                })
-                .count();
+        // The recorded deltas after the snapshot were all published (the
+        // first one may end at the snapshot's id on futures).
+        let recorded: usize = std::fs::read_to_string(root().join(feed.frames))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&format!("\"s\":\"{sym}\"")))
+            .filter(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let u = v["data"]["u"].as_i64().unwrap();
+                if feed.futures { u >= id } else { u > id }
+            })
+            .count();
         assert_eq!(
             events.len() - 1,
             recorded,
@@ -192,13 +261,28 @@ async fn rest_snapshots_bootstrap_consistent_books() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_delta_is_a_gap_with_status_and_resync() {
+async fn spot_dropped_delta_is_a_gap_with_status_and_resync() {
+    dropped_delta(SPOT, "NKNUSDT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usdm_dropped_delta_is_a_gap_with_status_and_resync() {
+    dropped_delta(USDM, "SUSHIUSDT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinm_dropped_delta_is_a_gap_with_status_and_resync() {
+    dropped_delta(COINM, "BCHUSD_PERP").await;
+}
+
+async fn dropped_delta(feed: Feed, sym: &str) {
     let nats = Nats::start();
-    let (rest, requests) = snapshot_server().await;
-    // NKNUSDT's recorded deltas with the 40th left out.
-    let mut frames: Vec<OwnedFrame> = frames(&["benches/data/binance-spot.book.jsonl"])
+    let (rest, requests) = snapshot_server(feed).await;
+    // The symbol's recorded deltas with the 40th left out.
+    let needle = format!("\"s\":\"{sym}\"");
+    let mut frames: Vec<OwnedFrame> = frames(&[feed.frames])
         .into_iter()
-        .filter(|f| matches!(f, OwnedFrame::Text(t) if t.contains("\"s\":\"NKNUSDT\"")))
+        .filter(|f| matches!(f, OwnedFrame::Text(t) if t.contains(&needle)))
         .collect();
     let dropped = frames.remove(40);
     let OwnedFrame::Text(dropped) = dropped else {
@@ -215,9 +299,10 @@ async fn a_dropped_delta_is_a_gap_with_status_and_resync() {
     .await;
     let relay = relay(&config(
         &nats,
+        feed,
         &replay.url(),
         &rest,
-        &["NKNUSDT".to_owned()],
+        &[sym.to_owned()],
     ))
     .await;
     let stream = Stream::connect(&nats, "MARKET").await;
@@ -225,21 +310,13 @@ async fn a_dropped_delta_is_a_gap_with_status_and_resync() {
     wait_until(
         Duration::from_secs(20),
         "the gap is detected and counted",
-        || common::metric(&metrics.encode(), "mdrelay_gaps_total", "binance-spot") >= 1.0,
+        || common::metric(&metrics.encode(), "mdrelay_gaps_total", feed.venue) >= 1.0,
     )
     .await;
     wait_until(
         Duration::from_secs(10),
         "the snapshot is fetched again",
-        || {
-            requests
-                .lock()
-                .unwrap()
-                .get("NKNUSDT")
-                .copied()
-                .unwrap_or(0)
-                >= 2
-        },
+        || requests.lock().unwrap().get(sym).copied().unwrap_or(0) >= 2,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -247,7 +324,9 @@ async fn a_dropped_delta_is_a_gap_with_status_and_resync() {
     let gaps: Vec<_> = stored
         .iter()
         .filter(|m| {
-            m.subject == "market.binance-spot.nkn-usdt.status" && m.json["data"]["state"] == "gap"
+            m.subject.ends_with(".status")
+                && m.json["instrument"] == sym
+                && m.json["data"]["state"] == "gap"
         })
         .collect();
     assert_eq!(gaps.len(), 1, "one gap status event");
@@ -271,7 +350,7 @@ async fn a_dropped_delta_is_a_gap_with_status_and_resync() {
         published_after.is_empty(),
         "deltas after the gap were held back: {published_after:?}"
     );
-    assert!(common::metric(&metrics.encode(), "mdrelay_resyncs_total", "binance-spot") >= 1.0);
+    assert!(common::metric(&metrics.encode(), "mdrelay_resyncs_total", feed.venue) >= 1.0);
     relay.shutdown().await;
     replay.stop().await;
 }

@@ -86,18 +86,29 @@ fn ids(e: &Event) -> (Option<i64>, Option<i64>) {
 impl BookKeeper {
     /// A keeper with no instruments yet.
     pub fn new() -> Self {
-        Self::default()
+        BookKeeper {
+            // Room for the longest checksum string of the shipped venues
+            // (OKX: 25 levels a side), so it never grows on the hot path.
+            scratch: String::with_capacity(4096),
+            ..Self::default()
+        }
     }
 
+    /// The instrument's state, created on first use (the key is copied
+    /// only then: steady-state updates allocate nothing here).
     fn entry(&mut self, rules: &BookRules, key: &str) -> &mut InstBook {
-        self.books
-            .entry(key.to_owned())
-            .or_insert_with(|| InstBook {
-                state: State::Live,
-                last: None,
-                local: rules.checksum.as_ref().map(|_| LocalBook::new()),
-                after_snapshot: None,
-            })
+        if !self.books.contains_key(key) {
+            self.books.insert(
+                key.to_owned(),
+                InstBook {
+                    state: State::Live,
+                    last: None,
+                    local: rules.checksum.as_ref().map(|_| LocalBook::new()),
+                    after_snapshot: None,
+                },
+            );
+        }
+        self.books.get_mut(key).expect("inserted above")
     }
 
     /// Start buffering an instrument's deltas until its REST snapshot.
@@ -117,9 +128,11 @@ impl BookKeeper {
 
     /// Handle a book event from the socket.
     pub fn on_update(&mut self, rules: &BookRules, ev: Event, out: &mut Vec<Step>) {
-        let key = ev.instrument.venue_instrument.clone();
+        // The instrument is shared: a reference count, not a copy of its name.
+        let inst = ev.instrument.clone();
+        let key = inst.venue_instrument.as_str();
         let is_snapshot = matches!(&ev.payload, Payload::Book(u) if u.kind == BookKind::Snapshot);
-        let b = self.entry(rules, &key);
+        let b = self.entry(rules, key);
         match &mut b.state {
             State::Waiting(buffer) if !(is_snapshot && rules.snapshot.is_none()) => {
                 let full = buffer.len() >= MAX_BUFFERED;
@@ -136,7 +149,7 @@ impl BookKeeper {
             }
             _ => {}
         }
-        self.apply(rules, &key, ev, out);
+        self.apply(rules, key, ev, out);
     }
 
     fn apply(&mut self, rules: &BookRules, key: &str, ev: Event, out: &mut Vec<Step>) {

@@ -278,21 +278,20 @@ mod tests {
 /// `Display`, which matters once per price and quantity published.
 pub struct DecimalText<'a>(pub &'a Decimal);
 
-impl std::fmt::Display for DecimalText<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl DecimalText<'_> {
+    /// Render into `buf`, returning the text's length. 29 significant
+    /// digits, a sign, a point and up to 28 zeros after it fit in 64 bytes.
+    fn render(&self, buf: &mut [u8; 64]) -> usize {
         let d = self.0;
         let scale = d.scale() as usize;
         let m = d.mantissa();
         let mut digits = [0u8; 40];
         let mut i = digits.len();
-        let mut push = |b: u8| {
-            i -= 1;
-            digits[i] = b;
-        };
         let abs = m.unsigned_abs();
         if let Ok(mut v) = u64::try_from(abs) {
             loop {
-                push(b'0' + (v % 10) as u8);
+                i -= 1;
+                digits[i] = b'0' + (v % 10) as u8;
                 v /= 10;
                 if v == 0 {
                     break;
@@ -301,7 +300,8 @@ impl std::fmt::Display for DecimalText<'_> {
         } else {
             let mut v = abs;
             loop {
-                push(b'0' + (v % 10) as u8);
+                i -= 1;
+                digits[i] = b'0' + (v % 10) as u8;
                 v /= 10;
                 if v == 0 {
                     break;
@@ -310,33 +310,50 @@ impl std::fmt::Display for DecimalText<'_> {
         }
         let digits = &digits[i..];
         let n = digits.len();
-        // Only ASCII digits were written.
-        fn text(b: &[u8]) -> &str {
-            std::str::from_utf8(b).unwrap_or("")
-        }
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
         if m < 0 {
-            f.write_str("-")?;
+            put(b"-");
         }
         if scale == 0 {
-            f.write_str(text(digits))
+            put(digits);
         } else if n <= scale {
-            f.write_str("0.")?;
+            put(b"0.");
             for _ in 0..scale - n {
-                f.write_str("0")?;
+                put(b"0");
             }
-            f.write_str(text(digits))
+            put(digits);
         } else {
-            f.write_str(text(&digits[..n - scale]))?;
-            f.write_str(".")?;
-            f.write_str(text(&digits[n - scale..]))
+            put(&digits[..n - scale]);
+            put(b".");
+            put(&digits[n - scale..]);
         }
+        len
+    }
+
+    /// Append the text to `out` without going through `fmt`.
+    pub fn push_to(&self, out: &mut String) {
+        let mut buf = [0u8; 64];
+        let n = self.render(&mut buf);
+        // Only ASCII was written.
+        out.push_str(std::str::from_utf8(&buf[..n]).unwrap_or("0"));
+    }
+}
+
+impl std::fmt::Display for DecimalText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = [0u8; 64];
+        let n = self.render(&mut buf);
+        f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or("0"))
     }
 }
 
 /// Append a decimal's exact text to `out` (see [`DecimalText`]).
 pub fn write_decimal(d: &Decimal, out: &mut String) {
-    use std::fmt::Write as _;
-    let _ = write!(out, "{}", DecimalText(d));
+    DecimalText(d).push_to(out);
 }
 
 #[cfg(test)]

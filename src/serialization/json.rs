@@ -38,7 +38,9 @@ impl<'o> Obj<'o> {
 
     fn dec(&mut self, k: &str, v: &Decimal) {
         let out = self.key(k);
-        let _ = write!(out, "\"{}\"", DecimalText(v));
+        out.push('"');
+        DecimalText(v).push_to(out);
+        out.push('"');
     }
 
     fn opt_dec(&mut self, k: &str, v: &Option<Decimal>) {
@@ -70,12 +72,11 @@ impl<'o> Obj<'o> {
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(
-                out,
-                "[\"{}\",\"{}\"]",
-                DecimalText(&l.price),
-                DecimalText(&l.quantity)
-            );
+            out.push_str("[\"");
+            DecimalText(&l.price).push_to(out);
+            out.push_str("\",\"");
+            DecimalText(&l.quantity).push_to(out);
+            out.push_str("\"]");
         }
         out.push(']');
     }

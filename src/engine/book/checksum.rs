@@ -2,8 +2,6 @@
 //! from the book (depth, order of levels, number formatting, separator) and
 //! how the CRC32 is compared; this computes it.
 
-use std::fmt::Write as _;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -106,12 +104,22 @@ impl ChecksumSpec {
         if negative && !d.is_zero() {
             buf.push('-');
         }
-        let _ = write!(buf, "{}", crate::domain::DecimalText(d));
+        crate::domain::DecimalText(d).push_to(buf);
         if self.numbers == ChecksumNumbers::Digits {
-            let digits: String = buf[start..].chars().filter(|c| *c != '.').collect();
-            let trimmed = digits.trim_start_matches('0');
+            // Drop the point and leading zeros in place (no allocation).
+            let mut digits = [0u8; 64];
+            let mut n = 0;
+            for &b in &buf.as_bytes()[start..] {
+                if b != b'.' && !(n == 0 && b == b'0') && n < digits.len() {
+                    digits[n] = b;
+                    n += 1;
+                }
+            }
             buf.truncate(start);
-            buf.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+            match std::str::from_utf8(&digits[..n]) {
+                Ok(d) if n > 0 => buf.push_str(d),
+                _ => buf.push('0'),
+            }
         }
     }
 }

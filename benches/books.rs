@@ -1,0 +1,83 @@
+//! Book integrity cost per update: the book keeper (sequence rule, local
+//! book, checksum) over recorded book events, mapped beforehand. Each
+//! iteration runs a fresh keeper over the whole file; criterion reports the
+//! time per update (throughput in elements = updates).
+//!
+//! Allocation counts are asserted by `tests/book_alloc.rs`.
+
+use std::path::Path;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+use mdrelay::application::books::{BookKeeper, Step};
+use mdrelay::config::venue::load_venue;
+use mdrelay::domain::{Event, Payload, Timestamp};
+use mdrelay::engine::mapper::{Mapper, RawFrame};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bench_keeper(c: &mut Criterion, venue: &str, file: &str) {
+    let v = load_venue(&root().join("venues").join(format!("{venue}.toml"))).unwrap();
+    let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
+    let mut out = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    for l in std::fs::read_to_string(root().join("benches/data").join(file))
+        .unwrap()
+        .lines()
+    {
+        out.clear();
+        if mapper
+            .map(&v, RawFrame::Text(l), Timestamp(0), &mut out)
+            .is_ok()
+        {
+            events.extend(
+                out.drain(..)
+                    .filter(|e| matches!(e.payload, Payload::Book(_))),
+            );
+        }
+    }
+    let what = match (&v.book.sequence, &v.book.checksum) {
+        (Some(_), Some(_)) => "sequence+checksum",
+        (None, Some(_)) => "checksum",
+        (Some(_), None) => "sequence",
+        (None, None) => "none",
+    };
+    let mut g = c.benchmark_group("book_keeper");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function(format!("{venue}/{what}"), |b| {
+        b.iter_batched(
+            || (events.clone(), Vec::with_capacity(events.len())),
+            |(evs, mut steps): (Vec<Event>, Vec<Step>)| {
+                let mut k = BookKeeper::new();
+                for e in evs {
+                    k.on_update(&v.book, e, &mut steps);
+                }
+                std::hint::black_box(steps.len());
+                steps
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn bench_all(c: &mut Criterion) {
+    bench_keeper(c, "binance-spot", "binance-spot.book.jsonl");
+    bench_keeper(c, "binance-usdm", "binance-usdm.book.jsonl");
+    bench_keeper(c, "okx", "okx.book.jsonl");
+    bench_keeper(c, "kraken-v1", "kraken-v1.book.jsonl");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = bench_all
+}
+criterion_main!(benches);

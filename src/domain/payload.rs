@@ -281,7 +281,7 @@ pub struct DecimalText<'a>(pub &'a Decimal);
 impl DecimalText<'_> {
     /// Render into `buf`, returning the text's length. 29 significant
     /// digits, a sign, a point and up to 28 zeros after it fit in 64 bytes.
-    fn render(&self, buf: &mut [u8; 64]) -> usize {
+    pub fn render(&self, buf: &mut [u8; 64]) -> usize {
         let d = self.0;
         let scale = d.scale() as usize;
         let m = d.mantissa();

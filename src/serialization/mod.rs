@@ -5,9 +5,10 @@
 pub mod frames;
 mod json;
 mod protobuf;
+mod protobuf_direct;
 
 pub use json::{to_json, to_json_line};
-pub use protobuf::{proto, to_protobuf};
+pub use protobuf::{proto, to_message, to_protobuf, to_protobuf_via_prost};
 
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -118,8 +118,15 @@ pub fn to_message(e: &Event) -> proto::Event {
     }
 }
 
-/// Append the protobuf encoding of `event` to `buf`.
+/// Append the protobuf encoding of `event` to `buf`, written straight from
+/// the event (the same bytes as [`to_protobuf_via_prost`]).
 pub fn to_protobuf(event: &Event, buf: &mut Vec<u8>) {
+    super::protobuf_direct::encode(event, buf);
+}
+
+/// Append prost's encoding of [`to_message`] to `buf` (the reference for
+/// [`to_protobuf`]).
+pub fn to_protobuf_via_prost(event: &Event, buf: &mut Vec<u8>) {
     let msg = to_message(event);
     buf.reserve(msg.encoded_len());
     // Encoding into a Vec only fails for lack of capacity, reserved above.

@@ -14,9 +14,6 @@ use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload, Timestamp};
 use mdrelay::engine::mapper::{Mapper, RawFrame};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -20,9 +20,6 @@ use mdrelay::domain::{
 };
 use mdrelay::engine::mapper::{Mapper, RawFrame};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -11,7 +11,7 @@ use crate::engine::book::{LocalBook, SequenceCheck};
 use crate::engine::venue::{BookRules, FirstDelta};
 
 /// Most deltas buffered per instrument while a snapshot is awaited.
-const MAX_BUFFERED: usize = 50_000;
+const MAX_BUFFERED: usize = 5_000;
 
 /// What to do with the outcome of an update.
 #[derive(Debug)]

@@ -68,15 +68,82 @@ struct Feed {
 #[derive(Debug, serde::Deserialize)]
 struct FeedsFile {
     feeds: Vec<Feed>,
+    #[serde(default)]
+    background: Option<Background>,
+}
+
+/// Every other venue file, loaded and streaming its fixtures slowly, so
+/// that peak RSS covers all venues.
+#[derive(Debug, serde::Deserialize)]
+struct Background {
+    /// Frames per second per venue.
+    rate: f64,
+}
+
+fn feeds_file(root: &Path) -> anyhow::Result<FeedsFile> {
+    let path = root.join("benches/data/feeds.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    toml::from_str::<FeedsFile>(&text).with_context(|| path.display().to_string())
 }
 
 /// The feeds the benchmark replays, from `benches/data/feeds.toml`.
 fn feeds(root: &Path) -> anyhow::Result<Vec<Feed>> {
-    let path = root.join("benches/data/feeds.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    Ok(toml::from_str::<FeedsFile>(&text)
-        .with_context(|| path.display().to_string())?
-        .feeds)
+    Ok(feeds_file(root)?.feeds)
+}
+
+/// A background venue: its id, its first market (if it has several), and
+/// the fixture files it replays.
+struct BackgroundVenue {
+    id: String,
+    market: Option<String>,
+    /// The data types offered (on that market).
+    types: Vec<&'static str>,
+    files: Vec<std::path::PathBuf>,
+}
+
+/// Every venue file without a feed, with its recorded fixtures (derived
+/// `malformed` cases left out).
+fn background_venues(root: &Path) -> anyhow::Result<Vec<BackgroundVenue>> {
+    let featured: Vec<String> = feeds(root)?.into_iter().map(|f| f.venue).collect();
+    let (venues, _) = crate::config::venue::load_venues_dir(&root.join("venues"));
+    let mut out = Vec::new();
+    for (id, v) in venues {
+        if featured.contains(&id) {
+            continue;
+        }
+        let dir = root.join("fixtures").join(&id);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.ends_with(".jsonl") && !n.ends_with(".expected.jsonl") && !n.starts_with("malformed")
+        });
+        files.sort();
+        if files.is_empty() {
+            continue;
+        }
+        let market = (v.markets.len() > 1)
+            .then(|| v.markets.keys().next().cloned())
+            .flatten();
+        let types = v
+            .channels
+            .iter()
+            .filter(|(_, ch)| {
+                market
+                    .as_ref()
+                    .is_none_or(|m| ch.markets.is_empty() || ch.markets.contains(m))
+            })
+            .map(|(t, _)| t.as_str())
+            .collect();
+        out.push(BackgroundVenue {
+            id,
+            market,
+            types,
+            files,
+        });
+    }
+    Ok(out)
 }
 
 fn free_port() -> u16 {
@@ -142,6 +209,30 @@ fn start_replays(
         wait_port(port)?;
         ports.push(port);
     }
+    if let Some(bg) = feeds_file(root)?.background {
+        for v in background_venues(root)? {
+            let port = free_port();
+            let mut cmd = Command::new(exe);
+            cmd.args([
+                "replay",
+                "--loop",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--rate",
+                &bg.rate.to_string(),
+                "--frames",
+            ]);
+            cmd.args(&v.files);
+            kids.0.push(
+                cmd.stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("starting mdrelay replay")?,
+            );
+            wait_port(port)?;
+            ports.push(port);
+        }
+    }
     Ok(ports)
 }
 
@@ -154,7 +245,7 @@ fn relay_config(
 ) -> anyhow::Result<String> {
     let threads = std::env::var("MDRELAY_BENCH_THREADS").unwrap_or_else(|_| "1".into());
     let mut s = format!(
-        "venues_dir = \"{}\"\n[service]\nworker_threads = {threads}\nlog_level = \"warn\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
+        "venues_dir = \"{}\"\n[service]\nworker_threads = {threads}\nlog_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
         root.join("venues").display()
     );
     // Subscribe to everything the captures carry (the events' types).
@@ -166,6 +257,23 @@ fn relay_config(
             feed.instrument,
             types.join(", ")
         ));
+    }
+    // Background venues: every data type, on the ports after the feeds'.
+    if feeds_file(root)?.background.is_some() {
+        let n = feeds(root)?.len();
+        for (v, port) in background_venues(root)?.iter().zip(ports.iter().skip(n)) {
+            let market = v
+                .market
+                .as_ref()
+                .map(|m| format!("market = \"{m}\"\n"))
+                .unwrap_or_default();
+            let types: Vec<String> = v.types.iter().map(|t| format!("\"{t}\"")).collect();
+            s.push_str(&format!(
+                "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\nrest_url = \"http://127.0.0.1:{port}\"\n[venues.reconnect]\ninitial_delay = \"1s\"\n[[venues.subscriptions]]\ninstrument = \"BENCH\"\n{market}types = [{}]\n",
+                v.id,
+                types.join(", ")
+            ));
+        }
     }
     Ok(s)
 }
@@ -435,7 +543,10 @@ pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => bail!("{e}"),
     };
-    crate::cli::run::init_tracing("warn", crate::config::relay::raw::LogFormat::Pretty);
+    crate::cli::run::init_tracing(
+        &cfg.service.log_level,
+        crate::config::relay::raw::LogFormat::Pretty,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -29,7 +29,7 @@ const SECTIONS: [&str; 6] = [
 ];
 
 /// Default queue capacity per data type.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
 
 /// The checked relay configuration.
 #[derive(Debug)]

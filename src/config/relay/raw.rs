@@ -382,7 +382,8 @@ pub enum DeliverPolicy {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawQueue {
-    /// Most events waiting for the publisher.
+    /// Most events waiting for the publisher (default 1024). Memory is
+    /// about capacity × encoded event size (books: 1–3 KB each) when full.
     pub capacity: Option<usize>,
     /// What a connection does when the queue is full: `block` (stop reading
     /// the socket until there is room; nothing is dropped) or `drop_newest`

@@ -3,8 +3,9 @@
 //! by tests that check both forms agree.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use jaq_core::load::{Arena, File, Loader, lex, parse};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
@@ -35,6 +36,60 @@ const DENIED: [&str; 14] = [
     "halt_error",
 ];
 
+/// The identifier-like words of a text (over-approximates the names it
+/// calls: a word that is a field name or a variable just keeps a definition
+/// that is not needed).
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    // `@` starts format names (`@uri`, `@base64d`).
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '@'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '@'))
+}
+
+/// Definitions the compiler may use for syntax (`..` is `recurse`) or
+/// that are too basic to track: always included.
+const ALWAYS: [&str; 7] = [
+    "empty", "error", "true", "false", "not", "recurse", "tostring",
+];
+
+/// Each library definition (jaq-core, jaq-std and jaq-json, written in jq)
+/// with the words of its body, computed once.
+static LIBRARY: LazyLock<Vec<(&'static str, Vec<String>)>> = LazyLock::new(|| {
+    jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .map(|d| {
+            let body = format!("{:?}", d.body);
+            (d.name, words(&body).map(str::to_owned).collect())
+        })
+        .collect()
+});
+
+/// The library definitions `code` may use, directly or through other
+/// definitions. Every compiled filter carries the definitions it was
+/// compiled with, so leaving out the unused ones keeps each filter small
+/// (a venue file holds dozens of expressions).
+fn needed_library_defs(code: &str) -> HashSet<&'static str> {
+    let mut want: HashSet<String> = words(code).chain(ALWAYS).map(str::to_owned).collect();
+    // Several definitions share a name (`recurse/0`, `recurse/1`, ...):
+    // track them by position.
+    let mut taken = vec![false; LIBRARY.len()];
+    let mut needed: HashSet<&'static str> = HashSet::new();
+    loop {
+        let mut grew = false;
+        for (i, (name, body)) in LIBRARY.iter().enumerate() {
+            if !taken[i] && want.contains(*name) {
+                taken[i] = true;
+                grew = true;
+                needed.insert(name);
+                want.extend(body.iter().cloned());
+            }
+        }
+        if !grew {
+            return needed;
+        }
+    }
+}
+
 /// A compile error with its byte offset inside the expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JqCompileError {
@@ -47,10 +102,11 @@ pub struct JqCompileError {
 /// Compile `code` with the standard library minus [`DENIED`], declaring the
 /// engine's variables ([`VARS`]).
 pub(crate) fn compile(code: &str) -> Result<JqFilter, Vec<JqCompileError>> {
+    let needed = needed_library_defs(code);
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
         .chain(jaq_json::defs())
-        .filter(|d| !DENIED.contains(&d.name));
+        .filter(|d| needed.contains(d.name) && !DENIED.contains(&d.name));
     let funs = jaq_core::funs()
         .chain(jaq_std::funs())
         .chain(jaq_json::funs())
@@ -242,6 +298,29 @@ fn num_text(n: &Num) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_library_definitions_used_are_compiled_in() {
+        // `with_entries` uses `to_entries`, `map` and `from_entries`.
+        let needed = needed_library_defs("with_entries(.value |= ascii_downcase) | @uri");
+        for name in ["with_entries", "to_entries", "map", "from_entries", "@uri"] {
+            assert!(needed.contains(name), "{name} missing");
+        }
+        for name in ["walk", "combinations", "splits", "@base32d", "getpath"] {
+            assert!(!needed.contains(name), "{name} compiled in without use");
+        }
+        // Definitions reached only through others, and syntax, still work.
+        for code in [
+            "with_entries(.value |= ascii_downcase)",
+            "[..] | length",
+            "first(range(3))",
+            "[limit(2; .[])]",
+            "@uri \"x=\\(.)\"",
+            "to_entries | map(.key) | join(\",\")",
+        ] {
+            assert!(compile(code).is_ok(), "{code}");
+        }
+    }
 
     #[test]
     fn denied_builtins_do_not_compile() {

@@ -3,6 +3,8 @@
 //! See `docs/venue-format.md` for the reference of every field.
 
 mod compile;
+mod fingerprint;
 pub mod raw;
+mod routes;
 
 pub use compile::{compile_venue, load_venue, load_venues_dir};

@@ -38,6 +38,14 @@ pub const READY_FALLBACK: Duration = Duration::from_secs(10);
 /// After a failed successor, the wait before the next attempt.
 pub const RETRY: Duration = Duration::from_secs(5);
 
+/// When the successor is ready, the old session first reads what its socket
+/// already holds (frames the venue sent it before the successor existed
+/// could otherwise be lost with it): until no frame comes for
+/// [`DRAIN_IDLE`], at most [`DRAIN_MAX`].
+pub const DRAIN_IDLE: Duration = Duration::from_millis(20);
+/// See [`DRAIN_IDLE`].
+pub const DRAIN_MAX: Duration = Duration::from_millis(250);
+
 /// Most book events the successor holds per connection; beyond it the
 /// oldest are dropped and their instruments resynced after the takeover.
 const MAX_HELD: usize = 100_000;

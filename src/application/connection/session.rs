@@ -323,6 +323,7 @@ impl<'c> Session<'c> {
                     match step {
                         Ok(()) => {
                             let o = out.take().expect("guarded");
+                            self.drain(&mut source).await;
                             let _ = o.takeover.send(std::mem::take(&mut self.published));
                             return End::HandedOver(o.successor);
                         }
@@ -409,6 +410,38 @@ impl<'c> Session<'c> {
             ready: ready_rx,
             takeover: takeover_tx,
         }
+    }
+
+    /// Before handing over: map what this socket already holds (see
+    /// [`handover::DRAIN_IDLE`]). Errors end the drain; the successor takes
+    /// over either way.
+    async fn drain(&mut self, source: &mut Source) {
+        let until = Instant::now() + handover::DRAIN_MAX;
+        let mut drained = 0u64;
+        while Instant::now() < until {
+            let msg = match tokio::time::timeout(handover::DRAIN_IDLE, source.next()).await {
+                Ok(Some(Ok(m))) => m,
+                _ => break,
+            };
+            let now = Timestamp::now();
+            let frame = match &msg {
+                Message::Text(t) => RawFrame::Text(t.as_str()),
+                Message::Binary(b) => RawFrame::Binary(b),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if let Some(tap) = &self.conn.tap {
+                let _ = tap.send(match frame {
+                    RawFrame::Text(t) => OwnedFrame::Text(t.to_owned()),
+                    RawFrame::Binary(b) => OwnedFrame::Binary(b.to_vec()),
+                });
+            }
+            drained += 1;
+            if self.on_frame(frame, now).await.is_some() {
+                break;
+            }
+        }
+        debug!(venue = %self.conn.venue_id, conn = self.conn.index, drained, "handover: old connection drained");
     }
 
     /// This session failed. With a successor already running, the successor

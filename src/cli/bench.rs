@@ -111,14 +111,7 @@ fn start_replays(
         if let Some(r) = rate_total {
             cmd.args(["--rate", &(f64::from(r) / feeds.len() as f64).to_string()]);
         }
-        kids.0.push(
-            cmd.stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting mdrelay replay")?,
-        );
-        wait_port(port)?;
-        ports.push(port);
+        ports.push(spawn_replay(cmd, port, kids)?);
     }
     if let Some(bg) = feeds_file(root)?.background {
         for v in background_venues(root)? {
@@ -134,17 +127,22 @@ fn start_replays(
                 "--frames",
             ]);
             cmd.args(&v.files);
-            kids.0.push(
-                cmd.stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .context("starting mdrelay replay")?,
-            );
-            wait_port(port)?;
-            ports.push(port);
+            ports.push(spawn_replay(cmd, port, kids)?);
         }
     }
     Ok(ports)
+}
+
+/// Start a prepared `mdrelay replay` command and wait until it listens.
+fn spawn_replay(mut cmd: Command, port: u16, kids: &mut Children) -> anyhow::Result<u16> {
+    kids.0.push(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mdrelay replay")?,
+    );
+    wait_port(port)?;
+    Ok(port)
 }
 
 fn relay_config(

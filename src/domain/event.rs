@@ -99,22 +99,7 @@ fn hash_payload(h: &mut Xxh3, payload: &Payload) {
             h.update(t.side.as_str().as_bytes());
         }
         Payload::Ticker(t) => {
-            for f in [
-                &t.bid_price,
-                &t.bid_quantity,
-                &t.ask_price,
-                &t.ask_quantity,
-                &t.last_price,
-                &t.last_quantity,
-                &t.open_24h,
-                &t.high_24h,
-                &t.low_24h,
-                &t.volume_24h,
-                &t.quote_volume_24h,
-                &t.mark_price,
-                &t.index_price,
-                &t.open_interest,
-            ] {
+            for f in t.fields() {
                 opt(h, f);
             }
         }

@@ -223,6 +223,29 @@ pub enum Payload {
     Status(Status),
 }
 
+impl Ticker {
+    /// Every field, in declaration order (= the protobuf field numbers 1–14
+    /// and the order the content hash reads them).
+    pub fn fields(&self) -> [&Option<Decimal>; 14] {
+        [
+            &self.bid_price,
+            &self.bid_quantity,
+            &self.ask_price,
+            &self.ask_quantity,
+            &self.last_price,
+            &self.last_quantity,
+            &self.open_24h,
+            &self.high_24h,
+            &self.low_24h,
+            &self.volume_24h,
+            &self.quote_volume_24h,
+            &self.mark_price,
+            &self.index_price,
+            &self.open_interest,
+        ]
+    }
+}
+
 impl Payload {
     /// The data type of this payload.
     pub fn data_type(&self) -> DataType {

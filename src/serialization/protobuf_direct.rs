@@ -119,25 +119,7 @@ fn data(buf: &mut Vec<u8>, p: &Payload) {
             opt_string(b, 4, t.trade_id.as_deref());
         }),
         Payload::Ticker(t) => nested(buf, 11, |b| {
-            for (i, d) in [
-                &t.bid_price,
-                &t.bid_quantity,
-                &t.ask_price,
-                &t.ask_quantity,
-                &t.last_price,
-                &t.last_quantity,
-                &t.open_24h,
-                &t.high_24h,
-                &t.low_24h,
-                &t.volume_24h,
-                &t.quote_volume_24h,
-                &t.mark_price,
-                &t.index_price,
-                &t.open_interest,
-            ]
-            .into_iter()
-            .enumerate()
-            {
+            for (i, d) in t.fields().into_iter().enumerate() {
                 opt_decimal(b, i as u32 + 1, d);
             }
         }),

@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::config::venue::load_venue;
-use mdrelay::domain::{Event, Payload, Timestamp};
+use mdrelay::domain::{Event, Payload};
 use mdrelay::engine::book::LocalBook;
-use mdrelay::engine::mapper::{Mapper, RawFrame};
 use mdrelay::engine::venue::Venue;
 
 struct Counting;
@@ -38,34 +37,15 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+mod common;
+
+use common::{book_events, root};
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn events(venue: &Venue, file: &str) -> Vec<Event> {
-    let mut mapper = Mapper::new(venue.id.clone(), None, Default::default());
-    let mut out = Vec::new();
-    let mut events = Vec::new();
-    for l in std::fs::read_to_string(root().join(file)).unwrap().lines() {
-        out.clear();
-        if mapper
-            .map(venue, RawFrame::Text(l), Timestamp(0), &mut out)
-            .is_ok()
-        {
-            events.extend(
-                out.drain(..)
-                    .filter(|e| matches!(e.payload, Payload::Book(_))),
-            );
-        }
-    }
-    events
 }
 
 /// Allocations of the keeper over `events`, counting only updates of
@@ -127,7 +107,7 @@ fn gap_detection_and_checksums_allocate_nothing_per_update() {
     ] {
         let v = load_venue(&root().join(format!("venues/{venue}.toml"))).unwrap();
         assert!(v.book.sequence.is_some() && v.book.checksum.is_none());
-        let evs = events(&v, file);
+        let evs = book_events(&v, Path::new(file), None);
         let (used, n) = keeper_allocations(&v, evs);
         report.push(format!("{venue}: {used} allocations over {n} updates"));
         assert_eq!(used, 0, "{venue}: sequence checks allocate");
@@ -138,7 +118,7 @@ fn gap_detection_and_checksums_allocate_nothing_per_update() {
     ] {
         let v = load_venue(&root().join(format!("venues/{venue}.toml"))).unwrap();
         assert!(v.book.checksum.is_some());
-        let evs = events(&v, file);
+        let evs = book_events(&v, Path::new(file), None);
         let book_only = book_allocations(&v, &evs);
         let (used, n) = keeper_allocations(&v, evs);
         report.push(format!(

@@ -7,33 +7,11 @@ use std::path::Path;
 use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload, Timestamp};
-use mdrelay::engine::mapper::{Mapper, RawFrame};
 use mdrelay::engine::venue::Venue;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-/// Map frames and return the book events in order.
-fn book_events(venue: &Venue, lines: &[String]) -> Vec<Event> {
-    let mut mapper = Mapper::new(venue.id.clone(), None, Default::default());
-    let mut out = Vec::new();
-    let mut events = Vec::new();
-    for l in lines {
-        events.clear();
-        if mapper
-            .map(venue, RawFrame::Text(l), Timestamp(0), &mut events)
-            .is_ok()
-        {
-            out.extend(
-                events
-                    .drain(..)
-                    .filter(|e| matches!(e.payload, Payload::Book(_))),
-            );
-        }
-    }
-    out
-}
+use common::{book_events, root};
 
 /// Run the keeper; return (published, gap reasons).
 fn check(venue: &Venue, events: Vec<Event>) -> (usize, Vec<String>) {
@@ -55,35 +33,11 @@ fn check(venue: &Venue, events: Vec<Event>) -> (usize, Vec<String>) {
     (published, gaps)
 }
 
-fn lines(rel: &str) -> Vec<String> {
-    std::fs::read_to_string(root().join(rel))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn okx_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
     let venue = load_venue(&root().join("venues/okx.toml")).unwrap();
-    let frames = lines("benches/data/okx.book.jsonl");
-    let events = book_events(&venue, &frames);
-    let with_checksum = events
-        .iter()
-        .filter(|e| matches!(&e.payload, Payload::Book(u) if u.checksum.is_some_and(|c| c != 0)))
-        .count();
-    assert!(
-        with_checksum > 1000,
-        "recorded frames carry checksums ({with_checksum})"
-    );
-    let (published, gaps) = check(&venue, events.clone());
-    assert!(
-        gaps.is_empty(),
-        "{} mismatches on recorded frames, first: {:?}",
-        gaps.len(),
-        gaps.first()
-    );
-    assert_eq!(published, events.len());
+    let events = book_events(&venue, Path::new("benches/data/okx.book.jsonl"), None);
+    assert_recorded_checksums_pass(&venue, &events, 1000);
 
     // Alter one level of one delta: its checksum no longer matches.
     let mut altered = events;
@@ -100,8 +54,11 @@ fn okx_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
 #[test]
 fn binance_sequence_catches_a_dropped_delta() {
     let venue = load_venue(&root().join("venues/binance-spot.toml")).unwrap();
-    let frames = lines("benches/data/binance-spot.book.jsonl");
-    let events = book_events(&venue, &frames);
+    let events = book_events(
+        &venue,
+        Path::new("benches/data/binance-spot.book.jsonl"),
+        None,
+    );
     let (_, gaps) = check(&venue, events.clone());
     assert!(gaps.is_empty(), "{gaps:?}");
     let mut dropped = events;
@@ -114,20 +71,8 @@ fn binance_sequence_catches_a_dropped_delta() {
 #[test]
 fn kraken_v1_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
     let venue = load_venue(&root().join("venues/kraken-v1.toml")).unwrap();
-    let events = book_events(&venue, &lines("benches/data/kraken-v1.book.jsonl"));
-    let with_checksum = events
-        .iter()
-        .filter(|e| matches!(&e.payload, Payload::Book(u) if u.checksum.is_some()))
-        .count();
-    assert!(with_checksum > 2900, "recorded checksums: {with_checksum}");
-    let (published, gaps) = check(&venue, events.clone());
-    assert!(
-        gaps.is_empty(),
-        "{} mismatches, first: {:?}",
-        gaps.len(),
-        gaps.first()
-    );
-    assert_eq!(published, events.len());
+    let events = book_events(&venue, Path::new("benches/data/kraken-v1.book.jsonl"), None);
+    assert_recorded_checksums_pass(&venue, &events, 2900);
     // Alter the best ask of the first snapshot: the next checksum over the
     // top 10 levels no longer matches.
     let mut altered = events;
@@ -142,6 +87,27 @@ fn kraken_v1_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
     assert_mismatch(&venue, altered);
 }
 
+/// More than `at_least` of the recorded `events` carry a (non-zero)
+/// checksum, every one matches, and every event is published.
+fn assert_recorded_checksums_pass(venue: &Venue, events: &[Event], at_least: usize) {
+    let with_checksum = events
+        .iter()
+        .filter(|e| matches!(&e.payload, Payload::Book(u) if u.checksum.is_some_and(|c| c != 0)))
+        .count();
+    assert!(
+        with_checksum > at_least,
+        "recorded frames carry checksums ({with_checksum})"
+    );
+    let (published, gaps) = check(venue, events.to_vec());
+    assert!(
+        gaps.is_empty(),
+        "{} mismatches on recorded frames, first: {:?}",
+        gaps.len(),
+        gaps.first()
+    );
+    assert_eq!(published, events.len());
+}
+
 /// The keeper reports a checksum mismatch for `events`.
 fn assert_mismatch(venue: &Venue, events: Vec<Event>) {
     let (_, gaps) = check(venue, events);
@@ -149,29 +115,6 @@ fn assert_mismatch(venue: &Venue, events: Vec<Event>) {
         gaps.iter().any(|g| g.contains("checksum mismatch")),
         "{gaps:?}"
     );
-}
-
-/// Map a frames file (fixture or recorded capture) to its book events.
-fn recorded_book_events(venue: &Venue, path: &Path, market: Option<String>) -> Vec<Event> {
-    use mdrelay::application::fixture::{FrameLine, parse_frame_line};
-    let mut mapper = Mapper::new(venue.id.clone(), market, Default::default());
-    let mut events = Vec::new();
-    let mut out = Vec::new();
-    for line in std::fs::read_to_string(path).unwrap().lines() {
-        if let FrameLine::Frame(f) = parse_frame_line(line) {
-            out.clear();
-            if mapper
-                .map(venue, f.as_raw(), Timestamp(0), &mut out)
-                .is_ok()
-            {
-                events.extend(
-                    out.drain(..)
-                        .filter(|e| matches!(e.payload, Payload::Book(_))),
-                );
-            }
-        }
-    }
-    events
 }
 
 /// Whether a gap reason says the update ids went backwards (a new
@@ -226,14 +169,14 @@ fn every_sequence_rule_catches_a_dropped_delta() {
             .cases
             .get("book")
             .and_then(|o| o.market.clone());
-        let fixture = recorded_book_events(venue, &dir.join("book.jsonl"), market);
+        let fixture = book_events(venue, &dir.join("book.jsonl"), market);
         if a_dropped_delta_is_detected(venue, &fixture) {
             checked.push(format!("{id} (fixture)"));
             continue;
         }
         let capture = root().join(format!("benches/data/{id}.book.jsonl"));
         if capture.exists() {
-            let events = recorded_book_events(venue, &capture, None);
+            let events = book_events(venue, &capture, None);
             let (published, gaps) = check(venue, events.clone());
             // A capture may join two recorded sessions: ids restarting
             // lower is a new session, not a defect of the recording.
@@ -262,4 +205,49 @@ fn every_sequence_rule_catches_a_dropped_delta() {
         "dropped delta detected for: {checked:?}; not checkable from recorded frames: {skipped:?}"
     );
     assert!(checked.len() >= 10, "{checked:?}");
+}
+
+/// Binance futures: the first applied delta after a REST snapshot has
+/// `U <= id <= u` and may end exactly at the snapshot's id.
+#[test]
+fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
+    use mdrelay::domain::{BookKind, BookUpdate, EventId, Instrument};
+    let venue = load_venue(&root().join("venues/binance-usdm.toml")).unwrap();
+    let rules = &venue.book;
+    assert_eq!(
+        rules.snapshot.as_ref().unwrap().first_delta,
+        mdrelay::engine::venue::FirstDelta::Spans
+    );
+    let ev = |kind, first, last, prev| Event {
+        venue: std::sync::Arc::from("binance-usdm"),
+        instrument: std::sync::Arc::new(Instrument::new("BTCUSDT", "BTC/USDT:USDT")),
+        exchange_time: None,
+        receive_time: Timestamp(0),
+        id: EventId(format!("{last}")),
+        payload: Payload::Book(BookUpdate {
+            kind,
+            bids: vec![],
+            asks: vec![],
+            first_update_id: Some(first),
+            last_update_id: Some(last),
+            prev_update_id: prev,
+            checksum: None,
+        }),
+    };
+    let mut k = BookKeeper::new();
+    let mut steps = Vec::new();
+    k.await_snapshot(rules, "BTCUSDT");
+    k.on_update(rules, ev(BookKind::Delta, 90, 95, Some(80)), &mut steps);
+    k.on_update(rules, ev(BookKind::Delta, 96, 100, Some(95)), &mut steps);
+    k.on_update(rules, ev(BookKind::Delta, 101, 104, Some(100)), &mut steps);
+    k.on_rest_snapshot(rules, ev(BookKind::Snapshot, 100, 100, None), &mut steps)
+        .unwrap();
+    let published: Vec<&str> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Publish(e) => e.id.as_str(),
+            Step::Gap { .. } => "gap",
+        })
+        .collect();
+    assert_eq!(published, ["100", "100", "104"]);
 }

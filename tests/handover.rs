@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use mdrelay::application::relay::{StartOptions, start};
+use mdrelay::application::relay::{RelayHandle, StartOptions, start};
 use mdrelay::config::relay::load_relay;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
@@ -146,6 +146,25 @@ async fn check_stream(nats: &Nats, instruments: usize, handovers: f64) {
     assert!(first < 400, "the relay started late: first frame {first}");
 }
 
+fn handovers(relay: &RelayHandle) -> f64 {
+    metric(
+        &relay.metrics.encode(),
+        "mdrelay_handovers_total",
+        "binance-spot",
+    )
+}
+
+/// Stop the relay (nothing left unacked) and the fake venue; return the
+/// handovers counted and the connections the venue accepted.
+async fn finish(relay: RelayHandle, replay: Replay) -> (f64, u64) {
+    let handovers = handovers(&relay);
+    let report = relay.shutdown().await;
+    assert_eq!(report.failed, 0);
+    let connections = replay.stats.connections.load(Ordering::Relaxed);
+    replay.stop().await;
+    (handovers, connections)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_reconnects_overlap_and_lose_nothing() {
     let nats = Nats::start();
@@ -154,15 +173,7 @@ async fn planned_reconnects_overlap_and_lose_nothing() {
     let venues = venues_dir(|t| t.replace("max_lifetime = \"24h\"", "max_lifetime = \"1s\""));
     let relay = relay_in(venues.path(), &config).await;
     tokio::time::sleep(file_duration()).await;
-    let handovers = metric(
-        &relay.metrics.encode(),
-        "mdrelay_handovers_total",
-        "binance-spot",
-    );
-    let report = relay.shutdown().await;
-    assert_eq!(report.failed, 0);
-    let connections = replay.stats.connections.load(Ordering::Relaxed);
-    replay.stop().await;
+    let (handovers, connections) = finish(relay, replay).await;
     assert!(
         handovers >= 2.0 && connections >= 3,
         "{handovers} handovers over {connections} connections"
@@ -209,25 +220,12 @@ async fn a_reload_changing_connection_settings_hands_over_without_loss() {
     wait_until(
         Duration::from_secs(10),
         "the handover after the reload",
-        || {
-            metric(
-                &relay.metrics.encode(),
-                "mdrelay_handovers_total",
-                "binance-spot",
-            ) >= 1.0
-        },
+        || handovers(&relay) >= 1.0,
     )
     .await;
     tokio::time::sleep(file_duration().saturating_sub(Duration::from_millis(1500))).await;
-    let handovers = metric(
-        &relay.metrics.encode(),
-        "mdrelay_handovers_total",
-        "binance-spot",
-    );
-    let report = relay.shutdown().await;
-    assert_eq!(report.failed, 0);
-    assert_eq!(replay.stats.connections.load(Ordering::Relaxed), 2);
-    replay.stop().await;
+    let (handovers, connections) = finish(relay, replay).await;
+    assert_eq!(connections, 2);
     assert_eq!(handovers, 1.0);
     check_stream(&nats, instruments, handovers).await;
 }

@@ -369,29 +369,6 @@ mod tests {
     }
 
     #[test]
-    fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
-        // Binance futures: the first applied delta has U <= id <= u, and
-        // may end exactly at the snapshot's id.
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("venues/binance-usdm.toml");
-        let venue = crate::config::venue::load_venue(&path).unwrap();
-        let rules = &venue.book;
-        assert_eq!(
-            rules.snapshot.as_ref().unwrap().first_delta,
-            FirstDelta::Spans
-        );
-        let mut k = BookKeeper::new();
-        let mut steps = Vec::new();
-        k.await_snapshot(rules, "BTCUSDT");
-        k.on_update(rules, ev(BookKind::Delta, 90, 95, Some(80)), &mut steps);
-        k.on_update(rules, ev(BookKind::Delta, 96, 100, Some(95)), &mut steps);
-        k.on_update(rules, ev(BookKind::Delta, 101, 104, Some(100)), &mut steps);
-        k.on_rest_snapshot(rules, ev(BookKind::Snapshot, 100, 100, None), &mut steps)
-            .unwrap();
-        assert_eq!(published(&steps), ["100", "100", "104"]);
-    }
-
-    #[test]
     fn a_snapshot_older_than_the_buffer_is_refetched() {
         let rules = BookRules {
             sequence: Some(SequenceRule::Contiguous),

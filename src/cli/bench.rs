@@ -86,7 +86,8 @@ impl Drop for Children {
     }
 }
 
-/// Start replay servers, one per feed; returns their ports.
+/// Start replay servers, one per feed and one per background venue;
+/// returns their ports (feeds first).
 fn start_replays(
     exe: &Path,
     root: &Path,
@@ -96,45 +97,33 @@ fn start_replays(
     let mut ports = Vec::new();
     let feeds = feeds(root)?;
     for Feed { files, .. } in &feeds {
-        let port = free_port();
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "replay",
-            "--loop",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--frames",
-        ]);
-        for f in files {
-            cmd.arg(root.join("benches/data").join(f));
-        }
-        if let Some(r) = rate_total {
-            cmd.args(["--rate", &(f64::from(r) / feeds.len() as f64).to_string()]);
-        }
-        ports.push(spawn_replay(cmd, port, kids)?);
+        let rate = rate_total.map(|r| f64::from(r) / feeds.len() as f64);
+        let files = files.iter().map(|f| root.join("benches/data").join(f));
+        ports.push(spawn_replay(exe, files, rate, kids)?);
     }
     if let Some(bg) = feeds_file(root)?.background {
         for v in background_venues(root)? {
-            let port = free_port();
-            let mut cmd = Command::new(exe);
-            cmd.args([
-                "replay",
-                "--loop",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--rate",
-                &bg.rate.to_string(),
-                "--frames",
-            ]);
-            cmd.args(&v.files);
-            ports.push(spawn_replay(cmd, port, kids)?);
+            ports.push(spawn_replay(exe, v.files, Some(bg.rate), kids)?);
         }
     }
     Ok(ports)
 }
 
-/// Start a prepared `mdrelay replay` command and wait until it listens.
-fn spawn_replay(mut cmd: Command, port: u16, kids: &mut Children) -> anyhow::Result<u16> {
+/// Start `mdrelay replay` looping over `files` (at `rate` frames/s, or as
+/// fast as read) on a free port; wait until it listens and return the port.
+fn spawn_replay(
+    exe: &Path,
+    files: impl IntoIterator<Item = PathBuf>,
+    rate: Option<f64>,
+    kids: &mut Children,
+) -> anyhow::Result<u16> {
+    let port = free_port();
+    let mut cmd = Command::new(exe);
+    cmd.args(["replay", "--loop", "--listen", &format!("127.0.0.1:{port}")]);
+    if let Some(r) = rate {
+        cmd.args(["--rate", &r.to_string()]);
+    }
+    cmd.arg("--frames").args(files);
     kids.0.push(
         cmd.stdout(Stdio::null())
             .stderr(Stdio::null())

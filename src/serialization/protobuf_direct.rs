@@ -11,12 +11,21 @@ use crate::domain::{BookKind, DecimalText, Event, Level, Payload, Side, StatusSt
 const VARINT: u8 = 0;
 const LEN: u8 = 2;
 
-fn varint(buf: &mut Vec<u8>, mut v: u64) {
+/// `v` as a varint, on the stack (at most 10 bytes), and its length.
+fn varint_bytes(mut v: u64) -> ([u8; 10], usize) {
+    let (mut b, mut n) = ([0u8; 10], 0);
     while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
+        b[n] = (v as u8) | 0x80;
         v >>= 7;
+        n += 1;
     }
-    buf.push(v as u8);
+    b[n] = v as u8;
+    (b, n + 1)
+}
+
+fn varint(buf: &mut Vec<u8>, v: u64) {
+    let (b, n) = varint_bytes(v);
+    buf.extend_from_slice(&b[..n]);
 }
 
 fn key(buf: &mut Vec<u8>, field: u32, wire: u8) {
@@ -85,12 +94,11 @@ fn nested(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
         buf[at] = len as u8;
         return;
     }
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len as u64);
-    let extra = prefix.len() - 1;
+    let (prefix, n) = varint_bytes(len as u64);
+    let extra = n - 1;
     buf.resize(buf.len() + extra, 0);
     buf.copy_within(start..start + len, start + extra);
-    buf[at..at + prefix.len()].copy_from_slice(&prefix);
+    buf[at..at + n].copy_from_slice(&prefix[..n]);
 }
 
 fn side(s: Side) -> i64 {

@@ -305,3 +305,31 @@ pub fn metric(text: &str, name: &str, label_filter: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Map a frames file (fixture or recorded capture, relative to the
+/// repository or absolute) to its book events, in order.
+pub fn book_events(
+    venue: &mdrelay::engine::venue::Venue,
+    path: &Path,
+    market: Option<String>,
+) -> Vec<mdrelay::domain::Event> {
+    let mut mapper =
+        mdrelay::engine::mapper::Mapper::new(venue.id.clone(), market, Default::default());
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(root().join(path)).unwrap().lines() {
+        if let FrameLine::Frame(f) = parse_frame_line(line) {
+            out.clear();
+            if mapper
+                .map(venue, f.as_raw(), mdrelay::domain::Timestamp(0), &mut out)
+                .is_ok()
+            {
+                events.extend(
+                    out.drain(..)
+                        .filter(|e| matches!(e.payload, mdrelay::domain::Payload::Book(_))),
+                );
+            }
+        }
+    }
+    events
+}

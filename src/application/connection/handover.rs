@@ -26,7 +26,7 @@
 //! holds a book snapshot for every book instrument (or after
 //! [`READY_FALLBACK`] of data without one).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crate::domain::{BookKind, Event, EventId, Payload};
@@ -73,6 +73,9 @@ pub fn record(published: &mut Published, ev: &Event) {
 #[derive(Debug, Default)]
 pub struct Gate {
     held: VecDeque<Event>,
+    /// Instruments with a snapshot among the held events (checked after
+    /// every frame of the successor, so kept rather than searched).
+    snapshots: HashSet<String>,
     /// Instruments whose oldest held events were dropped (buffer full).
     overflowed: Vec<String>,
     /// After the takeover (sequenced venues): per instrument, the old
@@ -105,14 +108,16 @@ impl Gate {
                 self.overflowed.push(name);
             }
         }
+        if is_snapshot(&ev) && !self.snapshots.contains(&ev.instrument.venue_instrument) {
+            self.snapshots
+                .insert(ev.instrument.venue_instrument.clone());
+        }
         self.held.push_back(ev);
     }
 
     /// Whether a book snapshot is held for `instrument`.
     pub fn has_snapshot(&self, instrument: &str) -> bool {
-        self.held
-            .iter()
-            .any(|e| e.instrument.venue_instrument == instrument && is_snapshot(e))
+        self.snapshots.contains(instrument)
     }
 
     /// Number of held events.
@@ -131,6 +136,7 @@ impl Gate {
     /// of events the old session may also have sent (unsequenced venues).
     pub fn release(&mut self, published: &Published, sequenced: bool, mark: &str) -> Release {
         let held = std::mem::take(&mut self.held);
+        self.snapshots.clear();
         let mut out = Release {
             resync: std::mem::take(&mut self.overflowed),
             ..Release::default()

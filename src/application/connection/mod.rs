@@ -5,7 +5,8 @@
 //! - [`mod@self`]: the supervision loop (backoff, breaker, status on failure);
 //! - `session`: one connected session, a single `select!` loop;
 //! - `handling`: what a session does with frames, snapshots and gaps;
-//! - `handover`: the planned, overlapping reconnect;
+//! - `handover`: the planned, overlapping reconnect (book gate);
+//! - `successor`: the session side of a handover;
 //! - `books`: order-book resync (REST snapshots, resubscribing one instrument);
 //! - `messages`: building the messages sent to the venue.
 
@@ -14,6 +15,7 @@ mod handling;
 pub mod handover;
 mod messages;
 mod session;
+mod successor;
 
 use std::future::Future;
 use std::pin::Pin;

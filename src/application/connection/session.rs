@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::books::{SnapshotResult, spawn_fetch};
 use super::handover::{self, Gate, Published};
 use super::messages::{bootstrap_result, ping_messages, snapshot_url};
-use super::{Connection, Counters, End, Pacing, Successor, truncate, with_origin};
+use super::successor::{Incoming, Outgoing};
+use super::{Connection, Counters, End, Pacing, truncate, with_origin};
 use crate::application::books::{BookKeeper, Step};
 use crate::application::health::{ConnReporter, ConnState};
 use crate::application::metrics::Metrics;
@@ -26,23 +27,7 @@ use crate::infrastructure::ws::{self, Message, WsStream};
 use crate::serialization::frames::OwnedFrame;
 
 pub(super) type Sink = SplitSink<WsStream, Message>;
-type Source = SplitStream<WsStream>;
-
-/// A successor's side of a handover: how it tells the old session it is
-/// ready, and how it learns what the old session published last.
-pub(super) struct Incoming {
-    ready: Option<oneshot::Sender<()>>,
-    takeover: Option<oneshot::Receiver<Published>>,
-    /// When the successor received its first market data.
-    first_data: Option<Instant>,
-}
-
-/// The old session's side of a handover in progress.
-struct Outgoing<'c> {
-    successor: Successor<'c>,
-    ready: oneshot::Receiver<()>,
-    takeover: oneshot::Sender<Published>,
-}
+pub(super) type Source = SplitStream<WsStream>;
 
 /// Connect and run one session (`incoming`: as the successor of a handover).
 pub(super) async fn run<'c>(
@@ -123,26 +108,6 @@ pub(super) async fn run<'c>(
     end
 }
 
-/// Box a successor session (a named function keeps the recursive future's
-/// type finite).
-fn successor<'c>(
-    conn: &'c Connection,
-    n: u64,
-    reporter: &'c ConnReporter,
-    counters: &'c Counters,
-    pacing: &'c Mutex<Pacing>,
-    incoming: Incoming,
-) -> Successor<'c> {
-    Successor(Box::pin(run(
-        conn,
-        n,
-        reporter,
-        counters,
-        pacing,
-        Some(incoming),
-    )))
-}
-
 async fn resolve_url(
     conn: &Connection,
     venue: &Venue,
@@ -191,12 +156,12 @@ pub(super) struct Session<'c> {
     /// A successor's handover channels.
     pub(super) incoming: Option<Incoming>,
     /// This session's number on the connection (0: the first).
-    n: u64,
-    pacing: &'c Mutex<Pacing>,
+    pub(super) n: u64,
+    pub(super) pacing: &'c Mutex<Pacing>,
 }
 
 /// A point far enough in the future to mean "never".
-fn never() -> tokio::time::Instant {
+pub(super) fn never() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)
 }
 
@@ -272,12 +237,7 @@ impl<'c> Session<'c> {
                         Some(Err(e)) => return self.failed(e.to_string(), out),
                         None => return self.failed("connection closed".into(), out),
                     };
-                    if let Some(tap) = &self.conn.tap {
-                        let _ = tap.send(match frame {
-                            RawFrame::Text(t) => OwnedFrame::Text(t.to_owned()),
-                            RawFrame::Binary(b) => OwnedFrame::Binary(b.to_vec()),
-                        });
-                    }
+                    self.tap(&frame);
                     let end = self.on_frame(frame, now).await;
                     // Silence is the venue's: time spent here waiting for
                     // room in a full queue does not count.
@@ -387,109 +347,13 @@ impl<'c> Session<'c> {
         }
     }
 
-    /// Open the successor connection; this session keeps streaming until
-    /// the successor is ready.
-    fn start_successor(&self, why: &str) -> Outgoing<'c> {
-        info!(venue = %self.conn.venue_id, conn = self.conn.index, reason = why, "handover: opening a new connection");
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (takeover_tx, takeover_rx) = oneshot::channel();
-        let incoming = Incoming {
-            ready: Some(ready_tx),
-            takeover: Some(takeover_rx),
-            first_data: None,
-        };
-        Outgoing {
-            successor: successor(
-                self.conn,
-                self.n + 1,
-                self.reporter,
-                self.counters,
-                self.pacing,
-                incoming,
-            ),
-            ready: ready_rx,
-            takeover: takeover_tx,
-        }
-    }
-
-    /// Before handing over: map what this socket already holds (see
-    /// [`handover::DRAIN_IDLE`]). Errors end the drain; the successor takes
-    /// over either way.
-    async fn drain(&mut self, source: &mut Source) {
-        let until = Instant::now() + handover::DRAIN_MAX;
-        let mut drained = 0u64;
-        while Instant::now() < until {
-            let msg = match tokio::time::timeout(handover::DRAIN_IDLE, source.next()).await {
-                Ok(Some(Ok(m))) => m,
-                _ => break,
-            };
-            let now = Timestamp::now();
-            let frame = match &msg {
-                Message::Text(t) => RawFrame::Text(t.as_str()),
-                Message::Binary(b) => RawFrame::Binary(b),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            if let Some(tap) = &self.conn.tap {
-                let _ = tap.send(match frame {
-                    RawFrame::Text(t) => OwnedFrame::Text(t.to_owned()),
-                    RawFrame::Binary(b) => OwnedFrame::Binary(b.to_vec()),
-                });
-            }
-            drained += 1;
-            if self.on_frame(frame, now).await.is_some() {
-                break;
-            }
-        }
-        debug!(venue = %self.conn.venue_id, conn = self.conn.index, drained, "handover: old connection drained");
-    }
-
-    /// This session failed. With a successor already running, the successor
-    /// takes over at once; otherwise the connection reconnects.
-    fn failed(&mut self, reason: String, out: Option<Outgoing<'c>>) -> End<'c> {
-        match out {
-            Some(o) => {
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %reason, "connection lost during a handover: the new connection takes over");
-                let _ = o.takeover.send(std::mem::take(&mut self.published));
-                End::HandedOver(o.successor)
-            }
-            None => End::Failed {
-                connected: true,
-                reason,
-            },
-        }
-    }
-
-    /// A successor: tell the old session when market data flows and every
-    /// book instrument has a snapshot held (or data has flowed for a while).
-    fn check_ready(&mut self) {
-        let Some(inc) = self.incoming.as_mut() else {
-            return;
-        };
-        let Some(first) = inc.first_data else {
-            return;
-        };
-        if inc.ready.is_none() {
-            return;
-        }
-        let books_ready = first.elapsed() >= handover::READY_FALLBACK
-            || !self.conn.plan.types.contains(&DataType::L2Orderbook)
-            || self
-                .book_instruments()
-                .iter()
-                .all(|i| self.gate.as_ref().is_some_and(|g| g.has_snapshot(i)));
-        if books_ready && let Some(tx) = self.incoming.as_mut().and_then(|i| i.ready.take()) {
-            debug!(venue = %self.conn.venue_id, conn = self.conn.index, "handover: new connection ready");
-            let _ = tx.send(());
-        }
-    }
-
-    /// A successor saw market data.
-    pub(super) fn saw_data(&mut self) {
-        if let Some(inc) = self.incoming.as_mut()
-            && inc.first_data.is_none()
-        {
-            inc.first_data = Some(Instant::now());
+    /// Copy a received frame to `mdrelay record`, when recording.
+    pub(super) fn tap(&self, frame: &RawFrame<'_>) {
+        if let Some(tap) = &self.conn.tap {
+            let _ = tap.send(match *frame {
+                RawFrame::Text(t) => OwnedFrame::Text(t.to_owned()),
+                RawFrame::Binary(b) => OwnedFrame::Binary(b.to_vec()),
+            });
         }
     }
 

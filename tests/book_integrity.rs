@@ -87,6 +87,61 @@ fn kraken_v1_checksums_match_on_recorded_frames_and_catch_an_altered_level() {
     assert_mismatch(&venue, altered);
 }
 
+/// Kraken v2 prints numbers in shortest form (`0.566`) but checksums them
+/// at the pair's precision (`0.5660`): with the scales its
+/// `[book.checksum.scales]` request would return (MATIC/USD: 4 and 8
+/// places), the doc sample's snapshot and update checksums match; with
+/// other scales, or an altered level, they do not; before the scales
+/// arrive nothing is checked.
+#[test]
+fn kraken_v2_checksums_match_the_doc_samples_at_the_pairs_precision() {
+    use mdrelay::engine::book::Scales;
+    let venue = load_venue(&root().join("venues/kraken.toml")).unwrap();
+    assert!(venue.book.scales.is_some() && venue.book.checksum.is_some());
+    let events = book_events(&venue, Path::new("fixtures/kraken/book.jsonl"), None);
+    assert_eq!(events.len(), 2, "doc-sample snapshot and update");
+    let run = |scales: Option<Scales>, events: Vec<Event>| {
+        let mut k = BookKeeper::new();
+        if let Some(s) = scales {
+            k.set_scales(&venue.book, "MATIC/USD", s);
+        }
+        let mut steps = Vec::new();
+        for e in events {
+            k.on_update(&venue.book, e, &mut steps);
+        }
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Gap { reason, .. } => Some(reason.clone()),
+                Step::Publish(_) => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let pair = Scales {
+        price: 4,
+        quantity: 8,
+    };
+    assert_eq!(run(Some(pair), events.clone()), Vec::<String>::new());
+    assert_eq!(run(None, events.clone()), Vec::<String>::new(), "unchecked");
+    let wrong = run(
+        Some(Scales {
+            price: 5,
+            quantity: 8,
+        }),
+        events.clone(),
+    );
+    assert_eq!(wrong.len(), 1, "{wrong:?}");
+    assert!(wrong[0].contains("venue 2439117997"), "{wrong:?}");
+    // Alter the update's level: the snapshot passes, the update does not.
+    let mut altered = events;
+    if let Payload::Book(u) = &mut altered[1].payload {
+        u.bids[0].quantity += rust_decimal::Decimal::ONE;
+    }
+    let gaps = run(Some(pair), altered);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].contains("venue 2114181697"), "{gaps:?}");
+}
+
 /// More than `at_least` of the recorded `events` carry a (non-zero)
 /// checksum, every one matches, and every event is published.
 fn assert_recorded_checksums_pass(venue: &Venue, events: &[Event], at_least: usize) {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::domain::{BookKind, Event, Instrument, Payload};
-use crate::engine::book::{LocalBook, SequenceCheck};
+use crate::engine::book::{LocalBook, Scales, SequenceCheck};
 use crate::engine::venue::{BookRules, FirstDelta};
 
 /// Most deltas buffered per instrument while a snapshot is awaited.
@@ -49,6 +49,8 @@ struct InstBook {
     /// Set after a REST snapshot: its id and the rule its first delta must
     /// satisfy (instead of the sequence rule).
     after_snapshot: Option<(i64, FirstDelta)>,
+    /// The instrument's checksum number scales, once fetched.
+    scales: Option<Scales>,
 }
 
 /// Book state of one connection.
@@ -105,6 +107,7 @@ impl BookKeeper {
                     last: None,
                     local: rules.checksum.as_ref().map(|_| LocalBook::new()),
                     after_snapshot: None,
+                    scales: None,
                 },
             );
         }
@@ -117,6 +120,13 @@ impl BookKeeper {
         b.state = State::Waiting(Vec::new());
         b.last = None;
         b.after_snapshot = None;
+    }
+
+    /// The instrument's checksum number scales arrived: checksums are
+    /// verified from now on (venues with `[book.checksum.scales]` skip the
+    /// check until then, rather than flag every update).
+    pub fn set_scales(&mut self, rules: &BookRules, instrument: &str, scales: Scales) {
+        self.entry(rules, instrument).scales = Some(scales);
     }
 
     /// Whether the instrument is waiting for a snapshot.
@@ -200,8 +210,9 @@ impl BookKeeper {
             local.apply(u, rules.depth);
             if let (Some(spec), Some(want)) = (&rules.checksum, u.checksum)
                 && !(spec.zero_means_absent && want == 0)
+                && (rules.scales.is_none() || b.scales.is_some())
             {
-                let got = spec.compute(local, scratch);
+                let got = spec.compute(local, b.scales, scratch);
                 if got != want {
                     let reason = format!("checksum mismatch: venue {want}, book {got}");
                     Self::gap(b, rules, ev.instrument.clone(), reason, out);

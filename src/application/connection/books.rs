@@ -41,18 +41,27 @@ impl RateLimiter {
     }
 }
 
-/// A fetched snapshot body (or the error) for an instrument.
-pub(super) type SnapshotResult = (String, Result<String, String>);
+/// What a per-instrument REST request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fetch {
+    /// A book snapshot (`[book.snapshot]`).
+    Snapshot,
+    /// Checksum number scales (`[book.checksum.scales]`).
+    Scales,
+}
+
+/// A fetched body (or the error) for an instrument.
+pub(super) type FetchResult = (Fetch, String, Result<String, String>);
 
 /// Fetch `url` after waiting for the limiter (and `delay`), sending the
 /// result to `tx`.
 pub(super) fn spawn_fetch(
     rest: crate::infrastructure::rest::Rest,
     limiter: Arc<RateLimiter>,
-    instrument: String,
+    (what, instrument): (Fetch, String),
     url: String,
     delay: Duration,
-    tx: mpsc::UnboundedSender<SnapshotResult>,
+    tx: mpsc::UnboundedSender<FetchResult>,
 ) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
@@ -61,7 +70,7 @@ pub(super) fn spawn_fetch(
             .request("GET", &url, None)
             .await
             .map_err(|e| e.to_string());
-        let _ = tx.send((instrument, r));
+        let _ = tx.send((what, instrument, r));
     });
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use tracing::{debug, info, warn};
 
+use super::books::Fetch;
 use super::handover::{self, Published};
+use super::messages::scales_result;
 use super::session::Session;
 use super::{End, SNAPSHOT_RETRY, truncate};
 use crate::application::books::Step;
@@ -60,6 +62,24 @@ impl<'c> Session<'c> {
             self.fetch_snapshot(instrument, Duration::from_millis(250));
         }
         self.handle_steps().await
+    }
+
+    /// An instrument's checksum number scales arrived (or failed: retried).
+    pub(super) fn on_scales(&mut self, instrument: String, result: Result<String, String>) {
+        let Some(source) = self.venue.book.scales.as_ref() else {
+            return;
+        };
+        let market = self.conn.plan.market.as_deref();
+        match result.and_then(|body| scales_result(source, body, &instrument, market)) {
+            Ok(scales) => {
+                debug!(venue = %self.conn.venue_id, %instrument, ?scales, "checksum scales");
+                self.books.set_scales(&self.venue.book, &instrument, scales);
+            }
+            Err(e) => {
+                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "checksum scales unavailable (checksums unverified meanwhile); retrying");
+                self.fetch(Fetch::Scales, instrument, SNAPSHOT_RETRY);
+            }
+        }
     }
 
     pub(super) async fn on_frame(

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use crate::domain::Timestamp;
+use crate::engine::book::Scales;
+use crate::engine::expr::Expr;
 use crate::engine::expr::{Scope, V, Var};
 use crate::engine::json::OwnedDoc;
 use crate::engine::mapper::message_text;
-use crate::engine::venue::{Bootstrap, Venue};
+use crate::engine::venue::{Bootstrap, ScaleSource, Venue};
 
 /// The client ping message(s) from the venue's heartbeat template.
 pub(super) fn ping_messages(venue: &Venue, counter: u64) -> Result<Vec<String>, String> {
@@ -51,15 +53,13 @@ pub(super) fn bootstrap_result(
     Ok((url, ping))
 }
 
-/// The REST snapshot URL for an instrument.
-pub(super) fn snapshot_url(
+/// A per-instrument REST URL (`[book.snapshot] url`, `[book.checksum.scales] url`).
+pub(super) fn instrument_url(
     venue: &Venue,
+    expr: &Expr,
     instrument: &str,
     market: Option<&str>,
 ) -> Result<String, String> {
-    let Some(snap) = &venue.book.snapshot else {
-        return Err("no [book.snapshot]".into());
-    };
     let mut scope = Scope::new();
     scope
         .set(Var::Instrument, V::Str(instrument.into()))
@@ -67,10 +67,45 @@ pub(super) fn snapshot_url(
     if let Some(m) = market {
         scope.set(Var::Market, V::Str(m.into()));
     }
-    match snap.url.first(&V::Null, &scope) {
+    match expr.first(&V::Null, &scope) {
         Ok(Some(V::Str(u))) => Ok(u.into_owned()),
-        other => Err(format!("book.snapshot.url gave {other:?}")),
+        other => Err(format!("the URL expression gave {other:?}")),
     }
+}
+
+/// The decimal places of an instrument's prices and quantities, from its
+/// `[book.checksum.scales]` response.
+pub(super) fn scales_result(
+    source: &ScaleSource,
+    body: String,
+    instrument: &str,
+    market: Option<&str>,
+) -> Result<Scales, String> {
+    let doc = OwnedDoc::parse(body).map_err(|e| format!("scales response: {e}"))?;
+    let mut scope = Scope::new();
+    scope.set(Var::Instrument, V::Str(instrument.into()));
+    if let Some(m) = market {
+        scope.set(Var::Market, V::Str(m.into()));
+    }
+    let root = V::from_doc(doc.root());
+    let places = |e: &Expr, what: &str| -> Result<u32, String> {
+        match e.first(&root, &scope) {
+            // A number (or numeric string); rust_decimal holds at most 28
+            // decimal places.
+            Ok(Some(v)) => match v.to_text().parse::<u32>() {
+                Ok(p) if p <= 28 => Ok(p),
+                _ => Err(format!(
+                    "{what} gave {}, not 0..=28 decimal places",
+                    v.to_json()
+                )),
+            },
+            other => Err(format!("{what} gave {other:?}")),
+        }
+    };
+    Ok(Scales {
+        price: places(&source.price, "scales.price")?,
+        quantity: places(&source.quantity, "scales.quantity")?,
+    })
 }
 
 /// A random 64-bit number (connection ids); no cryptographic quality needed.

@@ -11,9 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::books::{SnapshotResult, spawn_fetch};
+use super::books::{Fetch, FetchResult, spawn_fetch};
 use super::handover::{self, Gate, Published};
-use super::messages::{bootstrap_result, ping_messages, snapshot_url};
+use super::messages::{bootstrap_result, instrument_url, ping_messages};
 use super::successor::{Incoming, Outgoing};
 use super::{Connection, Counters, End, Pacing, truncate, with_origin};
 use crate::application::books::{BookKeeper, Step};
@@ -141,7 +141,7 @@ pub(super) struct Session<'c> {
     pub(super) books: BookKeeper,
     pub(super) events: Vec<Event>,
     pub(super) steps: Vec<Step>,
-    pub(super) snap_tx: mpsc::UnboundedSender<SnapshotResult>,
+    pub(super) snap_tx: mpsc::UnboundedSender<FetchResult>,
     pub(super) reporter: &'c ConnReporter,
     pub(super) counters: &'c Counters,
     /// When subscribe messages went out and neither an ack nor data has
@@ -170,7 +170,7 @@ impl<'c> Session<'c> {
         &mut self,
         mut source: Source,
         mut venue_rx: watch::Receiver<Arc<Venue>>,
-        mut snap_rx: mpsc::UnboundedReceiver<SnapshotResult>,
+        mut snap_rx: mpsc::UnboundedReceiver<FetchResult>,
         ping_override: Option<Duration>,
     ) -> End<'c> {
         if let Err(e) = self.subscribe().await {
@@ -245,9 +245,13 @@ impl<'c> Session<'c> {
                     self.check_ready();
                     end
                 }
-                Some((instrument, result)) = snap_rx.recv() => {
-                    self.on_snapshot(instrument, result).await
-                }
+                Some((what, instrument, result)) = snap_rx.recv() => match what {
+                    Fetch::Snapshot => self.on_snapshot(instrument, result).await,
+                    Fetch::Scales => {
+                        self.on_scales(instrument, result);
+                        None
+                    }
+                },
                 _ = async { ping_tick.as_mut().expect("guarded").tick().await }, if ping_tick.is_some() => {
                     counter += 1;
                     self.send_ping(counter).await.err()
@@ -440,24 +444,42 @@ impl<'c> Session<'c> {
     }
 
     /// REST-bootstrapped venues: buffer each book's deltas and fetch its
-    /// snapshot.
+    /// snapshot. Venues with per-instrument checksum scales: fetch them.
     fn start_book_sync(&mut self) {
-        if self.venue.book.snapshot.is_none()
-            || !self.conn.plan.types.contains(&DataType::L2Orderbook)
-        {
+        if !self.conn.plan.types.contains(&DataType::L2Orderbook) {
             return;
         }
-        for inst in self.book_instruments() {
-            self.books.await_snapshot(&self.venue.book, &inst);
-            self.fetch_snapshot(inst, Duration::ZERO);
+        if self.venue.book.scales.is_some() {
+            for inst in self.book_instruments() {
+                self.fetch(Fetch::Scales, inst, Duration::ZERO);
+            }
+        }
+        if self.venue.book.snapshot.is_some() {
+            for inst in self.book_instruments() {
+                self.books.await_snapshot(&self.venue.book, &inst);
+                self.fetch_snapshot(inst, Duration::ZERO);
+            }
         }
     }
 
     pub(super) fn fetch_snapshot(&self, instrument: String, delay: Duration) {
-        let url = match snapshot_url(&self.venue, &instrument, self.conn.plan.market.as_deref()) {
+        self.fetch(Fetch::Snapshot, instrument, delay);
+    }
+
+    /// A per-instrument REST request (paced by the venue's limiter); the
+    /// answer arrives on the session's fetch channel.
+    pub(super) fn fetch(&self, what: Fetch, instrument: String, delay: Duration) {
+        let book = &self.venue.book;
+        let expr = match what {
+            Fetch::Snapshot => book.snapshot.as_ref().map(|s| &s.url),
+            Fetch::Scales => book.scales.as_ref().map(|s| &s.url),
+        };
+        let Some(expr) = expr else { return };
+        let market = self.conn.plan.market.as_deref();
+        let url = match instrument_url(&self.venue, expr, &instrument, market) {
             Ok(u) => u,
             Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "cannot build the snapshot URL");
+                warn!(venue = %self.conn.venue_id, %instrument, ?what, error = %e, "cannot build the request URL");
                 return;
             }
         };
@@ -468,7 +490,7 @@ impl<'c> Session<'c> {
         spawn_fetch(
             self.conn.rest.clone(),
             self.conn.snapshot_limiter.clone(),
-            instrument,
+            (what, instrument),
             url,
             delay,
             self.snap_tx.clone(),

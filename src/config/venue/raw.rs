@@ -92,6 +92,23 @@ pub struct RawChecksum {
     /// sends a fixed 0).
     #[serde(default)]
     pub zero_means_absent: bool,
+    /// Per-instrument decimal places to write numbers with, fetched over
+    /// REST, for venues that print numbers in shortest form but checksum
+    /// them at the instrument's precision.
+    pub scales: Option<RawScales>,
+}
+
+/// `[book.checksum.scales]`: a REST request per instrument giving the
+/// decimal places of its prices and quantities.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScales {
+    /// jq giving the request URL; `$instrument` and `$market` are set.
+    pub url: Jq,
+    /// jq on the JSON response giving the price's decimal places.
+    pub price: Jq,
+    /// jq on the JSON response giving the quantity's decimal places.
+    pub quantity: Jq,
 }
 
 fn colon() -> String {

@@ -9,11 +9,26 @@ use crate::domain::DataType;
 use crate::engine::book::ChecksumSpec;
 use crate::engine::expr::Expr;
 use crate::engine::venue::{
-    BookRules, ControlRule, Field, FieldType, LevelMemory, RestSnapshot, Route, fields_for,
+    BookRules, ControlRule, Field, FieldType, LevelMemory, RestSnapshot, Route, ScaleSource,
+    fields_for,
 };
 
 impl Compiler<'_> {
-    pub(super) fn book(&mut self, r: RawBook) -> BookRules {
+    pub(super) fn book(&mut self, mut r: RawBook) -> BookRules {
+        let scales = r
+            .checksum
+            .as_mut()
+            .and_then(|c| c.scales.take())
+            .and_then(|s| {
+                let url = self.jq(&s.url, "book.checksum.scales.url");
+                let price = self.jq(&s.price, "book.checksum.scales.price");
+                let quantity = self.jq(&s.quantity, "book.checksum.scales.quantity");
+                Some(ScaleSource {
+                    url: url?,
+                    price: price?,
+                    quantity: quantity?,
+                })
+            });
         let checksum = r.checksum.map(|c| {
             if c.depth == 0 {
                 self.p.at(None, "book.checksum.depth", "must be at least 1");
@@ -95,6 +110,7 @@ impl Compiler<'_> {
             depth: r.depth,
             checksum,
             snapshot,
+            scales,
         }
     }
 

@@ -32,6 +32,18 @@ pub enum ChecksumNumbers {
     Digits,
 }
 
+/// Decimal places each price and quantity is written with, for venues that
+/// checksum numbers at the instrument's precision but print them in shortest
+/// form (`0.566` checksummed as `0.5660`). Fetched per instrument
+/// (`[book.checksum.scales]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scales {
+    /// Decimal places of prices.
+    pub price: u32,
+    /// Decimal places of quantities.
+    pub quantity: u32,
+}
+
 /// A checksum definition (`[book.checksum]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChecksumSpec {
@@ -52,8 +64,9 @@ pub struct ChecksumSpec {
 }
 
 impl ChecksumSpec {
-    /// The checksum of `book`, reusing `buf` for the string.
-    pub fn compute(&self, book: &LocalBook, buf: &mut String) -> i64 {
+    /// The checksum of `book`, reusing `buf` for the string; numbers are
+    /// written at `scales` when given, else with the scale they arrived with.
+    pub fn compute(&self, book: &LocalBook, scales: Option<Scales>, buf: &mut String) -> i64 {
         buf.clear();
         let bids = book.bids().take(self.depth);
         let asks = book.asks().take(self.depth);
@@ -67,20 +80,20 @@ impl ChecksumSpec {
                         break;
                     }
                     if let Some(l) = nb {
-                        self.level(buf, l, false);
+                        self.level(buf, l, false, scales);
                     }
                     if let Some(l) = na {
-                        self.level(buf, l, true);
+                        self.level(buf, l, true, scales);
                     }
                 }
             }
             ChecksumLayout::AsksThenBids => {
-                asks.for_each(|l| self.level(buf, l, true));
-                bids.for_each(|l| self.level(buf, l, false));
+                asks.for_each(|l| self.level(buf, l, true, scales));
+                bids.for_each(|l| self.level(buf, l, false, scales));
             }
             ChecksumLayout::BidsThenAsks => {
-                bids.for_each(|l| self.level(buf, l, false));
-                asks.for_each(|l| self.level(buf, l, true));
+                bids.for_each(|l| self.level(buf, l, false, scales));
+                asks.for_each(|l| self.level(buf, l, true, scales));
             }
         }
         let crc = crc32fast::hash(buf.as_bytes());
@@ -91,9 +104,15 @@ impl ChecksumSpec {
         }
     }
 
-    fn level(&self, buf: &mut String, l: &Level, ask: bool) {
-        self.number(buf, &l.price, false);
-        self.number(buf, &l.quantity, ask && self.negative_asks);
+    fn level(&self, buf: &mut String, l: &Level, ask: bool, scales: Option<Scales>) {
+        let (mut price, mut quantity) = (l.price, l.quantity);
+        if let Some(s) = scales {
+            // Copies on the stack: pad (or round) to the instrument's places.
+            price.rescale(s.price);
+            quantity.rescale(s.quantity);
+        }
+        self.number(buf, &price, false);
+        self.number(buf, &quantity, ask && self.negative_asks);
     }
 
     fn number(&self, buf: &mut String, d: &rust_decimal::Decimal, negative: bool) {
@@ -171,7 +190,7 @@ mod tests {
             signed: true,
             zero_means_absent: false,
         };
-        interleaved_signed.compute(&b, &mut buf);
+        interleaved_signed.compute(&b, None, &mut buf);
         assert_eq!(buf, "3366.1:7.0:3366.8:9:3366:6:3368:8:3372:8");
         let digits_unsigned = ChecksumSpec {
             depth: 10,
@@ -184,6 +203,7 @@ mod tests {
         };
         digits_unsigned.compute(
             &book(&[("0.0022900", "1.50")], &[("0.0023000", "0.25")]),
+            None,
             &mut buf,
         );
         assert_eq!(buf, "230002522900150");
@@ -191,7 +211,21 @@ mod tests {
             negative_asks: true,
             ..interleaved_signed
         };
-        bfx.compute(&book(&[("60400", "0.5")], &[("60410", "1.2")]), &mut buf);
+        bfx.compute(
+            &book(&[("60400", "0.5")], &[("60410", "1.2")]),
+            None,
+            &mut buf,
+        );
         assert_eq!(buf, "60400:0.5:60410:-1.2");
+        // At fixed scales, shortest-form numbers are padded first.
+        digits_unsigned.compute(
+            &book(&[("0.566", "18097.1547")], &[("0.5668", "4410.79769741")]),
+            Some(Scales {
+                price: 4,
+                quantity: 8,
+            }),
+            &mut buf,
+        );
+        assert_eq!(buf, "566844107976974156601809715470000");
     }
 }

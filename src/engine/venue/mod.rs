@@ -10,6 +10,6 @@ pub use field::{Field, FieldSpec, FieldType, fields_for};
 pub(crate) use plan::holds;
 pub use plan::{
     Batch, BookRules, Bootstrap, Channel, Compression, Connection, ControlKind, ControlRule,
-    Dispatch, FirstDelta, Frames, Heartbeat, LevelMemory, Market, RestSnapshot, Route, Subscribe,
-    Symbols, Venue,
+    Dispatch, FirstDelta, Frames, Heartbeat, LevelMemory, Market, RestSnapshot, Route, ScaleSource,
+    Subscribe, Symbols, Venue,
 };

@@ -205,6 +205,20 @@ pub struct BookRules {
     pub checksum: Option<crate::engine::book::ChecksumSpec>,
     /// A REST snapshot for feeds that only send deltas.
     pub snapshot: Option<RestSnapshot>,
+    /// Where each instrument's checksum number scales come from.
+    pub scales: Option<ScaleSource>,
+}
+
+/// A REST request per instrument giving the decimal places checksummed
+/// numbers are written with (`[book.checksum.scales]`).
+#[derive(Debug, Clone)]
+pub struct ScaleSource {
+    /// The request URL (`$instrument`, `$market` set).
+    pub url: Expr,
+    /// Decimal places of prices, from the response.
+    pub price: Expr,
+    /// Decimal places of quantities, from the response.
+    pub quantity: Expr,
 }
 
 impl BookRules {

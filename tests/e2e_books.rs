@@ -354,3 +354,111 @@ async fn dropped_delta(feed: Feed, sym: &str) {
     relay.shutdown().await;
     replay.stop().await;
 }
+
+/// `book_top` publishes the book the relay maintains as periodic top-N
+/// snapshots (`l2_top`): each one equals the top levels of the book the
+/// published `l2_orderbook` events build, as of its `last_update_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_n_snapshots_match_the_published_book() {
+    const DEPTH: usize = 5;
+    let (feed, sym) = (SPOT, "NKNUSDT");
+    let nats = Nats::start();
+    let (rest, _) = snapshot_server(feed).await;
+    let needle = format!("\"s\":\"{sym}\"");
+    let frames: Vec<OwnedFrame> = frames(&[feed.frames])
+        .into_iter()
+        .filter(|f| matches!(f, OwnedFrame::Text(t) if t.contains(&needle)))
+        .collect();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames,
+            rate: Some(100.0),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let config = config(&nats, feed, &replay.url(), &rest, &[sym.to_owned()]).replace(
+        "types = [\"l2_orderbook\"]\n",
+        &format!(
+            "types = [\"l2_orderbook\"]\nbook_top = {{ depth = {DEPTH}, interval = \"100ms\" }}\n"
+        ),
+    );
+    let relay = relay(&config).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    // 150 frames at 100/s: the feed lasts about 1.5 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stored = stream.all().await;
+    type Side = BTreeMap<rust_decimal::Decimal, rust_decimal::Decimal>;
+    let side = |v: &serde_json::Value| -> Vec<(rust_decimal::Decimal, rust_decimal::Decimal)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l[0].as_str().unwrap().parse().unwrap(),
+                    l[1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The top-N of the published book after each update id.
+    let (mut bids, mut asks) = (Side::new(), Side::new());
+    let mut after: HashMap<i64, (Vec<_>, Vec<_>)> = HashMap::new();
+    let mut tops = Vec::new();
+    for m in &stored {
+        let d = &m.json["data"];
+        if m.subject == "market.binance-spot.nkn-usdt.l2_top" {
+            tops.push(d.clone());
+            continue;
+        }
+        if m.subject != "market.binance-spot.nkn-usdt.l2_orderbook" {
+            continue;
+        }
+        if d["kind"] == "snapshot" {
+            bids.clear();
+            asks.clear();
+        }
+        for (name, book) in [("bids", &mut bids), ("asks", &mut asks)] {
+            for (p, q) in side(&d[name]) {
+                if q.is_zero() {
+                    book.remove(&p);
+                } else {
+                    book.insert(p, q);
+                }
+            }
+        }
+        after.insert(
+            d["last_update_id"].as_i64().unwrap(),
+            (
+                bids.iter()
+                    .rev()
+                    .take(DEPTH)
+                    .map(|(p, q)| (*p, *q))
+                    .collect(),
+                asks.iter().take(DEPTH).map(|(p, q)| (*p, *q)).collect(),
+            ),
+        );
+    }
+    eprintln!("{} top snapshots checked", tops.len());
+    assert!(tops.len() >= 5, "periodic snapshots ({})", tops.len());
+    for t in &tops {
+        assert_eq!(t["kind"], "snapshot");
+        let id = t["last_update_id"].as_i64().unwrap();
+        let want = after.get(&id).expect("a published update id");
+        assert_eq!(side(&t["bids"]), want.0, "bids as of {id}");
+        assert_eq!(side(&t["asks"]), want.1, "asks as of {id}");
+        assert_eq!(want.0.len(), DEPTH, "a full top {DEPTH}");
+    }
+    let ids: std::collections::HashSet<i64> = tops
+        .iter()
+        .map(|t| t["last_update_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        tops.len(),
+        "an unchanged book is not republished"
+    );
+    relay.shutdown().await;
+    replay.stop().await;
+}

@@ -196,6 +196,26 @@ fn table_of_malformed_settings() {
             "venues[0].subscriptions[0]",
             "instrument",
         ),
+        (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\nbook_top = { depth = 5, interval = \"1s\" }",
+            "venues[0].subscriptions[0].book_top",
+            "needs `l2_orderbook`",
+        ),
+        (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_top = { depth = 5, interval = \"10ms\" }",
+            "venues[0].subscriptions[0].book_top.interval",
+            "at least 100ms",
+        ),
+        (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_top = { depth = 0, interval = \"1s\" }",
+            "venues[0].subscriptions[0].book_top.depth",
+            "1..=1000",
+        ),
+        (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_top\"]",
+            "venues[0].subscriptions[0].types",
+            "no channel for l2_top",
+        ),
         ("unknown_section = 1", "unknown_section", "unknown key"),
     ];
     let mut failures = Vec::new();

@@ -6,7 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::domain::{BookKind, Event, Instrument, Payload};
+use std::time::Duration;
+
+use crate::domain::{
+    BookKind, BookUpdate, DataType, Event, EventId, Instrument, Payload, Timestamp,
+};
 use crate::engine::book::{LocalBook, Scales, SequenceCheck};
 use crate::engine::venue::{BookRules, FirstDelta};
 
@@ -51,6 +55,19 @@ struct InstBook {
     after_snapshot: Option<(i64, FirstDelta)>,
     /// The instrument's checksum number scales, once fetched.
     scales: Option<Scales>,
+    /// Periodic top-N snapshots, when the subscription wants them.
+    top: Option<Top>,
+}
+
+/// Top-N snapshot state of one instrument.
+#[derive(Debug)]
+struct Top {
+    depth: usize,
+    every_ms: i64,
+    /// Whether the book changed since the last snapshot.
+    changed: bool,
+    /// The instrument (known from its first update).
+    instrument: Option<Arc<Instrument>>,
 }
 
 /// Book state of one connection.
@@ -108,6 +125,7 @@ impl BookKeeper {
                     local: rules.checksum.as_ref().map(|_| LocalBook::new()),
                     after_snapshot: None,
                     scales: None,
+                    top: None,
                 },
             );
         }
@@ -127,6 +145,66 @@ impl BookKeeper {
     /// check until then, rather than flag every update).
     pub fn set_scales(&mut self, rules: &BookRules, instrument: &str, scales: Scales) {
         self.entry(rules, instrument).scales = Some(scales);
+    }
+
+    /// Maintain the instrument's book and offer it as top-`depth`
+    /// snapshots every `every` (see [`BookKeeper::tops`]).
+    pub fn keep_top(&mut self, rules: &BookRules, instrument: &str, depth: usize, every: Duration) {
+        let b = self.entry(rules, instrument);
+        b.local.get_or_insert_with(LocalBook::new);
+        b.top = Some(Top {
+            depth,
+            every_ms: i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1),
+            changed: false,
+            instrument: None,
+        });
+    }
+
+    /// Whether any instrument wants top-N snapshots.
+    pub fn has_tops(&self) -> bool {
+        self.books.values().any(|b| b.top.is_some())
+    }
+
+    /// The top-N snapshots due at wall-clock time `boundary_ms` (a multiple
+    /// of the timer period): for each instrument whose interval divides it,
+    /// whose book is live and changed since its last snapshot. The id's key
+    /// is the boundary, so relays running side by side publish the same ids.
+    pub fn tops(
+        &mut self,
+        venue: &Arc<str>,
+        boundary_ms: i64,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) {
+        for (key, b) in &mut self.books {
+            let (Some(top), Some(local), State::Live) = (&mut b.top, &b.local, &b.state) else {
+                continue;
+            };
+            if !top.changed || boundary_ms % top.every_ms != 0 || local.is_empty() {
+                continue;
+            }
+            let Some(instrument) = top.instrument.clone() else {
+                continue;
+            };
+            top.changed = false;
+            let (bids, asks) = local.top(top.depth);
+            out.push(Event {
+                id: EventId::new(venue, DataType::L2Top, key, &boundary_ms.to_string()),
+                venue: venue.clone(),
+                instrument,
+                exchange_time: None,
+                receive_time: now,
+                payload: Payload::BookTop(BookUpdate {
+                    kind: BookKind::Snapshot,
+                    bids,
+                    asks,
+                    first_update_id: None,
+                    last_update_id: b.last,
+                    prev_update_id: None,
+                    checksum: None,
+                }),
+            });
+        }
     }
 
     /// Whether the instrument is waiting for a snapshot.
@@ -223,6 +301,12 @@ impl BookKeeper {
         if u.last_update_id.is_some() {
             b.last = u.last_update_id;
         }
+        if let Some(top) = b.top.as_mut() {
+            top.changed = true;
+            if top.instrument.is_none() {
+                top.instrument = Some(ev.instrument.clone());
+            }
+        }
         out.push(Step::Publish(ev));
     }
 
@@ -307,7 +391,7 @@ impl BookKeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BookUpdate, EventId, Level, Timestamp};
+    use crate::domain::Level;
     use crate::engine::book::SequenceRule;
     use std::str::FromStr;
 
@@ -415,5 +499,48 @@ mod tests {
         k.on_update(&rules, ev(BookKind::Delta, 104, 104, None), &mut out);
         k.on_update(&rules, ev(BookKind::Delta, 106, 107, None), &mut out); // gap
         assert_eq!(published(&out), ["100", "103", "104", "gap"]);
+    }
+
+    #[test]
+    fn top_snapshots_follow_the_book_and_skip_unchanged_or_resyncing_ones() {
+        let rules = BookRules {
+            sequence: Some(SequenceRule::Contiguous),
+            ..Default::default()
+        };
+        let venue: Arc<str> = Arc::from("v");
+        let mut k = BookKeeper::new();
+        k.keep_top(&rules, "BTCUSDT", 1, Duration::from_secs(1));
+        assert!(k.has_tops());
+        let mut steps = Vec::new();
+        let mut tops = Vec::new();
+        k.tops(&venue, 1000, Timestamp(0), &mut tops);
+        assert!(tops.is_empty(), "no book yet");
+        let mut snap = ev(BookKind::Snapshot, 0, 10, None);
+        if let Payload::Book(u) = &mut snap.payload {
+            u.bids.push(Level {
+                price: rust_decimal::Decimal::TWO,
+                quantity: rust_decimal::Decimal::ONE,
+            });
+        }
+        k.on_update(&rules, snap, &mut steps);
+        k.tops(&venue, 1500, Timestamp(0), &mut tops);
+        assert!(tops.is_empty(), "not a multiple of the interval");
+        k.tops(&venue, 2000, Timestamp(0), &mut tops);
+        assert_eq!(tops.len(), 1);
+        assert_eq!(tops[0].id.0, "v:l2_top:BTCUSDT:2000");
+        assert_eq!(tops[0].data_type(), DataType::L2Top);
+        let Payload::BookTop(u) = &tops[0].payload else {
+            panic!("a book top")
+        };
+        assert_eq!(
+            (u.bids.len(), u.bids[0].price),
+            (1, rust_decimal::Decimal::TWO)
+        );
+        assert_eq!(u.last_update_id, Some(10));
+        k.tops(&venue, 3000, Timestamp(0), &mut tops);
+        assert_eq!(tops.len(), 1, "unchanged: skipped");
+        k.on_update(&rules, ev(BookKind::Delta, 15, 16, None), &mut steps); // gap
+        k.tops(&venue, 4000, Timestamp(0), &mut tops);
+        assert_eq!(tops.len(), 1, "resyncing: nothing");
     }
 }

@@ -267,14 +267,9 @@ impl Metrics {
         &self,
         family: &Family<VenueTypeLabel, Counter>,
         venue: &str,
-    ) -> [Counter; 6] {
+    ) -> [Counter; DataType::ALL.len()] {
         std::array::from_fn(|i| {
-            let t = DataType::MARKET
-                .iter()
-                .chain([&DataType::Status])
-                .nth(i)
-                .copied()
-                .unwrap_or(DataType::Status);
+            let t = DataType::ALL[i];
             family
                 .get_or_create(&VenueTypeLabel {
                     venue: venue.to_owned(),

@@ -51,7 +51,7 @@ impl Queues {
     pub fn new(spec: &[(usize, WhenFull)]) -> (Queues, Receivers) {
         let mut txs = Vec::new();
         let mut rxs = Vec::new();
-        for t in DataType::MARKET.iter().copied().chain([DataType::Status]) {
+        for t in DataType::ALL {
             let (cap, policy) = spec
                 .get(t.index())
                 .copied()
@@ -77,7 +77,11 @@ impl Queues {
     }
 
     /// Queue and count a drop in `drops` (indexed by data type).
-    pub async fn push_counted(&self, msg: Outgoing, drops: &[Counter; 6]) -> Result<(), NotQueued> {
+    pub async fn push_counted(
+        &self,
+        msg: Outgoing,
+        drops: &[Counter; DataType::ALL.len()],
+    ) -> Result<(), NotQueued> {
         let t = msg.data_type.index();
         match self.push(msg).await {
             Err(NotQueued::Dropped) => {

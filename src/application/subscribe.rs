@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::config::relay::VenueSetup;
+use crate::config::relay::{BookTop, VenueSetup};
 use crate::domain::DataType;
 use crate::engine::expr::{Expr, Scope, V, Var};
 use crate::engine::json::OwnedDoc;
@@ -45,10 +45,18 @@ pub struct ConnPlan {
     pub pinned: HashMap<String, String>,
     /// The instruments, for status events.
     pub instruments: Vec<String>,
+    /// Instrument → periodic top-N snapshots wanted (its book is on this
+    /// connection).
+    pub book_tops: BTreeMap<String, BookTop>,
 }
 
-/// Items, data types and pinned symbols of one market.
-type MarketGroup = (Vec<Item>, BTreeSet<DataType>, HashMap<String, String>);
+/// Items, data types, pinned symbols and top-N wishes of one market.
+type MarketGroup = (
+    Vec<Item>,
+    BTreeSet<DataType>,
+    HashMap<String, String>,
+    BTreeMap<String, BookTop>,
+);
 
 /// Split a venue's subscriptions into connection plans: one group per
 /// market, split further so no connection exceeds `max_streams` items.
@@ -59,6 +67,9 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
         let entry = by_market.entry(s.market.clone()).or_default();
         if let Some(sym) = &s.symbol {
             entry.2.insert(s.instrument.clone(), sym.clone());
+        }
+        if let Some(top) = s.book_top {
+            entry.3.insert(s.instrument.clone(), top);
         }
         for t in &s.types {
             let Some(ch) = venue.channels.get(t) else {
@@ -85,18 +96,24 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
     }
     let max = venue.connection.max_streams.unwrap_or(usize::MAX).max(1);
     let mut plans = Vec::new();
-    for (market, (items, types, pinned)) in by_market {
+    for (market, (items, types, pinned, tops)) in by_market {
         for chunk in items.chunks(max) {
             let mut instruments: Vec<String> = chunk.iter().map(|i| i.instrument.clone()).collect();
             instruments.dedup();
             instruments.sort();
             instruments.dedup();
+            let book_tops = chunk
+                .iter()
+                .filter(|i| i.data_type == DataType::L2Orderbook)
+                .filter_map(|i| Some((i.instrument.clone(), *tops.get(&i.instrument)?)))
+                .collect();
             plans.push(ConnPlan {
                 market: market.clone(),
                 items: chunk.to_vec(),
                 types: types.clone(),
                 pinned: pinned.clone(),
                 instruments,
+                book_tops,
             });
         }
     }

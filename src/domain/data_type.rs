@@ -26,12 +26,16 @@ pub enum DataType {
     /// A relay status event (connected, disconnected, gap, ...). Published by
     /// the relay itself, never produced by a venue mapping or subscribed to.
     Status,
+    /// A periodic top-N snapshot of the book the relay maintains from the
+    /// venue's `l2_orderbook` stream (a subscription's `book_top`). Published
+    /// by the relay itself.
+    L2Top,
 }
 
 /// Error for a string that names no data type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown data type `{0}` (expected one of: trade, ticker, l2_orderbook, funding_rate, liquidation)"
+    "unknown data type `{0}` (expected one of: trade, ticker, l2_orderbook, funding_rate, liquidation, status, l2_top)"
 )]
 pub struct UnknownDataType(pub String);
 
@@ -45,6 +49,18 @@ impl DataType {
         DataType::Liquidation,
     ];
 
+    /// Every data type, in [`DataType::index`] order: the market types,
+    /// then the ones the relay publishes itself.
+    pub const ALL: [DataType; 7] = [
+        DataType::Trade,
+        DataType::Ticker,
+        DataType::L2Orderbook,
+        DataType::FundingRate,
+        DataType::Liquidation,
+        DataType::Status,
+        DataType::L2Top,
+    ];
+
     /// The wire name, e.g. `l2_orderbook`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -54,10 +70,11 @@ impl DataType {
             DataType::FundingRate => "funding_rate",
             DataType::Liquidation => "liquidation",
             DataType::Status => "status",
+            DataType::L2Top => "l2_top",
         }
     }
 
-    /// A dense index (0..6) for per-type tables.
+    /// A dense index (0..7) for per-type tables.
     pub const fn index(self) -> usize {
         self as usize
     }
@@ -73,9 +90,8 @@ impl FromStr for DataType {
     type Err = UnknownDataType;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::MARKET
+        Self::ALL
             .into_iter()
-            .chain([DataType::Status])
             .find(|t| t.as_str() == s)
             .ok_or_else(|| UnknownDataType(s.to_owned()))
     }
@@ -95,5 +111,9 @@ mod tests {
             );
         }
         assert!("trades".parse::<DataType>().is_err());
+        for (i, t) in DataType::ALL.into_iter().enumerate() {
+            assert_eq!(t.index(), i);
+            assert_eq!(t.as_str().parse::<DataType>().unwrap(), t);
+        }
     }
 }

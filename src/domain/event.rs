@@ -103,7 +103,7 @@ fn hash_payload(h: &mut Xxh3, payload: &Payload) {
                 opt(h, f);
             }
         }
-        Payload::Book(b) => {
+        Payload::Book(b) | Payload::BookTop(b) => {
             h.update(&[b.kind as u8]);
             for side in [&b.bids, &b.asks] {
                 h.update(&(side.len() as u64).to_le_bytes());

@@ -221,6 +221,8 @@ pub enum Payload {
     Liquidation(Liquidation),
     /// A relay status event.
     Status(Status),
+    /// A top-N snapshot of the book the relay maintains (`kind` snapshot).
+    BookTop(BookUpdate),
 }
 
 impl Ticker {
@@ -256,6 +258,7 @@ impl Payload {
             Payload::Funding(_) => DataType::FundingRate,
             Payload::Liquidation(_) => DataType::Liquidation,
             Payload::Status(_) => DataType::Status,
+            Payload::BookTop(_) => DataType::L2Top,
         }
     }
 }

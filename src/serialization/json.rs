@@ -113,7 +113,7 @@ fn data(p: &Payload, out: &mut String) {
             o.opt_dec("index_price", &t.index_price);
             o.opt_dec("open_interest", &t.open_interest);
         }
-        Payload::Book(b) => {
+        Payload::Book(b) | Payload::BookTop(b) => {
             o.str(
                 "kind",
                 if b.kind == crate::domain::BookKind::Snapshot {
@@ -201,7 +201,7 @@ mod tests {
         let data = match &e.payload {
             Payload::Trade(t) => serde_json::to_value(t).unwrap(),
             Payload::Ticker(t) => serde_json::to_value(t).unwrap(),
-            Payload::Book(b) => {
+            Payload::Book(b) | Payload::BookTop(b) => {
                 let lv = |ls: &[Level]| {
                     ls.iter()
                         .map(|l| serde_json::json!([l.price.to_string(), l.quantity.to_string()]))

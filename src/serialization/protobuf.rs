@@ -56,18 +56,8 @@ fn data(p: &Payload) -> proto::event::Data {
             index_price: dec(t.index_price),
             open_interest: dec(t.open_interest),
         }),
-        Payload::Book(b) => D::L2Orderbook(proto::BookUpdate {
-            kind: match b.kind {
-                BookKind::Snapshot => proto::BookKind::Snapshot as i32,
-                BookKind::Delta => proto::BookKind::Delta as i32,
-            },
-            bids: levels(&b.bids),
-            asks: levels(&b.asks),
-            first_update_id: b.first_update_id,
-            last_update_id: b.last_update_id,
-            prev_update_id: b.prev_update_id,
-            checksum: b.checksum,
-        }),
+        Payload::Book(b) => D::L2Orderbook(book(b)),
+        Payload::BookTop(b) => D::L2Top(book(b)),
         Payload::Funding(f) => D::FundingRate(proto::FundingRate {
             rate: f.rate.to_string(),
             next_funding_time_ns: f.next_funding_time.map_or(0, |t| t.0),
@@ -92,6 +82,21 @@ fn data(p: &Payload) -> proto::event::Data {
     }
 }
 
+fn book(b: &crate::domain::BookUpdate) -> proto::BookUpdate {
+    proto::BookUpdate {
+        kind: match b.kind {
+            BookKind::Snapshot => proto::BookKind::Snapshot as i32,
+            BookKind::Delta => proto::BookKind::Delta as i32,
+        },
+        bids: levels(&b.bids),
+        asks: levels(&b.asks),
+        first_update_id: b.first_update_id,
+        last_update_id: b.last_update_id,
+        prev_update_id: b.prev_update_id,
+        checksum: b.checksum,
+    }
+}
+
 fn data_type(e: &Event) -> i32 {
     use crate::domain::DataType as T;
     (match e.data_type() {
@@ -101,6 +106,7 @@ fn data_type(e: &Event) -> i32 {
         T::FundingRate => proto::DataType::FundingRate,
         T::Liquidation => proto::DataType::Liquidation,
         T::Status => proto::DataType::Status,
+        T::L2Top => proto::DataType::L2Top,
     }) as i32
 }
 

@@ -6,7 +6,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::domain::{BookKind, DecimalText, Event, Level, Payload, Side, StatusState};
+use crate::domain::{BookKind, BookUpdate, DecimalText, Event, Level, Payload, Side, StatusState};
 
 const VARINT: u8 = 0;
 const LEN: u8 = 2;
@@ -118,6 +118,23 @@ fn levels(buf: &mut Vec<u8>, field: u32, ls: &[Level]) {
     }
 }
 
+fn book(b: &mut Vec<u8>, u: &BookUpdate) {
+    int(
+        b,
+        1,
+        match u.kind {
+            BookKind::Snapshot => 0,
+            BookKind::Delta => 1,
+        },
+    );
+    levels(b, 2, &u.bids);
+    levels(b, 3, &u.asks);
+    opt_int(b, 4, u.first_update_id);
+    opt_int(b, 5, u.last_update_id);
+    opt_int(b, 6, u.prev_update_id);
+    opt_int(b, 7, u.checksum);
+}
+
 fn data(buf: &mut Vec<u8>, p: &Payload) {
     match p {
         Payload::Trade(t) => nested(buf, 10, |b| {
@@ -131,22 +148,8 @@ fn data(buf: &mut Vec<u8>, p: &Payload) {
                 opt_decimal(b, i as u32 + 1, d);
             }
         }),
-        Payload::Book(u) => nested(buf, 12, |b| {
-            int(
-                b,
-                1,
-                match u.kind {
-                    BookKind::Snapshot => 0,
-                    BookKind::Delta => 1,
-                },
-            );
-            levels(b, 2, &u.bids);
-            levels(b, 3, &u.asks);
-            opt_int(b, 4, u.first_update_id);
-            opt_int(b, 5, u.last_update_id);
-            opt_int(b, 6, u.prev_update_id);
-            opt_int(b, 7, u.checksum);
-        }),
+        Payload::Book(u) => nested(buf, 12, |b| book(b, u)),
+        Payload::BookTop(u) => nested(buf, 16, |b| book(b, u)),
         Payload::Funding(f) => nested(buf, 13, |b| {
             decimal(b, 1, &f.rate);
             int(b, 2, f.next_funding_time.map_or(0, |t| t.0));
@@ -184,6 +187,7 @@ fn data_type(e: &Event) -> i64 {
         T::FundingRate => 4,
         T::Liquidation => 5,
         T::Status => 6,
+        T::L2Top => 7,
     }
 }
 

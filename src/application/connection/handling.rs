@@ -121,7 +121,7 @@ impl<'c> Session<'c> {
             Ok(Outcome::Data { .. }) => {
                 self.awaiting_ack = None;
                 self.saw_data();
-                let book = venue.book.active();
+                let book = venue.book.active() || !self.conn.plan.book_tops.is_empty();
                 let mut events = std::mem::take(&mut self.events);
                 let mut end = None;
                 for ev in events.drain(..) {

@@ -16,6 +16,7 @@ pub mod handover;
 mod messages;
 mod session;
 mod successor;
+mod tops;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -110,8 +111,8 @@ struct Counters {
     bytes: Counter,
     failures: Counter,
     unrouted: Counter,
-    mapped: [Counter; 6],
-    drops: [Counter; 6],
+    mapped: [Counter; crate::domain::DataType::ALL.len()],
+    drops: [Counter; crate::domain::DataType::ALL.len()],
     rejected: Counter,
     gaps: Counter,
     resyncs: Counter,

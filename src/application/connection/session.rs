@@ -195,6 +195,7 @@ impl<'c> Session<'c> {
             self.publish_status(state, "subscriptions sent").await;
         }
         self.start_book_sync();
+        let mut top_timer = self.start_tops();
 
         let ping_every = ping_override.or(self.venue.heartbeat.interval);
         let mut ping_tick =
@@ -252,6 +253,9 @@ impl<'c> Session<'c> {
                         None
                     }
                 },
+                boundary = async { top_timer.as_mut().expect("guarded").tick().await }, if top_timer.is_some() => {
+                    self.publish_tops(boundary).await
+                }
                 _ = async { ping_tick.as_mut().expect("guarded").tick().await }, if ping_tick.is_some() => {
                     counter += 1;
                     self.send_ping(counter).await.err()

@@ -124,6 +124,17 @@ pub struct Subscription {
     pub market: Option<String>,
     /// Data types.
     pub types: Vec<DataType>,
+    /// Periodic top-N snapshots of the maintained book, if wanted.
+    pub book_top: Option<BookTop>,
+}
+
+/// Periodic top-N snapshots of one instrument's book (`book_top`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookTop {
+    /// Levels per side.
+    pub depth: usize,
+    /// Period; snapshots fall on wall-clock multiples of it.
+    pub interval: Duration,
 }
 
 /// Read, substitute environment variables, and compile the relay config.
@@ -353,7 +364,7 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
 }
 
 fn queues(pipeline: BTreeMap<DataType, RawQueue>, p: &mut Problems<'_>) -> Vec<(usize, WhenFull)> {
-    let mut q = vec![(DEFAULT_QUEUE_CAPACITY, WhenFull::Block); DataType::MARKET.len() + 1];
+    let mut q = vec![(DEFAULT_QUEUE_CAPACITY, WhenFull::Block); DataType::ALL.len()];
     for (t, raw) in pipeline {
         let cap = raw.capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
         if cap == 0 {
@@ -446,11 +457,36 @@ fn venue_setup(
             ),
             _ => {}
         }
+        let book_top = s.book_top.map(|t| {
+            if !s.types.contains(&DataType::L2Orderbook) {
+                p.at(
+                    None,
+                    format!("{sat}.book_top"),
+                    "needs `l2_orderbook` in `types` (the book is built from it)",
+                );
+            }
+            if !(1..=1000).contains(&t.depth) {
+                p.at(None, format!("{sat}.book_top.depth"), "must be 1..=1000");
+            }
+            let ms = t.interval.0.as_millis();
+            if ms < 100 || t.interval.0.subsec_nanos() % 1_000_000 != 0 {
+                p.at(
+                    None,
+                    format!("{sat}.book_top.interval"),
+                    "must be at least 100ms, in whole milliseconds",
+                );
+            }
+            BookTop {
+                depth: t.depth,
+                interval: t.interval.0,
+            }
+        });
         subscriptions.push(Subscription {
             instrument: s.instrument,
             symbol: s.symbol,
             market: s.market,
             types: s.types,
+            book_top,
         });
     }
     Some(VenueSetup {

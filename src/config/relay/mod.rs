@@ -4,5 +4,5 @@ mod compile;
 pub mod raw;
 
 pub use compile::{
-    Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_relay,
+    BookTop, Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_relay,
 };

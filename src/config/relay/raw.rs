@@ -518,4 +518,20 @@ pub struct RawSubscription {
     pub market: Option<String>,
     /// Data types to subscribe.
     pub types: Vec<DataType>,
+    /// Also publish the book the relay maintains from this instrument's
+    /// `l2_orderbook` stream as periodic top-N snapshots (`l2_top`), for
+    /// consumers that do not apply deltas. Needs `l2_orderbook` in `types`.
+    pub book_top: Option<RawBookTop>,
+}
+
+/// `book_top = { depth = 20, interval = "1s" }`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBookTop {
+    /// Levels per side in each snapshot (1–1000).
+    pub depth: usize,
+    /// How often (at least 100ms, whole milliseconds). Snapshots fall on
+    /// wall-clock multiples of it, so two relays publish the same ids and
+    /// JetStream keeps one; a book unchanged since the last one is skipped.
+    pub interval: Dur,
 }

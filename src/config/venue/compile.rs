@@ -370,11 +370,11 @@ impl Compiler<'_> {
         let mut out = BTreeMap::new();
         for (t, ch) in r {
             let field = format!("channels.{t}");
-            if t == DataType::Status {
+            if !DataType::MARKET.contains(&t) {
                 self.p.at(
                     None,
                     &field,
-                    "`status` events come from the relay, not from a venue channel",
+                    format!("`{t}` events come from the relay, not from a venue channel"),
                 );
                 continue;
             }

@@ -181,11 +181,14 @@ impl Compiler<'_> {
     pub(super) fn route(&mut self, i: usize, r: RawRoute, has_route_key: bool) -> Option<Route> {
         let at = format!("routes[{i}]");
         let span = r.when.as_ref().map(Jq::span);
-        if r.data_type == DataType::Status {
+        if !DataType::MARKET.contains(&r.data_type) {
             self.p.at(
                 span,
                 format!("{at}.type"),
-                "`status` events come from the relay, not from routes",
+                format!(
+                    "`{}` events come from the relay, not from routes",
+                    r.data_type
+                ),
             );
             return None;
         }

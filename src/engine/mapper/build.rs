@@ -243,10 +243,10 @@ fn payload<'a>(
             price: required(r, Field::Price, dec(r, Field::Price, item, s)?)?,
             quantity: required(r, Field::Quantity, dec(r, Field::Quantity, item, s)?)?,
         }),
-        DataType::Status => {
+        DataType::Status | DataType::L2Top => {
             return Err(MapError::Route {
                 route: r.name.clone(),
-                message: "status is not a route type".into(),
+                message: format!("{} is not a route type", r.data_type),
             });
         }
     })

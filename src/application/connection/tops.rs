@@ -1,0 +1,113 @@
+//! Periodic top-N book snapshots (`book_top` on a subscription): a timer on
+//! wall-clock boundaries and the session step that publishes what is due.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::End;
+use super::session::Session;
+use crate::config::relay::BookTop;
+use crate::domain::Timestamp;
+
+/// Ticks on wall-clock multiples of the greatest common divisor of the
+/// wanted intervals, so every interval falls on a tick.
+#[derive(Debug)]
+pub(super) struct TopTimer {
+    interval: Interval,
+    start: Instant,
+    /// Wall-clock milliseconds of the first tick.
+    first_ms: i64,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+impl TopTimer {
+    /// A timer for `tops`, or `None` when no snapshots are wanted.
+    pub(super) fn new<'t>(tops: impl IntoIterator<Item = &'t BookTop>) -> Option<TopTimer> {
+        let period = tops
+            .into_iter()
+            .map(|t| {
+                u64::try_from(t.interval.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+            })
+            .reduce(gcd)?;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let wait = period - now_ms % period;
+        let start = Instant::now() + Duration::from_millis(wait);
+        let mut interval = tokio::time::interval_at(start, Duration::from_millis(period));
+        // After a stall, resume on the boundaries rather than catch up.
+        interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        Some(TopTimer {
+            interval,
+            start,
+            first_ms: i64::try_from(now_ms + wait).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Wait for the next boundary; its wall-clock milliseconds.
+    pub(super) async fn tick(&mut self) -> i64 {
+        let at = self.interval.tick().await;
+        self.first_ms + i64::try_from((at - self.start).as_millis()).unwrap_or(0)
+    }
+}
+
+impl<'c> Session<'c> {
+    /// Start maintaining the books that want top-N snapshots.
+    pub(super) fn start_tops(&mut self) -> Option<TopTimer> {
+        for (instrument, top) in &self.conn.plan.book_tops {
+            self.books
+                .keep_top(&self.venue.book, instrument, top.depth, top.interval);
+        }
+        TopTimer::new(self.conn.plan.book_tops.values())
+    }
+
+    /// Publish the snapshots due at `boundary_ms`.
+    pub(super) async fn publish_tops(&mut self, boundary_ms: i64) -> Option<End<'c>> {
+        let mut due = std::mem::take(&mut self.events);
+        due.clear();
+        self.books
+            .tops(&self.conn.venue_id, boundary_ms, Timestamp::now(), &mut due);
+        let received = std::time::Instant::now();
+        let mut end = None;
+        for ev in due.drain(..) {
+            if end.is_none() {
+                end = self.publish(ev, received).await;
+            }
+        }
+        self.events = due;
+        end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_period_divides_every_interval() {
+        let t = |ms| BookTop {
+            depth: 1,
+            interval: Duration::from_millis(ms),
+        };
+        assert!(TopTimer::new(&[]).is_none());
+        assert_eq!(gcd(1500, 1000), 500);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut timer = TopTimer::new(&[t(1500), t(1000)]).unwrap();
+            let a = timer.tick().await;
+            let b = timer.tick().await;
+            assert_eq!(a % 500, 0, "on a wall-clock boundary");
+            assert_eq!(b - a, 500);
+        });
+    }
+}

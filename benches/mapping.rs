@@ -10,7 +10,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -293,4 +293,89 @@ criterion_group! {
         .measurement_time(std::time::Duration::from_secs(2));
     targets = bench_all
 }
-criterion_main!(benches);
+
+/// Time `n` calls of `f` (cycling through the frames), in ns per call.
+fn per_call(n: usize, mut f: impl FnMut(usize)) -> f64 {
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// The engine / hand-written ratio measured in interleaved rounds (the two
+/// alternate every few milliseconds), so a machine whose speed drifts
+/// during the run, as this shared 2-core box does by up to 2x, slows both
+/// sides alike. Prints the median ratio and its spread over the rounds.
+fn paired_ratios() {
+    const ROUNDS: usize = 41;
+    const CALLS: usize = 2_000;
+    let venue: Arc<str> = Arc::from("binance-spot");
+    let inst = instrument("X");
+    let v = load_venue(&root().join("venues/binance-spot.toml")).unwrap();
+    let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
+    let mut out = Vec::new();
+    for (name, file, marker) in [
+        ("aggTrade", "binance-spot.trades.jsonl", "@aggTrade"),
+        ("depthUpdate", "binance-spot.book.jsonl", "depthUpdate"),
+    ] {
+        let frames: Vec<String> = lines(file)
+            .into_iter()
+            .filter(|l| l.contains(marker))
+            .collect();
+        let hand = |i: usize| {
+            let f = &frames[i % frames.len()];
+            if name == "aggTrade" {
+                std::hint::black_box(hand_trade(f, &venue, &inst));
+            } else {
+                std::hint::black_box(hand_depth(f, &venue, &inst));
+            }
+        };
+        let mut engine = |i: usize| {
+            out.clear();
+            let r = mapper.map(
+                &v,
+                RawFrame::Text(&frames[i % frames.len()]),
+                Timestamp(1),
+                &mut out,
+            );
+            std::hint::black_box((&r, out.len()));
+        };
+        per_call(CALLS, hand);
+        per_call(CALLS, &mut engine);
+        let mut ratios: Vec<(f64, f64, f64)> = (0..ROUNDS)
+            .map(|round| {
+                let (h, e) = if round % 2 == 0 {
+                    let h = per_call(CALLS, hand);
+                    (h, per_call(CALLS, &mut engine))
+                } else {
+                    let e = per_call(CALLS, &mut engine);
+                    (per_call(CALLS, hand), e)
+                };
+                (e / h, e, h)
+            })
+            .collect();
+        ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (median, engine_ns, hand_ns) = ratios[ROUNDS / 2];
+        println!(
+            "paired/{name}: engine / hand-written = {median:.2}x (median of {ROUNDS} interleaved rounds; \
+             that round {engine_ns:.0} ns vs {hand_ns:.0} ns; rounds ranged {:.2}x to {:.2}x)",
+            ratios[0].0,
+            ratios[ROUNDS - 1].0
+        );
+    }
+}
+
+fn main() {
+    benches();
+    // With a name filter (`cargo bench --bench mapping -- <filter>`), only
+    // when the filter asks for it.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter
+        .as_deref()
+        .is_none_or(|f| "paired".contains(f) || f.contains("paired"))
+    {
+        paired_ratios();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

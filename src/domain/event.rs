@@ -47,14 +47,26 @@ pub struct EventId(pub String);
 impl EventId {
     /// Assemble an id from its parts.
     pub fn new(venue: &str, data_type: DataType, instrument: &str, key: &str) -> Self {
-        let mut s = String::with_capacity(venue.len() + instrument.len() + key.len() + 16);
+        Self::with_key(venue, data_type, instrument, key.len(), |s| s.push_str(key))
+    }
+
+    /// Assemble an id whose key `write` appends in place (about `key_len`
+    /// bytes), so a composed key needs no string of its own.
+    pub fn with_key(
+        venue: &str,
+        data_type: DataType,
+        instrument: &str,
+        key_len: usize,
+        write: impl FnOnce(&mut String),
+    ) -> Self {
+        let mut s = String::with_capacity(venue.len() + instrument.len() + key_len + 16);
         s.push_str(venue);
         s.push(':');
         s.push_str(data_type.as_str());
         s.push(':');
         s.push_str(instrument);
         s.push(':');
-        s.push_str(key);
+        write(&mut s);
         EventId(s)
     }
 

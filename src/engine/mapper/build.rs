@@ -136,16 +136,11 @@ pub(super) fn event<'a>(
         convert::time(v, route.time_unit)
     })?;
     let payload = payload(route, item, s, env.memory)?;
-    let key = match owned_text(route, Field::EventKey, item, s)? {
-        Some(k) => k,
-        None => default_key(&payload, exchange_time),
+    let (venue, t, name) = (&**env.venue, route.data_type, &*instrument.venue_instrument);
+    let id = match owned_text(route, Field::EventKey, item, s)? {
+        Some(k) => EventId::new(venue, t, name, &k),
+        None => default_id(venue, t, name, &payload, exchange_time),
     };
-    let id = EventId::new(
-        env.venue,
-        route.data_type,
-        &instrument.venue_instrument,
-        &key,
-    );
     Ok(Event {
         venue: env.venue.clone(),
         instrument,
@@ -156,26 +151,37 @@ pub(super) fn event<'a>(
     })
 }
 
-fn default_key(payload: &Payload, exchange_time: Option<Timestamp>) -> String {
+/// The id of an event without a mapped `event_key`: the trade id, `s`/`d`
+/// plus a book update's last id, else a hash of the content.
+fn default_id(
+    venue: &str,
+    t: DataType,
+    instrument: &str,
+    payload: &Payload,
+    exchange_time: Option<Timestamp>,
+) -> EventId {
     match payload {
         Payload::Trade(Trade {
             trade_id: Some(id), ..
-        }) => id.clone(),
+        }) => EventId::new(venue, t, instrument, id),
         Payload::Book(BookUpdate {
             kind,
             last_update_id: Some(u),
             ..
-        }) => {
-            format!(
-                "{}{u}",
-                if *kind == crate::domain::BookKind::Snapshot {
-                    "s"
-                } else {
-                    "d"
-                }
-            )
-        }
-        other => EventId::content_key(other, exchange_time),
+        }) => EventId::with_key(venue, t, instrument, 21, |s| {
+            s.push(if *kind == crate::domain::BookKind::Snapshot {
+                's'
+            } else {
+                'd'
+            });
+            s.push_str(itoa::Buffer::new().format(*u));
+        }),
+        other => EventId::new(
+            venue,
+            t,
+            instrument,
+            &EventId::content_key(other, exchange_time),
+        ),
     }
 }
 

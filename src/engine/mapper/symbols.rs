@@ -16,7 +16,7 @@ const MAX_CACHED: usize = 50_000;
 /// A per-connection symbol cache.
 #[derive(Debug, Default)]
 pub struct SymbolCache {
-    known: HashMap<Box<str>, Arc<Instrument>>,
+    known: foldhash::HashMap<Box<str>, Arc<Instrument>>,
     pinned: HashMap<String, String>,
 }
 
@@ -25,7 +25,7 @@ impl SymbolCache {
     /// overrides the venue's rules.
     pub fn new(pinned: HashMap<String, String>) -> Self {
         SymbolCache {
-            known: HashMap::new(),
+            known: Default::default(),
             pinned,
         }
     }

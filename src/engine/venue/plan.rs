@@ -257,7 +257,7 @@ pub struct RestSnapshot {
 /// declaring none, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct Dispatch {
-    by_key: HashMap<String, Vec<usize>>,
+    by_key: foldhash::HashMap<String, Vec<usize>>,
     keyless: Vec<usize>,
 }
 
@@ -268,7 +268,7 @@ impl Dispatch {
         let keyless: Vec<usize> = (0..rule_keys.len())
             .filter(|&i| rule_keys[i].is_empty())
             .collect();
-        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_key: foldhash::HashMap<String, Vec<usize>> = Default::default();
         for keys in &rule_keys {
             for k in *keys {
                 by_key.entry(k.clone()).or_default();

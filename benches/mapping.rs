@@ -370,10 +370,13 @@ fn main() {
     benches();
     // With a name filter (`cargo bench --bench mapping -- <filter>`), only
     // when the filter asks for it.
+    // `cargo test` runs benches without `--bench`: no timing then.
+    let bench = std::env::args().any(|a| a == "--bench");
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter
-        .as_deref()
-        .is_none_or(|f| "paired".contains(f) || f.contains("paired"))
+    if bench
+        && filter
+            .as_deref()
+            .is_none_or(|f| "paired".contains(f) || f.contains("paired"))
     {
         paired_ratios();
     }

@@ -306,3 +306,34 @@ fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
         .collect();
     assert_eq!(published, ["100", "100", "104"]);
 }
+
+/// HTX spot `mbp` deltas: the corpus holds only unrelated doc samples, so
+/// the chain here is derived (not recorded) from one of them, mapped through
+/// the venue file: its `seqNum` / `prevSeqNum` become the update ids the
+/// `prev_matches` rule links, and a delta left out of the chain is a gap.
+#[test]
+fn htx_spot_prev_seq_num_chain_derived_from_a_doc_sample() {
+    let venue = load_venue(&root().join("venues/htx-spot.toml")).unwrap();
+    let events = book_events(&venue, Path::new("fixtures/htx-spot/book.jsonl"), None);
+    let sample = events
+        .iter()
+        .find(|e| matches!(&e.payload, Payload::Book(u) if u.last_update_id == Some(140059393690)))
+        .expect("the doc sample maps");
+    let Payload::Book(u) = &sample.payload else {
+        unreachable!()
+    };
+    assert_eq!(u.prev_update_id, Some(140059393689), "prevSeqNum mapped");
+    let chain: Vec<Event> = (0..6)
+        .map(|i| {
+            let mut e = sample.clone();
+            if let Payload::Book(u) = &mut e.payload {
+                u.prev_update_id = Some(140059393689 + i);
+                u.last_update_id = Some(140059393690 + i);
+            }
+            e
+        })
+        .collect();
+    let (published, gaps) = check(&venue, chain.clone());
+    assert_eq!((published, gaps.len()), (6, 0), "{gaps:?}");
+    assert!(a_dropped_delta_is_detected(&venue, &chain));
+}

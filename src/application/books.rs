@@ -3,7 +3,6 @@
 //! REST snapshots (buffering deltas meanwhile), and reports gaps so the
 //! connection can resync that instrument only.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -73,7 +72,7 @@ struct Top {
 /// Book state of one connection.
 #[derive(Debug, Default)]
 pub struct BookKeeper {
-    books: HashMap<String, InstBook>,
+    books: foldhash::HashMap<String, InstBook>,
     scratch: String,
     /// Deltas dropped while resyncing, or stale.
     pub dropped: u64,

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::{HeaderMap, HeaderName};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
@@ -67,11 +67,16 @@ type Done = (Outgoing, usize, Result<bool, String>, OwnedSemaphorePermit);
 type Pending = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
 
 fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
+    // Names built at compile time: only the values are allocated per event.
+    const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
+    const VENUE: HeaderName = HeaderName::from_static("Mdrelay-Venue");
+    const DATA_TYPE: HeaderName = HeaderName::from_static("Mdrelay-Data-Type");
+    const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
     let mut h = HeaderMap::new();
-    h.insert("Nats-Msg-Id", m.id.as_str());
-    h.insert("Mdrelay-Venue", &*m.venue);
-    h.insert("Mdrelay-Data-Type", m.data_type.as_str());
-    h.insert("Content-Type", content_type);
+    h.insert(MSG_ID, m.id.as_str());
+    h.insert(VENUE, &*m.venue);
+    h.insert(DATA_TYPE, m.data_type.as_str());
+    h.insert(CONTENT_TYPE, content_type);
     h
 }
 

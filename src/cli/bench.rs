@@ -211,14 +211,25 @@ fn run_phase(
     serde_json::from_str(text.lines().last().unwrap_or("{}")).context("reading the phase result")
 }
 
-/// Publish the relay's encoded events with a plain client: the ceiling.
+/// What the plain client achieved: acked events per second, and the
+/// publish-to-ack latency quantiles in µs.
+struct Ceiling {
+    rate: f64,
+    p50_us: u32,
+    p99_us: u32,
+}
+
+/// Publish the relay's encoded events with a plain client: the ceiling
+/// (as fast as the window allows), or, with `paced`, the broker's own
+/// latency at that steady rate.
 async fn ceiling(
     root: &Path,
     nats_port: u16,
     window: usize,
     seconds: u64,
     stream: &str,
-) -> anyhow::Result<f64> {
+    paced: Option<u32>,
+) -> anyhow::Result<Ceiling> {
     let mut msgs = Vec::new();
     for Feed { venue, files, .. } in feeds(root)? {
         let v = load_venue(&root.join("venues").join(format!("{venue}.toml")))?;
@@ -259,16 +270,38 @@ async fn ceiling(
     let warm = Duration::from_secs(1);
     let mut window_start = None;
     let mut i = 0usize;
+    let mut latencies: Vec<u32> = Vec::new();
     while start.elapsed() < warm + Duration::from_secs(seconds) {
         if start.elapsed() >= warm && window_start.is_none() {
             window_start = Some((Instant::now(), acked));
+            latencies.clear();
+        }
+        if let Some(rate) = paced {
+            // Send what the rate asks for by now, then wait a millisecond.
+            let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as usize;
+            if i >= due {
+                tokio::select! {
+                    Some(r) = pending.next(), if !pending.is_empty() => {
+                        let r: Result<u32, String> = r;
+                        if let Ok(us) = r {
+                            acked += 1;
+                            latencies.push(us);
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+                continue;
+            }
         }
         let permit = tokio::select! {
             biased;
             Some(r) = pending.next(), if !pending.is_empty() => {
-                let r: Result<(), String> = r;
+                let r: Result<u32, String> = r;
                 match r {
-                    Ok(()) => acked += 1,
+                    Ok(us) => {
+                        acked += 1;
+                        latencies.push(us);
+                    }
                     Err(e) => {
                         errors += 1;
                         if errors == 1 {
@@ -287,11 +320,15 @@ async fn ceiling(
         h.insert("Mdrelay-Venue", "bench");
         h.insert("Mdrelay-Data-Type", *t);
         h.insert("Content-Type", "application/json");
+        let sent = Instant::now();
         let ack = js
             .publish_with_headers(subject.clone(), h, payload.clone())
             .await?;
         pending.push(async move {
-            let r = ack.await.map(|_| ()).map_err(|e| e.to_string());
+            let r = ack
+                .await
+                .map(|_| u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX))
+                .map_err(|e| e.to_string());
             drop(permit);
             r
         });
@@ -300,7 +337,12 @@ async fn ceiling(
     counted += acked - a0;
     let rate = counted as f64 / t0.elapsed().as_secs_f64();
     while pending.next().await.is_some() {}
-    Ok(rate)
+    latencies.sort_unstable();
+    Ok(Ceiling {
+        rate,
+        p50_us: quantile(&latencies, 0.50),
+        p99_us: quantile(&latencies, 0.99),
+    })
 }
 
 /// Run the whole benchmark and print the report.
@@ -337,13 +379,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let first = runtime.block_on(ceiling(
-        &root,
-        nats_port,
-        args.window,
-        args.seconds,
-        "CEILING1",
-    ))?;
+    let first = runtime
+        .block_on(ceiling(
+            &root,
+            nats_port,
+            args.window,
+            args.seconds,
+            "CEILING1",
+            None,
+        ))?
+        .rate;
     println!("broker ceiling (plain async-nats client, same events):   {first:>10.0} events/s");
 
     let mut results = Vec::new();
@@ -392,13 +437,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.peak_rss_kib / 1024
         );
     }
-    let second = runtime.block_on(ceiling(
+    // The broker's own latency at the steady rate, with no relay: the
+    // floor under the relay's figure above on this machine.
+    let floor = runtime.block_on(ceiling(
         &root,
         nats_port,
         args.window,
         args.seconds,
-        "CEILING2",
+        "PACED",
+        Some(args.steady_rate),
     ))?;
+    println!(
+        "broker alone, steady {} events/s (plain client): acked {:>9.0}/s  publish-to-ack p50 {} µs  p99 {} µs",
+        args.steady_rate, floor.rate, floor.p50_us, floor.p99_us
+    );
+    let second = runtime
+        .block_on(ceiling(
+            &root,
+            nats_port,
+            args.window,
+            args.seconds,
+            "CEILING2",
+            None,
+        ))?
+        .rate;
     let best = first.max(second);
     println!("broker ceiling again (machine noise check):               {second:>10.0} events/s");
     for (format, r) in ["json", "protobuf"].iter().zip(&results) {

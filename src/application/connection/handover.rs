@@ -52,7 +52,7 @@ const MAX_HELD: usize = 100_000;
 
 /// What the old session published last, per venue instrument: the last
 /// book update id, or `None` when its book events carry none.
-pub type Published = HashMap<String, Option<i64>>;
+pub type Published = foldhash::HashMap<String, Option<i64>>;
 
 /// Record a published book event (old-session side).
 pub fn record(published: &mut Published, ev: &Event) {
@@ -277,7 +277,7 @@ mod tests {
             g.hold(book("X", BookKind::Delta, Some(i)));
         }
         g.hold(book("Y", BookKind::Snapshot, Some(50)));
-        let mut published = Published::new();
+        let mut published = Published::default();
         record(&mut published, &book("X", BookKind::Delta, Some(103)));
         let r = g.release(&published, true, "1");
         // X: the old session covered up to 103; Y: it published nothing.
@@ -296,7 +296,7 @@ mod tests {
         let mut g = Gate::new();
         g.hold(book("X", BookKind::Snapshot, Some(100)));
         g.hold(book("X", BookKind::Delta, Some(101)));
-        let mut published = Published::new();
+        let mut published = Published::default();
         record(&mut published, &book("X", BookKind::Delta, Some(104)));
         let r = g.release(&published, true, "1");
         assert!(r.events.is_empty());
@@ -311,7 +311,7 @@ mod tests {
         let mut g = Gate::new();
         g.hold(book("X", BookKind::Snapshot, Some(200)));
         g.hold(book("X", BookKind::Delta, Some(201)));
-        let mut published = Published::new();
+        let mut published = Published::default();
         record(&mut published, &book("X", BookKind::Delta, Some(150)));
         let r = g.release(&published, true, "1");
         assert_eq!(ids(&r.events), vec!["X:Snapshot:200", "X:Delta:201"]);
@@ -325,7 +325,7 @@ mod tests {
         g.hold(book("X", BookKind::Delta, None));
         g.hold(book("Y", BookKind::Delta, None));
         g.hold(book("Z", BookKind::Snapshot, None));
-        let mut published = Published::new();
+        let mut published = Published::default();
         record(&mut published, &book("X", BookKind::Delta, None));
         record(&mut published, &book("Y", BookKind::Delta, None));
         let r = g.release(&published, false, "7");
@@ -351,7 +351,7 @@ mod tests {
             g.hold(book("Y", BookKind::Delta, Some(i)));
         }
         assert_eq!(g.len(), MAX_HELD);
-        let r = g.release(&Published::new(), true, "1");
+        let r = g.release(&Published::default(), true, "1");
         assert_eq!(r.resync, vec!["X".to_owned()]);
         assert_eq!(r.events.len(), MAX_HELD);
     }

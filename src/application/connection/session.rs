@@ -90,7 +90,7 @@ pub(super) async fn run<'c>(
         reporter,
         counters,
         awaiting_ack: None,
-        published: Published::new(),
+        published: Published::default(),
         holding: successor,
         gate: successor.then(Gate::new),
         incoming,

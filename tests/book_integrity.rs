@@ -25,7 +25,9 @@ fn check(venue: &Venue, events: Vec<Event>) -> (usize, Vec<String>) {
     for s in steps {
         match s {
             Step::Publish(_) => published += 1,
-            Step::Gap { instrument, reason } => {
+            // A report-only mismatch is listed too: recorded frames must
+            // produce neither.
+            Step::Gap { instrument, reason } | Step::Mismatch { instrument, reason } => {
                 gaps.push(format!("{}: {reason}", instrument.venue_instrument))
             }
         }
@@ -113,7 +115,7 @@ fn kraken_v2_checksums_match_the_doc_samples_at_the_pairs_precision() {
             .iter()
             .filter_map(|s| match s {
                 Step::Gap { reason, .. } => Some(reason.clone()),
-                Step::Publish(_) => None,
+                Step::Publish(_) | Step::Mismatch { .. } => None,
             })
             .collect::<Vec<_>>()
     };
@@ -302,6 +304,7 @@ fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
         .map(|s| match s {
             Step::Publish(e) => e.id.as_str(),
             Step::Gap { .. } => "gap",
+            Step::Mismatch { .. } => "mismatch",
         })
         .collect();
     assert_eq!(published, ["100", "100", "104"]);
@@ -336,4 +339,59 @@ fn htx_spot_prev_seq_num_chain_derived_from_a_doc_sample() {
     let (published, gaps) = check(&venue, chain.clone());
     assert_eq!((published, gaps.len()), (6, 0), "{gaps:?}");
     assert!(a_dropped_delta_is_detected(&venue, &chain));
+}
+
+/// Bitfinex `cs` frames: the corpus holds none, so the venue declares its
+/// checksum `mode = "report"`. On the recorded book, a checksum-only update
+/// carrying the book's own checksum (constructed here, in the documented
+/// `[chanId, "cs", checksum]` form's mapped shape) passes and publishes
+/// nothing; a wrong one is reported as a mismatch, not a gap, and the
+/// recorded deltas after it are still published.
+#[test]
+fn bitfinex_checksum_frames_are_checked_and_only_reported() {
+    use mdrelay::domain::BookKind;
+    use mdrelay::engine::book::{ChecksumMode, LocalBook};
+    let venue = load_venue(&root().join("venues/bitfinex.toml")).unwrap();
+    let spec = venue.book.checksum.clone().unwrap();
+    assert_eq!(spec.mode, ChecksumMode::Report);
+    let all = book_events(&venue, Path::new("benches/data/bitfinex.book.jsonl"), None);
+    let first = all[0].instrument.venue_instrument.clone();
+    let events: Vec<Event> = all
+        .into_iter()
+        .filter(|e| e.instrument.venue_instrument == first)
+        .take(60)
+        .collect();
+    assert!(matches!(&events[0].payload, Payload::Book(u) if u.kind == BookKind::Snapshot));
+    // The book after the first 40 recorded updates, and its checksum.
+    let mut book = LocalBook::new();
+    for e in &events[..40] {
+        if let Payload::Book(u) = &e.payload {
+            book.apply(u, venue.book.depth);
+        }
+    }
+    let good = spec.compute(&book, None, &mut String::new());
+    let cs = |value: i64| {
+        let mut e = events[39].clone();
+        if let Payload::Book(u) = &mut e.payload {
+            u.kind = BookKind::Delta;
+            u.bids.clear();
+            u.asks.clear();
+            u.first_update_id = None;
+            u.last_update_id = None;
+            u.checksum = Some(value);
+        }
+        e
+    };
+    for (value, mismatches) in [(good, 0), (good ^ 1, 1)] {
+        let mut stream = events[..40].to_vec();
+        stream.push(cs(value));
+        stream.extend_from_slice(&events[40..]);
+        let (published, reported) = check(&venue, stream);
+        assert_eq!(
+            published,
+            events.len(),
+            "the cs update itself is not published"
+        );
+        assert_eq!(reported.len(), mismatches, "{reported:?}");
+    }
 }

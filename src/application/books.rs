@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::domain::{
     BookKind, BookUpdate, DataType, Event, EventId, Instrument, Payload, Timestamp,
 };
-use crate::engine::book::{LocalBook, Scales, SequenceCheck};
+use crate::engine::book::{ChecksumMode, LocalBook, Scales, SequenceCheck};
 use crate::engine::venue::{BookRules, FirstDelta};
 
 /// Most deltas buffered per instrument while a snapshot is awaited.
@@ -24,6 +24,14 @@ pub enum Step {
     /// A gap or checksum mismatch: publish a `gap` status and resync the
     /// instrument.
     Gap {
+        /// The instrument.
+        instrument: Arc<Instrument>,
+        /// Why.
+        reason: String,
+    },
+    /// A mismatch of a report-only checksum: count and log it; the book
+    /// goes on.
+    Mismatch {
         /// The instrument.
         instrument: Arc<Instrument>,
         /// Why.
@@ -292,10 +300,27 @@ impl BookKeeper {
                 let got = spec.compute(local, b.scales, scratch);
                 if got != want {
                     let reason = format!("checksum mismatch: venue {want}, book {got}");
-                    Self::gap(b, rules, ev.instrument.clone(), reason, out);
-                    return;
+                    let instrument = ev.instrument.clone();
+                    if spec.mode == ChecksumMode::Report {
+                        out.push(Step::Mismatch { instrument, reason });
+                    } else {
+                        Self::gap(b, rules, instrument, reason, out);
+                        return;
+                    }
                 }
             }
+        }
+        // A frame carrying only a checksum (no levels, update ids or time)
+        // has been checked: there is nothing in it for a consumer.
+        if u.kind == BookKind::Delta
+            && ev.exchange_time.is_none()
+            && u.checksum.is_some()
+            && u.bids.is_empty()
+            && u.asks.is_empty()
+            && u.first_update_id.is_none()
+            && u.last_update_id.is_none()
+        {
+            return;
         }
         if u.last_update_id.is_some() {
             b.last = u.last_update_id;
@@ -423,6 +448,7 @@ mod tests {
             .map(|s| match s {
                 Step::Publish(e) => e.id.0.clone(),
                 Step::Gap { .. } => "gap".into(),
+                Step::Mismatch { .. } => "mismatch".into(),
             })
             .collect()
     }

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub gaps: Family<VenueLabel, Counter>,
     /// Book resyncs performed.
     pub resyncs: Family<VenueLabel, Counter>,
+    /// Checksum mismatches of `mode = "report"` checksums (no resync).
+    pub checksum_mismatches: Family<VenueLabel, Counter>,
     /// Circuit breaker state: 0 closed, 1 half-open, 2 open.
     pub circuit_state: Family<VenueLabel, Gauge>,
     /// Subscriptions rejected by venues.
@@ -132,6 +134,7 @@ impl Metrics {
             status_events: Family::default(),
             gaps: Family::default(),
             resyncs: Family::default(),
+            checksum_mismatches: Family::default(),
             circuit_state: Family::default(),
             subscriptions_rejected: Family::default(),
             reloads: Counter::default(),
@@ -234,6 +237,11 @@ impl Metrics {
             m.gaps.clone(),
         );
         r.register("resyncs", "Order book resyncs", m.resyncs.clone());
+        r.register(
+            "checksum_mismatches",
+            "Book checksum mismatches of report-only checksums (counted and logged, no resync)",
+            m.checksum_mismatches.clone(),
+        );
         r.register(
             "circuit_state",
             "Circuit breaker: 0 closed, 1 half-open, 2 open",

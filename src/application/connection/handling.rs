@@ -206,6 +206,15 @@ impl<'c> Session<'c> {
             end = match step {
                 Step::Publish(ev) => self.publish(ev, received).await,
                 Step::Gap { instrument, reason } => self.on_gap(instrument, reason).await,
+                Step::Mismatch { instrument, reason } => {
+                    // Logged at the 1st, 2nd, 4th, 8th... so a wrong spec
+                    // cannot flood the log; the metric counts every one.
+                    let n = self.counters.mismatches.inc() + 1;
+                    if n.is_power_of_two() {
+                        warn!(venue = %self.conn.venue_id, instrument = %instrument.venue_instrument, %reason, mismatches = n, "book checksum mismatch (report-only checksum: no resync)");
+                    }
+                    None
+                }
             };
         }
         end

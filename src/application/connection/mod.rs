@@ -116,6 +116,7 @@ struct Counters {
     rejected: Counter,
     gaps: Counter,
     resyncs: Counter,
+    mismatches: Counter,
 }
 
 impl Counters {
@@ -130,6 +131,7 @@ impl Counters {
             rejected: Metrics::venue(&m.subscriptions_rejected, venue),
             gaps: Metrics::venue(&m.gaps, venue),
             resyncs: Metrics::venue(&m.resyncs, venue),
+            mismatches: Metrics::venue(&m.checksum_mismatches, venue),
         }
     }
 }

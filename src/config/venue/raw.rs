@@ -92,6 +92,11 @@ pub struct RawChecksum {
     /// sends a fixed 0).
     #[serde(default)]
     pub zero_means_absent: bool,
+    /// `enforce` (default: a mismatch is a gap and resyncs the instrument)
+    /// or `report` (counted and logged only, for a spec not yet confirmed
+    /// on live traffic).
+    #[serde(default)]
+    pub mode: crate::engine::book::ChecksumMode,
     /// Per-instrument decimal places to write numbers with, fetched over
     /// REST, for venues that print numbers in shortest form but checksum
     /// them at the instrument's precision.

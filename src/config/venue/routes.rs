@@ -41,6 +41,7 @@ impl Compiler<'_> {
                 negative_asks: c.negative_asks,
                 signed: c.signed,
                 zero_means_absent: c.zero_means_absent,
+                mode: c.mode,
             }
         });
         let snapshot = r.snapshot.and_then(|s| {

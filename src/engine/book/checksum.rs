@@ -32,6 +32,19 @@ pub enum ChecksumNumbers {
     Digits,
 }
 
+/// What a checksum mismatch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// A mismatch is a gap: `gap` status, resync of the instrument.
+    #[default]
+    Enforce,
+    /// A mismatch is counted (`mdrelay_checksum_mismatches_total`) and
+    /// logged, and the book goes on: for a checksum spec not yet confirmed
+    /// on live traffic, where a wrong detail would otherwise resync forever.
+    Report,
+}
+
 /// Decimal places each price and quantity is written with, for venues that
 /// checksum numbers at the instrument's precision but print them in shortest
 /// form (`0.566` checksummed as `0.5660`). Fetched per instrument
@@ -61,6 +74,8 @@ pub struct ChecksumSpec {
     pub signed: bool,
     /// A checksum of 0 means "not provided" (OKX now sends a fixed 0).
     pub zero_means_absent: bool,
+    /// Enforce (resync on mismatch) or only report.
+    pub mode: ChecksumMode,
 }
 
 impl ChecksumSpec {
@@ -189,6 +204,7 @@ mod tests {
             negative_asks: false,
             signed: true,
             zero_means_absent: false,
+            mode: ChecksumMode::Enforce,
         };
         interleaved_signed.compute(&b, None, &mut buf);
         assert_eq!(buf, "3366.1:7.0:3366.8:9:3366:6:3368:8:3372:8");
@@ -200,6 +216,7 @@ mod tests {
             negative_asks: false,
             signed: false,
             zero_means_absent: false,
+            mode: ChecksumMode::Enforce,
         };
         digits_unsigned.compute(
             &book(&[("0.0022900", "1.50")], &[("0.0023000", "0.25")]),

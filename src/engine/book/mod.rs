@@ -7,6 +7,6 @@ mod checksum;
 mod local;
 mod sequence;
 
-pub use checksum::{ChecksumLayout, ChecksumNumbers, ChecksumSpec, Scales};
+pub use checksum::{ChecksumLayout, ChecksumMode, ChecksumNumbers, ChecksumSpec, Scales};
 pub use local::LocalBook;
 pub use sequence::{SequenceCheck, SequenceRule};

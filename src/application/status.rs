@@ -45,15 +45,21 @@ pub fn event(
     }
 }
 
-/// Encode an event for the publisher.
-pub fn outgoing(ev: &Event, format: PayloadFormat, received: Instant) -> Outgoing {
-    let mut buf = Vec::with_capacity(320);
-    format.encode(ev, &mut buf);
+/// Encode an event for the publisher (its id moves into the message).
+pub fn outgoing(ev: Event, format: PayloadFormat, received: Instant) -> Outgoing {
+    // About 320 bytes of envelope, plus up to ~48 per book level: one
+    // allocation, no regrowth for all but the largest images.
+    let levels = match &ev.payload {
+        Payload::Book(u) | Payload::BookTop(u) => u.bids.len() + u.asks.len(),
+        _ => 0,
+    };
+    let mut buf = Vec::with_capacity(320 + 48 * levels);
+    format.encode(&ev, &mut buf);
     Outgoing {
         subject: ev.subject(),
-        id: ev.id.0.clone(),
-        venue: ev.venue.clone(),
         data_type: ev.data_type(),
+        id: ev.id.0,
+        venue: ev.venue,
         payload: Bytes::from(buf),
         received,
     }

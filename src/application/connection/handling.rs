@@ -315,7 +315,7 @@ impl<'c> Session<'c> {
             }
             handover::record(&mut self.published, &ev);
         }
-        let out = status::outgoing(&ev, self.conn.format, received);
+        let out = status::outgoing(ev, self.conn.format, received);
         match self
             .conn
             .queues
@@ -375,7 +375,7 @@ impl<'c> Session<'c> {
             if self
                 .conn
                 .queues
-                .push(status::outgoing(&ev, self.conn.format, Instant::now()))
+                .push(status::outgoing(ev, self.conn.format, Instant::now()))
                 .await
                 .is_err()
             {

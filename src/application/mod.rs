@@ -1,6 +1,7 @@
 //! Orchestration: the fixture gate (`validate`), and the running relay's
 //! subscriptions, connections, publishing pipeline and health.
 
+mod acks;
 pub mod books;
 pub mod breaker;
 pub mod captures;

@@ -12,13 +12,19 @@ use async_nats::{HeaderMap, HeaderName};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use super::acks::{self, Flight, Inflight};
 use super::metrics::{Metrics, TypeLabel, VenueTypeLabel};
 use super::pipeline::Outgoing;
 
 /// Settings shared by the publishers.
 #[derive(Clone)]
 pub struct PublishSettings {
-    /// The JetStream context (its timeout is the ack timeout).
+    /// The NATS client (first attempts: published with a reply subject
+    /// whose ack one subscription per publisher collects).
+    pub client: async_nats::Client,
+    /// How long an ack may take before the message is retried.
+    pub ack_timeout: Duration,
+    /// The JetStream context (retries; its timeout is the ack timeout).
     pub js: jetstream::Context,
     /// Shared bound on acks in flight.
     pub permits: Arc<Semaphore>,
@@ -227,6 +233,10 @@ fn finish(
 
 /// Publish everything from `rx` until it closes and every ack is in. Starts
 /// once `ready` is true (streams reconciled).
+///
+/// First attempts are published with a reply subject of this publisher's
+/// ack inbox and matched to their acks in an [`Inflight`] table; retries go
+/// through the JetStream request API.
 pub async fn run(
     data_type: crate::domain::DataType,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -244,32 +254,77 @@ pub async fn run(
         })
         .clone();
     let mut meters = Meters::new(&s, data_type);
+    let mut inflight = Inflight::new(&s.client.new_inbox(), s.ack_timeout);
+    let mut acks = match s.client.subscribe(inflight.wildcard()).await {
+        Ok(sub) => Some(sub),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot subscribe to publish acks; using one request per message");
+            None
+        }
+    };
+    let mut sweep = tokio::time::interval(Duration::from_millis(50));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A window slot taken before the next message is read, so a full window
+    // never stops acks from being processed.
+    let mut slot: Option<OwnedSemaphorePermit> = None;
     let mut open = true;
-    while open || !pending.is_empty() {
+    while open || !pending.is_empty() || !inflight.is_empty() {
         tokio::select! {
             biased;
-            Some(done) = pending.next(), if !pending.is_empty() => finish(&s, &mut meters, done, &mut pending, &mut report),
-            permit = s.permits.clone().acquire_owned(), if open => {
-                let Ok(permit) = permit else { break };
-                // Take the next message only once a permit is held, so a
-                // full window never stops acks from being processed.
-                tokio::select! {
-                    biased;
-                    Some(done) = pending.next(), if !pending.is_empty() => {
-                        drop(permit);
-                        finish(&s, &mut meters, done, &mut pending, &mut report);
-                    }
-                    msg = rx.recv() => match msg {
-                        Some(m) => {
-                            depth.set(rx.len() as i64);
-                            s.metrics.in_flight.inc();
-                            let ack = send(&s, &m).await;
-                            pending.push(await_ack(ack, m, 0, permit));
-                        }
-                        None => open = false,
-                    },
+            Some(msg) = async { acks.as_mut()?.next().await }, if !inflight.is_empty() => {
+                if let Some(f) = inflight.take(msg.subject.as_str()) {
+                    let done = (f.m, f.attempt, acks::outcome(&msg), f.permit);
+                    finish(&s, &mut meters, done, &mut pending, &mut report);
                 }
             }
+            Some(done) = pending.next(), if !pending.is_empty() => finish(&s, &mut meters, done, &mut pending, &mut report),
+            _ = sweep.tick(), if !inflight.is_empty() => {
+                while let Some(f) = inflight.expired(std::time::Instant::now()) {
+                    let done = (f.m, f.attempt, Err("no ack within the ack timeout".into()), f.permit);
+                    finish(&s, &mut meters, done, &mut pending, &mut report);
+                }
+            }
+            msg = rx.recv(), if open && slot.is_some() => match msg {
+                Some(m) => {
+                    depth.set(rx.len() as i64);
+                    s.metrics.in_flight.inc();
+                    let permit = slot.take().expect("guarded");
+                    if acks.is_some() {
+                        let (n, reply) = inflight.reply();
+                        match s
+                            .client
+                            .publish_with_reply_and_headers(
+                                m.subject.clone(),
+                                reply,
+                                headers(&m, s.content_type),
+                                m.payload.clone(),
+                            )
+                            .await
+                        {
+                            Ok(()) => inflight.insert(
+                                n,
+                                Flight { m, attempt: 0, permit },
+                                std::time::Instant::now(),
+                            ),
+                            Err(e) => {
+                                let done = (m, 0, Err(e.to_string()), permit);
+                                finish(&s, &mut meters, done, &mut pending, &mut report);
+                            }
+                        }
+                    } else {
+                        let ack = send(&s, &m).await;
+                        pending.push(await_ack(ack, m, 0, permit));
+                    }
+                }
+                None => {
+                    open = false;
+                    slot = None;
+                }
+            },
+            permit = s.permits.clone().acquire_owned(), if open && slot.is_none() => match permit {
+                Ok(p) => slot = Some(p),
+                Err(_) => open = false,
+            },
         }
     }
     report

@@ -193,6 +193,8 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
 
     let (queues, receivers) = Queues::new(&cfg.queues);
     let settings = PublishSettings {
+        client: client.clone(),
+        ack_timeout: cfg.nats.publish.ack_timeout.0,
         js: js.clone(),
         permits: Arc::new(Semaphore::new(cfg.nats.publish.max_in_flight)),
         retry_delays: cfg

@@ -44,6 +44,10 @@ pub struct Args {
     /// Repository root (for `venues/` and `benches/data/`).
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
+    /// Leave out the other venues streaming in the background (to see what
+    /// they cost; peak RSS then no longer means "all venues").
+    #[arg(long)]
+    pub no_background: bool,
 }
 
 /// Arguments of the child `mdrelay bench-relay`.
@@ -92,6 +96,7 @@ fn start_replays(
     exe: &Path,
     root: &Path,
     rate_total: Option<u32>,
+    background: bool,
     kids: &mut Children,
 ) -> anyhow::Result<Vec<u16>> {
     let mut ports = Vec::new();
@@ -101,7 +106,7 @@ fn start_replays(
         let files = files.iter().map(|f| root.join("benches/data").join(f));
         ports.push(spawn_replay(exe, files, rate, kids)?);
     }
-    if let Some(bg) = feeds_file(root)?.background {
+    if let Some(bg) = feeds_file(root)?.background.filter(|_| background) {
         for v in background_venues(root)? {
             ports.push(spawn_replay(exe, v.files, Some(bg.rate), kids)?);
         }
@@ -448,7 +453,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut results = Vec::new();
     for format in ["json", "protobuf"] {
         let mut replays = Children(Vec::new());
-        let ports = start_replays(&exe, &root, None, &mut replays)?;
+        let ports = start_replays(&exe, &root, None, !args.no_background, &mut replays)?;
         let cfg = relay_config(&root, nats_port, &ports, args.window, format)?;
         let r = run_phase(&exe, &dir, &format!("max-{format}"), &cfg, args.seconds)?;
         drop(replays);
@@ -475,7 +480,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for (i, rate) in rates.into_iter().enumerate() {
         let mut replays = Children(Vec::new());
-        let ports = start_replays(&exe, &root, Some(rate), &mut replays)?;
+        let ports = start_replays(&exe, &root, Some(rate), !args.no_background, &mut replays)?;
         let cfg = relay_config(&root, nats_port, &ports, args.window, "json")?;
         let r = run_phase(&exe, &dir, &format!("steady-{rate}"), &cfg, args.seconds)?;
         drop(replays);

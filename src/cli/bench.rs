@@ -6,7 +6,9 @@
 //! 2. the relay at full speed, fed by `mdrelay replay` servers blasting the
 //!    recorded captures in `benches/data` (JSON, then protobuf payloads);
 //! 3. the relay at a steady rate (default 20k frames/s, and a quarter of
-//!    the ceiling when that is lower): frame-to-ack latency.
+//!    the ceiling when that is lower): frame-to-ack latency;
+//! 4. the broker alone at that steady rate, the ceiling again, and the
+//!    ceiling with the relay's lean publish protocol (`bench_ceiling`).
 //!
 //! Each relay phase runs in its own child process (`mdrelay bench-relay`),
 //! so its CPU time and peak RSS are its own. Linux only (reads /proc).
@@ -18,16 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 
+use super::bench_ceiling::{Mode, ceiling};
 use super::bench_feeds::{Feed, background_venues, feeds, feeds_file};
 use crate::application::relay::{StartOptions, start};
 use crate::config::relay::load_relay;
-use crate::config::venue::load_venue;
-use crate::domain::Timestamp;
-use crate::engine::mapper::{Mapper, RawFrame};
-use crate::serialization::PayloadFormat;
 
 /// Arguments of `mdrelay bench`.
 #[derive(Debug, clap::Args)]
@@ -216,193 +213,6 @@ fn run_phase(
     serde_json::from_str(text.lines().last().unwrap_or("{}")).context("reading the phase result")
 }
 
-/// What the plain client achieved: acked events per second, and the
-/// publish-to-ack latency quantiles in µs.
-struct Ceiling {
-    rate: f64,
-    p50_us: u32,
-    p99_us: u32,
-}
-
-/// Publish the relay's encoded events with a plain client: the ceiling
-/// (as fast as the window allows), or, with `paced`, the broker's own
-/// latency at that steady rate.
-async fn ceiling(
-    root: &Path,
-    nats_port: u16,
-    window: usize,
-    seconds: u64,
-    stream: &str,
-    paced: Option<u32>,
-    lean: bool,
-) -> anyhow::Result<Ceiling> {
-    let mut msgs = Vec::new();
-    for Feed { venue, files, .. } in feeds(root)? {
-        let v = load_venue(&root.join("venues").join(format!("{venue}.toml")))?;
-        let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
-        let mut events = Vec::new();
-        for f in &files {
-            for line in std::fs::read_to_string(root.join("benches/data").join(f))?.lines() {
-                events.clear();
-                let _ = mapper.map(&v, RawFrame::Text(line), Timestamp::now(), &mut events);
-                for e in &events {
-                    let mut buf = Vec::new();
-                    PayloadFormat::Json.encode(e, &mut buf);
-                    msgs.push((
-                        format!("{}.{}", stream.to_ascii_lowercase(), e.subject()),
-                        e.id.0.clone(),
-                        e.data_type().as_str(),
-                        bytes::Bytes::from(buf),
-                    ));
-                }
-            }
-        }
-    }
-    let client = async_nats::connect(format!("nats://127.0.0.1:{nats_port}")).await?;
-    let js = async_nats::jetstream::new(client);
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: stream.into(),
-        subjects: vec![format!("{}.>", stream.to_ascii_lowercase())],
-        storage: async_nats::jetstream::stream::StorageType::File,
-        max_age: Duration::from_secs(600),
-        duplicate_window: Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await?;
-    if lean {
-        return lean_ceiling(js.client(), &msgs, window, seconds).await;
-    }
-    let permits = Arc::new(tokio::sync::Semaphore::new(window));
-    let mut pending = FuturesUnordered::new();
-    let (mut acked, mut counted, mut errors) = (0u64, 0u64, 0u64);
-    let start = Instant::now();
-    let warm = Duration::from_secs(1);
-    let mut window_start = None;
-    let mut i = 0usize;
-    let mut latencies: Vec<u32> = Vec::new();
-    while start.elapsed() < warm + Duration::from_secs(seconds) {
-        if start.elapsed() >= warm && window_start.is_none() {
-            window_start = Some((Instant::now(), acked));
-            latencies.clear();
-        }
-        if let Some(rate) = paced {
-            // Send what the rate asks for by now, then wait a millisecond.
-            let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as usize;
-            if i >= due {
-                tokio::select! {
-                    Some(r) = pending.next(), if !pending.is_empty() => {
-                        let r: Result<u32, String> = r;
-                        if let Ok(us) = r {
-                            acked += 1;
-                            latencies.push(us);
-                        }
-                    }
-                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
-                }
-                continue;
-            }
-        }
-        let permit = tokio::select! {
-            biased;
-            Some(r) = pending.next(), if !pending.is_empty() => {
-                let r: Result<u32, String> = r;
-                match r {
-                    Ok(us) => {
-                        acked += 1;
-                        latencies.push(us);
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        if errors == 1 {
-                            eprintln!("ceiling: publish failed: {e}");
-                        }
-                    }
-                }
-                continue;
-            }
-            p = permits.clone().acquire_owned() => p?,
-        };
-        let (subject, id, t, payload) = &msgs[i % msgs.len()];
-        i += 1;
-        let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", id.as_str());
-        h.insert("Mdrelay-Venue", "bench");
-        h.insert("Mdrelay-Data-Type", *t);
-        h.insert("Content-Type", "application/json");
-        let sent = Instant::now();
-        let ack = js
-            .publish_with_headers(subject.clone(), h, payload.clone())
-            .await?;
-        pending.push(async move {
-            let r = ack
-                .await
-                .map(|_| u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX))
-                .map_err(|e| e.to_string());
-            drop(permit);
-            r
-        });
-    }
-    let (t0, a0) = window_start.unwrap_or((start, 0));
-    counted += acked - a0;
-    let rate = counted as f64 / t0.elapsed().as_secs_f64();
-    while pending.next().await.is_some() {}
-    latencies.sort_unstable();
-    Ok(Ceiling {
-        rate,
-        p50_us: quantile(&latencies, 0.50),
-        p99_us: quantile(&latencies, 0.99),
-    })
-}
-
-/// The ceiling with the relay's own publish protocol: a reply subject per
-/// message under one inbox, one subscription counting the acks, the same
-/// window. (Rate only; the stream has room, so acks are not inspected.)
-async fn lean_ceiling(
-    client: async_nats::Client,
-    msgs: &[(String, String, &'static str, bytes::Bytes)],
-    window: usize,
-    seconds: u64,
-) -> anyhow::Result<Ceiling> {
-    let inbox = client.new_inbox();
-    let mut acks = client.subscribe(format!("{inbox}.*")).await?;
-    let (mut sent, mut acked) = (0u64, 0u64);
-    let start = Instant::now();
-    let warm = Duration::from_secs(1);
-    let mut window_start = None;
-    while start.elapsed() < warm + Duration::from_secs(seconds) {
-        if start.elapsed() >= warm && window_start.is_none() {
-            window_start = Some((Instant::now(), acked));
-        }
-        while sent - acked < window as u64 {
-            let (subject, id, t, payload) = &msgs[sent as usize % msgs.len()];
-            let mut h = async_nats::HeaderMap::new();
-            h.insert("Nats-Msg-Id", id.as_str());
-            h.insert("Mdrelay-Venue", "bench");
-            h.insert("Mdrelay-Data-Type", *t);
-            h.insert("Content-Type", "application/json");
-            client
-                .publish_with_reply_and_headers(
-                    subject.clone(),
-                    format!("{inbox}.{sent}"),
-                    h,
-                    payload.clone(),
-                )
-                .await?;
-            sent += 1;
-        }
-        match tokio::time::timeout(Duration::from_secs(5), acks.next()).await {
-            Ok(Some(_)) => acked += 1,
-            _ => bail!("lean ceiling: no ack within 5 s"),
-        }
-    }
-    let (t0, a0) = window_start.unwrap_or((start, 0));
-    Ok(Ceiling {
-        rate: (acked - a0) as f64 / t0.elapsed().as_secs_f64(),
-        p50_us: 0,
-        p99_us: 0,
-    })
-}
-
 /// Run the whole benchmark and print the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
@@ -444,8 +254,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.window,
             args.seconds,
             "CEILING1",
-            None,
-            false,
+            Mode::Max,
         ))?
         .rate;
     println!("broker ceiling (plain async-nats client, same events):   {first:>10.0} events/s");
@@ -504,8 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.window,
         args.seconds,
         "PACED",
-        Some(args.steady_rate),
-        false,
+        Mode::Paced(args.steady_rate),
     ))?;
     println!(
         "broker alone, steady {} events/s (plain client): acked {:>9.0}/s  publish-to-ack p50 {} µs  p99 {} µs",
@@ -518,8 +326,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.window,
             args.seconds,
             "CEILING2",
-            None,
-            false,
+            Mode::Max,
         ))?
         .rate;
     let best = first.max(second);
@@ -531,8 +338,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.window,
             args.seconds,
             "CEILING3",
-            None,
-            true,
+            Mode::Lean,
         ))?
         .rate;
     println!("broker ceiling, lean client (the relay's publish protocol): {lean:>8.0} events/s");
@@ -574,7 +380,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn quantile(sorted: &[u32], q: f64) -> u32 {
+pub(super) fn quantile(sorted: &[u32], q: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
     }

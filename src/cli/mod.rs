@@ -2,6 +2,7 @@
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
+mod bench_ceiling;
 mod bench_feeds;
 mod map;
 pub mod record;

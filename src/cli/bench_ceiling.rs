@@ -1,0 +1,244 @@
+//! The broker side of `mdrelay bench`: the relay's own encoded events
+//! published by a plain client, as fast as the window allows (the ceiling),
+//! at a steady rate (the broker's own latency), or with the relay's lean
+//! publish protocol (reply subjects, one ack subscription).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::bench::quantile;
+use super::bench_feeds::{Feed, feeds};
+use crate::config::venue::load_venue;
+use crate::domain::Timestamp;
+use crate::engine::mapper::{Mapper, RawFrame};
+use crate::serialization::PayloadFormat;
+
+/// How the plain client publishes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Mode {
+    /// The library's JetStream publish API, as fast as the window allows.
+    Max,
+    /// The same API at this many events per second, timing each ack.
+    Paced(u32),
+    /// The relay's protocol (reply subjects, one ack subscription), as fast
+    /// as the window allows.
+    Lean,
+}
+
+/// What the plain client achieved: acked events per second, and the
+/// publish-to-ack latency quantiles in µs (0 when not timed).
+pub(super) struct Ceiling {
+    pub rate: f64,
+    pub p50_us: u32,
+    pub p99_us: u32,
+}
+
+/// One encoded event, ready to publish.
+struct Msg {
+    subject: String,
+    id: String,
+    data_type: &'static str,
+    payload: Bytes,
+}
+
+impl Msg {
+    fn headers(&self) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", self.id.as_str());
+        h.insert("Mdrelay-Venue", "bench");
+        h.insert("Mdrelay-Data-Type", self.data_type);
+        h.insert("Content-Type", "application/json");
+        h
+    }
+}
+
+/// The blasted feeds' events, encoded as the relay would, on `stream`'s
+/// subjects.
+fn messages(root: &Path, stream: &str) -> anyhow::Result<Vec<Msg>> {
+    let mut msgs = Vec::new();
+    for Feed { venue, files, .. } in feeds(root)? {
+        let v = load_venue(&root.join("venues").join(format!("{venue}.toml")))?;
+        let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
+        let mut events = Vec::new();
+        for f in &files {
+            for line in std::fs::read_to_string(root.join("benches/data").join(f))?.lines() {
+                events.clear();
+                let _ = mapper.map(&v, RawFrame::Text(line), Timestamp::now(), &mut events);
+                for e in &events {
+                    let mut buf = Vec::new();
+                    PayloadFormat::Json.encode(e, &mut buf);
+                    msgs.push(Msg {
+                        subject: format!("{}.{}", stream.to_ascii_lowercase(), e.subject()),
+                        id: e.id.0.clone(),
+                        data_type: e.data_type().as_str(),
+                        payload: Bytes::from(buf),
+                    });
+                }
+            }
+        }
+    }
+    Ok(msgs)
+}
+
+/// Publish the relay's encoded events to a new file-storage stream
+/// `stream` for `seconds` (after a second of warm-up), as `mode` says.
+pub(super) async fn ceiling(
+    root: &Path,
+    nats_port: u16,
+    window: usize,
+    seconds: u64,
+    stream: &str,
+    mode: Mode,
+) -> anyhow::Result<Ceiling> {
+    let msgs = messages(root, stream)?;
+    let client = async_nats::connect(format!("nats://127.0.0.1:{nats_port}")).await?;
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.into(),
+        subjects: vec![format!("{}.>", stream.to_ascii_lowercase())],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        max_age: Duration::from_secs(600),
+        duplicate_window: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await?;
+    match mode {
+        Mode::Max => request_ceiling(&js, &msgs, window, seconds, None).await,
+        Mode::Paced(rate) => request_ceiling(&js, &msgs, window, seconds, Some(rate)).await,
+        Mode::Lean => lean_ceiling(js.client(), &msgs, window, seconds).await,
+    }
+}
+
+/// The library's JetStream publish API, within `window`, optionally paced.
+async fn request_ceiling(
+    js: &async_nats::jetstream::Context,
+    msgs: &[Msg],
+    window: usize,
+    seconds: u64,
+    paced: Option<u32>,
+) -> anyhow::Result<Ceiling> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    let mut pending = FuturesUnordered::new();
+    let (mut acked, mut errors) = (0u64, 0u64);
+    let start = Instant::now();
+    let warm = Duration::from_secs(1);
+    let mut window_start = None;
+    let mut i = 0usize;
+    let mut latencies: Vec<u32> = Vec::new();
+    while start.elapsed() < warm + Duration::from_secs(seconds) {
+        if start.elapsed() >= warm && window_start.is_none() {
+            window_start = Some((Instant::now(), acked));
+            latencies.clear();
+        }
+        if let Some(rate) = paced {
+            // Send what the rate asks for by now, then wait a millisecond.
+            let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as usize;
+            if i >= due {
+                tokio::select! {
+                    Some(r) = pending.next(), if !pending.is_empty() => {
+                        let r: Result<u32, String> = r;
+                        if let Ok(us) = r {
+                            acked += 1;
+                            latencies.push(us);
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+                continue;
+            }
+        }
+        let permit = tokio::select! {
+            biased;
+            Some(r) = pending.next(), if !pending.is_empty() => {
+                let r: Result<u32, String> = r;
+                match r {
+                    Ok(us) => {
+                        acked += 1;
+                        latencies.push(us);
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("ceiling: publish failed: {e}");
+                        }
+                    }
+                }
+                continue;
+            }
+            p = permits.clone().acquire_owned() => p?,
+        };
+        let m = &msgs[i % msgs.len()];
+        i += 1;
+        let sent = Instant::now();
+        let ack = js
+            .publish_with_headers(m.subject.clone(), m.headers(), m.payload.clone())
+            .await?;
+        pending.push(async move {
+            let r = ack
+                .await
+                .map(|_| u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX))
+                .map_err(|e| e.to_string());
+            drop(permit);
+            r
+        });
+    }
+    let (t0, a0) = window_start.unwrap_or((start, 0));
+    let rate = (acked - a0) as f64 / t0.elapsed().as_secs_f64();
+    while pending.next().await.is_some() {}
+    latencies.sort_unstable();
+    Ok(Ceiling {
+        rate,
+        p50_us: quantile(&latencies, 0.50),
+        p99_us: quantile(&latencies, 0.99),
+    })
+}
+
+/// The relay's own publish protocol: a reply subject per message under one
+/// inbox, one subscription counting the acks, the same window. (Rate only;
+/// the stream has room, so acks are not inspected.)
+async fn lean_ceiling(
+    client: async_nats::Client,
+    msgs: &[Msg],
+    window: usize,
+    seconds: u64,
+) -> anyhow::Result<Ceiling> {
+    let inbox = client.new_inbox();
+    let mut acks = client.subscribe(format!("{inbox}.*")).await?;
+    let (mut sent, mut acked) = (0u64, 0u64);
+    let start = Instant::now();
+    let warm = Duration::from_secs(1);
+    let mut window_start = None;
+    while start.elapsed() < warm + Duration::from_secs(seconds) {
+        if start.elapsed() >= warm && window_start.is_none() {
+            window_start = Some((Instant::now(), acked));
+        }
+        while sent - acked < window as u64 {
+            let m = &msgs[sent as usize % msgs.len()];
+            client
+                .publish_with_reply_and_headers(
+                    m.subject.clone(),
+                    format!("{inbox}.{sent}"),
+                    m.headers(),
+                    m.payload.clone(),
+                )
+                .await?;
+            sent += 1;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), acks.next()).await {
+            Ok(Some(_)) => acked += 1,
+            _ => bail!("lean ceiling: no ack within 5 s"),
+        }
+    }
+    let (t0, a0) = window_start.unwrap_or((start, 0));
+    Ok(Ceiling {
+        rate: (acked - a0) as f64 / t0.elapsed().as_secs_f64(),
+        p50_us: 0,
+        p99_us: 0,
+    })
+}

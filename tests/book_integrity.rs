@@ -369,7 +369,7 @@ fn bitfinex_checksum_frames_are_checked_and_only_reported() {
             book.apply(u, venue.book.depth);
         }
     }
-    let good = spec.compute(&book, None, &mut String::new());
+    let good = spec.compute(&book, None, &mut Vec::new());
     let cs = |value: i64| {
         let mut e = events[39].clone();
         if let Payload::Book(u) = &mut e.payload {

@@ -81,7 +81,7 @@ struct Top {
 #[derive(Debug, Default)]
 pub struct BookKeeper {
     books: foldhash::HashMap<String, InstBook>,
-    scratch: String,
+    scratch: Vec<u8>,
     /// Deltas dropped while resyncing, or stale.
     pub dropped: u64,
 }
@@ -115,7 +115,7 @@ impl BookKeeper {
         BookKeeper {
             // Room for the longest checksum string of the shipped venues
             // (OKX: 25 levels a side), so it never grows on the hot path.
-            scratch: String::with_capacity(4096),
+            scratch: Vec::with_capacity(4096),
             ..Self::default()
         }
     }

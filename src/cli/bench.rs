@@ -397,9 +397,8 @@ pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
         &cfg.service.log_level,
         crate::config::relay::raw::LogFormat::Pretty,
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The relay's own runtime, as `mdrelay run` builds it from the config.
+    let runtime = crate::cli::run::runtime(cfg.service.worker_threads)?;
     let result = runtime.block_on(async move {
         let probe = Arc::new(crate::application::publisher::LatencyProbe::default());
         let relay = start(

@@ -311,30 +311,14 @@ impl DecimalText<'_> {
         let d = self.0;
         let scale = d.scale() as usize;
         let m = d.mantissa();
-        let mut digits = [0u8; 40];
-        let mut i = digits.len();
+        // itoa writes two digits per step (u128 covers the 96-bit mantissa).
+        let mut itoa_buf = itoa::Buffer::new();
         let abs = m.unsigned_abs();
-        if let Ok(mut v) = u64::try_from(abs) {
-            loop {
-                i -= 1;
-                digits[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
-        } else {
-            let mut v = abs;
-            loop {
-                i -= 1;
-                digits[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
+        let digits = match u64::try_from(abs) {
+            Ok(v) => itoa_buf.format(v),
+            Err(_) => itoa_buf.format(abs),
         }
-        let digits = &digits[i..];
+        .as_bytes();
         let n = digits.len();
         let mut len = 0;
         let mut put = |bytes: &[u8]| {

@@ -81,7 +81,7 @@ pub struct ChecksumSpec {
 impl ChecksumSpec {
     /// The checksum of `book`, reusing `buf` for the string; numbers are
     /// written at `scales` when given, else with the scale they arrived with.
-    pub fn compute(&self, book: &LocalBook, scales: Option<Scales>, buf: &mut String) -> i64 {
+    pub fn compute(&self, book: &LocalBook, scales: Option<Scales>, buf: &mut Vec<u8>) -> i64 {
         buf.clear();
         let bids = book.bids().take(self.depth);
         let asks = book.asks().take(self.depth);
@@ -111,7 +111,7 @@ impl ChecksumSpec {
                 asks.for_each(|l| self.level(buf, l, true, scales));
             }
         }
-        let crc = crc32fast::hash(buf.as_bytes());
+        let crc = crc32fast::hash(buf);
         if self.signed {
             i64::from(crc as i32)
         } else {
@@ -119,7 +119,7 @@ impl ChecksumSpec {
         }
     }
 
-    fn level(&self, buf: &mut String, l: &Level, ask: bool, scales: Option<Scales>) {
+    fn level(&self, buf: &mut Vec<u8>, l: &Level, ask: bool, scales: Option<Scales>) {
         let (mut price, mut quantity) = (l.price, l.quantity);
         if let Some(s) = scales {
             // Copies on the stack: pad (or round) to the instrument's places.
@@ -130,29 +130,30 @@ impl ChecksumSpec {
         self.number(buf, &quantity, ask && self.negative_asks);
     }
 
-    fn number(&self, buf: &mut String, d: &rust_decimal::Decimal, negative: bool) {
+    /// Append one number's bytes (ASCII only, so no UTF-8 checks).
+    fn number(&self, buf: &mut Vec<u8>, d: &rust_decimal::Decimal, negative: bool) {
         if !buf.is_empty() {
-            buf.push_str(&self.separator);
+            buf.extend_from_slice(self.separator.as_bytes());
         }
-        let start = buf.len();
         if negative && !d.is_zero() {
-            buf.push('-');
+            buf.push(b'-');
         }
-        crate::domain::DecimalText(d).push_to(buf);
-        if self.numbers == ChecksumNumbers::Digits {
-            // Drop the point and leading zeros in place (no allocation).
-            let mut digits = [0u8; 64];
-            let mut n = 0;
-            for &b in &buf.as_bytes()[start..] {
-                if b != b'.' && !(n == 0 && b == b'0') && n < digits.len() {
-                    digits[n] = b;
-                    n += 1;
+        let mut text = [0u8; 64];
+        let n = crate::domain::DecimalText(d).render(&mut text);
+        let text = &text[..n];
+        match self.numbers {
+            ChecksumNumbers::AsReceived => buf.extend_from_slice(text),
+            ChecksumNumbers::Digits => {
+                // Without the point and the leading zeros.
+                let start = buf.len();
+                for &b in text {
+                    if b != b'.' && !(buf.len() == start && b == b'0') {
+                        buf.push(b);
+                    }
                 }
-            }
-            buf.truncate(start);
-            match std::str::from_utf8(&digits[..n]) {
-                Ok(d) if n > 0 => buf.push_str(d),
-                _ => buf.push('0'),
+                if buf.len() == start {
+                    buf.push(b'0');
+                }
             }
         }
     }
@@ -195,7 +196,7 @@ mod tests {
             &[("3366.1", "7.0"), ("3366", "6")],
             &[("3366.8", "9"), ("3368", "8"), ("3372", "8")],
         );
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         let interleaved_signed = ChecksumSpec {
             depth: 25,
             layout: ChecksumLayout::Interleaved,
@@ -207,7 +208,7 @@ mod tests {
             mode: ChecksumMode::Enforce,
         };
         interleaved_signed.compute(&b, None, &mut buf);
-        assert_eq!(buf, "3366.1:7.0:3366.8:9:3366:6:3368:8:3372:8");
+        assert_eq!(buf, "3366.1:7.0:3366.8:9:3366:6:3368:8:3372:8".as_bytes());
         let digits_unsigned = ChecksumSpec {
             depth: 10,
             layout: ChecksumLayout::AsksThenBids,
@@ -223,7 +224,7 @@ mod tests {
             None,
             &mut buf,
         );
-        assert_eq!(buf, "230002522900150");
+        assert_eq!(buf, "230002522900150".as_bytes());
         let bfx = ChecksumSpec {
             negative_asks: true,
             ..interleaved_signed
@@ -233,7 +234,7 @@ mod tests {
             None,
             &mut buf,
         );
-        assert_eq!(buf, "60400:0.5:60410:-1.2");
+        assert_eq!(buf, "60400:0.5:60410:-1.2".as_bytes());
         // At fixed scales, shortest-form numbers are padded first.
         digits_unsigned.compute(
             &book(&[("0.566", "18097.1547")], &[("0.5668", "4410.79769741")]),
@@ -243,6 +244,6 @@ mod tests {
             }),
             &mut buf,
         );
-        assert_eq!(buf, "566844107976974156601809715470000");
+        assert_eq!(buf, "566844107976974156601809715470000".as_bytes());
     }
 }

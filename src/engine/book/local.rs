@@ -29,15 +29,19 @@ impl LocalBook {
             self.bids.clear();
             self.asks.clear();
         }
+        // One search per level: `insert` replaces the value (the level with
+        // the venue's text) of an equal price.
         for l in &u.bids {
-            self.bids.remove(&Reverse(l.price));
-            if !l.quantity.is_zero() {
+            if l.quantity.is_zero() {
+                self.bids.remove(&Reverse(l.price));
+            } else {
                 self.bids.insert(Reverse(l.price), *l);
             }
         }
         for l in &u.asks {
-            self.asks.remove(&l.price);
-            if !l.quantity.is_zero() {
+            if l.quantity.is_zero() {
+                self.asks.remove(&l.price);
+            } else {
                 self.asks.insert(l.price, *l);
             }
         }

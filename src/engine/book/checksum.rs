@@ -30,6 +30,48 @@ pub enum ChecksumNumbers {
     /// Digits only: the decimal point and leading zeros removed
     /// (`0.0022900` → `22900`) — Kraken.
     Digits,
+    /// As JavaScript's `String(number)` writes the value: shortest form, no
+    /// trailing zeros, exponent form below 1e-6 and from 1e21 on
+    /// (`0.00000002` → `2e-8`) — for venues whose reference client joins
+    /// numbers in JavaScript (Bitfinex).
+    Ecmascript,
+}
+
+/// Write `d` (non-negative) as ECMAScript's Number::toString would write the
+/// double with the same shortest digits (ECMA-262, Number::toString).
+fn ecmascript(d: &rust_decimal::Decimal, out: &mut Vec<u8>) {
+    if d.is_zero() {
+        out.push(b'0');
+        return;
+    }
+    let mut itoa_buf = itoa::Buffer::new();
+    let all = itoa_buf.format(d.mantissa().unsigned_abs()).as_bytes();
+    // value = 0.d1d2…dk × 10^n, with the shortest digits (no trailing zeros)
+    let n = all.len() as i64 - i64::from(d.scale());
+    let digits = &all[..all.iter().rposition(|&b| b != b'0').map_or(1, |i| i + 1)];
+    let k = digits.len() as i64;
+    if k <= n && n <= 21 {
+        out.extend_from_slice(digits);
+        out.extend(std::iter::repeat_n(b'0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.extend_from_slice(&digits[..n as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-n) as usize));
+        out.extend_from_slice(digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if n - 1 < 0 { b'-' } else { b'+' });
+        let mut exp = itoa::Buffer::new();
+        out.extend_from_slice(exp.format((n - 1).unsigned_abs()).as_bytes());
+    }
 }
 
 /// What a checksum mismatch does.
@@ -138,11 +180,16 @@ impl ChecksumSpec {
         if negative && !d.is_zero() {
             buf.push(b'-');
         }
+        if self.numbers == ChecksumNumbers::Ecmascript {
+            return ecmascript(&d.abs(), buf);
+        }
         let mut text = [0u8; 64];
         let n = crate::domain::DecimalText(d).render(&mut text);
         let text = &text[..n];
         match self.numbers {
-            ChecksumNumbers::AsReceived => buf.extend_from_slice(text),
+            ChecksumNumbers::AsReceived | ChecksumNumbers::Ecmascript => {
+                buf.extend_from_slice(text)
+            }
             ChecksumNumbers::Digits => {
                 // Without the point and the leading zeros.
                 let start = buf.len();
@@ -190,6 +237,33 @@ mod tests {
         b
     }
 
+    /// Expected texts printed by Node.js (`String(Number(s))`), for values
+    /// a double holds exactly in its shortest form (≤ 17 digits).
+    #[test]
+    fn ecmascript_numbers_match_node() {
+        for (s, js) in [
+            ("0.00000002", "2e-8"),
+            ("0.0000005", "5e-7"),
+            ("0.00000025", "2.5e-7"),
+            ("0.00000012", "1.2e-7"),
+            ("0.000001", "0.000001"),
+            ("0.0000015", "0.0000015"),
+            ("0.00000999", "0.00000999"),
+            ("1000000000000000000000", "1e+21"),
+            ("1500000000000000000000", "1.5e+21"),
+            ("100", "100"),
+            ("0.1", "0.1"),
+            ("60400.50", "60400.5"),
+            ("12.3450", "12.345"),
+            ("0", "0"),
+            ("0.000", "0"),
+        ] {
+            let mut out = Vec::new();
+            ecmascript(&rust_decimal::Decimal::from_str(s).unwrap(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), js, "{s}");
+        }
+    }
+
     #[test]
     fn strings_are_built_as_declared() {
         let b = book(
@@ -235,6 +309,23 @@ mod tests {
             &mut buf,
         );
         assert_eq!(buf, "60400:0.5:60410:-1.2".as_bytes());
+        // JavaScript's number text: exponent form below 1e-6, no trailing zeros.
+        let js = ChecksumSpec {
+            numbers: ChecksumNumbers::Ecmascript,
+            ..bfx.clone()
+        };
+        js.compute(
+            &book(
+                &[("60400.50", "0.00000002"), ("60400", "0.000001")],
+                &[("60410", "0.00000125"), ("1000000000000000000000", "1.5")],
+            ),
+            None,
+            &mut buf,
+        );
+        assert_eq!(
+            buf,
+            "60400.5:2e-8:60410:-0.00000125:60400:0.000001:1e+21:-1.5".as_bytes()
+        );
         // At fixed scales, shortest-form numbers are padded first.
         digits_unsigned.compute(
             &book(&[("0.566", "18097.1547")], &[("0.5668", "4410.79769741")]),

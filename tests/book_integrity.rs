@@ -341,6 +341,61 @@ fn htx_spot_prev_seq_num_chain_derived_from_a_doc_sample() {
     assert!(a_dropped_delta_is_detected(&venue, &chain));
 }
 
+/// crypto.com exchange/v1 `book.update` deltas: the corpus holds only the
+/// 2021 v2 recording (full images, no `u`), and no v1 frame at all. These
+/// frames are CONSTRUCTED, not recorded: the envelope is the recorded v2 one
+/// (`method`, `result.channel`, `result.instrument_name`, `result.data[]`),
+/// the book fields are the v1 names the venue file reads (`update.bids` /
+/// `update.asks`, `u`, `pu` = previous `u`). They check that the venue
+/// file's mapping feeds the `prev_matches` rule: the chain passes, a quiet
+/// book's empty delta (`u` = `pu`) passes, and a dropped delta is a gap.
+#[test]
+fn crypto_com_pu_chain_constructed_in_the_v1_shape() {
+    let venue = load_venue(&root().join("venues/crypto-com.toml")).unwrap();
+    let frame = |channel: &str, data: String| {
+        format!(
+            r#"{{"id":-1,"method":"subscribe","code":0,"result":{{"instrument_name":"BTC_USDT","subscription":"book.BTC_USDT.10","channel":"{channel}","depth":10,"data":[{data}]}}}}"#
+        )
+    };
+    let mut lines = vec![frame(
+        "book",
+        r#"{"bids":[["30077.5","1.0527","2"]],"asks":[["30082.5","0.1689","1"]],"t":1700000000000,"u":1000}"#.into(),
+    )];
+    let mut u = 1000;
+    for i in 0..6 {
+        // The fourth is a quiet book's empty delta: u = pu.
+        let (pu, next) = if i == 3 { (u, u) } else { (u, u + 7) };
+        let levels = if i == 3 {
+            r#""bids":[],"asks":[]"#.to_string()
+        } else {
+            format!(r#""bids":[["3007{i}.5","0.{i}1","1"]],"asks":[["30082.5","0","0"]]"#)
+        };
+        lines.push(frame(
+            "book.update",
+            format!(
+                r#"{{"update":{{{levels}}},"t":{},"u":{next},"pu":{pu}}}"#,
+                1700000000100u64 + i
+            ),
+        ));
+        u = next;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("book.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let events = book_events(&venue, &path, None);
+    assert_eq!(events.len(), 7, "every constructed frame maps");
+    let Payload::Book(first) = &events[1].payload else {
+        unreachable!()
+    };
+    assert_eq!(
+        (first.prev_update_id, first.last_update_id),
+        (Some(1000), Some(1007))
+    );
+    let (published, gaps) = check(&venue, events.clone());
+    assert_eq!((published, gaps.len()), (7, 0), "{gaps:?}");
+    assert!(a_dropped_delta_is_detected(&venue, &events));
+}
+
 /// Bitfinex `cs` frames: the corpus holds none, so the venue declares its
 /// checksum `mode = "report"`. On the recorded book, a checksum-only update
 /// carrying the book's own checksum (constructed here, in the documented

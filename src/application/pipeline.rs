@@ -14,8 +14,8 @@ use crate::domain::DataType;
 /// An encoded event on its way to JetStream.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// NATS subject.
-    pub subject: String,
+    /// NATS subject (shared bytes: retries clone it without copying).
+    pub subject: async_nats::Subject,
     /// Deterministic event id (`Nats-Msg-Id`).
     pub id: String,
     /// Venue id.

@@ -56,7 +56,7 @@ pub fn outgoing(ev: Event, format: PayloadFormat, received: Instant) -> Outgoing
     let mut buf = Vec::with_capacity(320 + 48 * levels);
     format.encode(&ev, &mut buf);
     Outgoing {
-        subject: ev.subject(),
+        subject: ev.subject().into(),
         data_type: ev.data_type(),
         id: ev.id.0,
         venue: ev.venue,

@@ -41,7 +41,7 @@ pub(super) struct Ceiling {
 
 /// One encoded event, ready to publish.
 struct Msg {
-    subject: String,
+    subject: async_nats::Subject,
     id: String,
     data_type: &'static str,
     payload: Bytes,
@@ -74,7 +74,7 @@ fn messages(root: &Path, stream: &str) -> anyhow::Result<Vec<Msg>> {
                     let mut buf = Vec::new();
                     PayloadFormat::Json.encode(e, &mut buf);
                     msgs.push(Msg {
-                        subject: format!("{}.{}", stream.to_ascii_lowercase(), e.subject()),
+                        subject: format!("{}.{}", stream.to_ascii_lowercase(), e.subject()).into(),
                         id: e.id.0.clone(),
                         data_type: e.data_type().as_str(),
                         payload: Bytes::from(buf),

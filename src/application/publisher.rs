@@ -264,9 +264,14 @@ pub async fn run(
     };
     let mut sweep = tokio::time::interval(Duration::from_millis(50));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // A window slot taken before the next message is read, so a full window
-    // never stops acks from being processed.
-    let mut slot: Option<OwnedSemaphorePermit> = None;
+    // The next message waits here for a window slot while acks go on being
+    // processed. A slot is only asked for once a message is in hand: an idle
+    // publisher (one per data type, sharing the window) holds none, so a
+    // window smaller than the number of publishers cannot starve the others.
+    // `PollSemaphore` keeps this publisher's place in the slot queue while
+    // other branches run.
+    let mut next: Option<Outgoing> = None;
+    let mut window = tokio_util::sync::PollSemaphore::new(s.permits.clone());
     let mut open = true;
     while open || !pending.is_empty() || !inflight.is_empty() {
         tokio::select! {
@@ -284,11 +289,15 @@ pub async fn run(
                     finish(&s, &mut meters, done, &mut pending, &mut report);
                 }
             }
-            msg = rx.recv(), if open && slot.is_some() => match msg {
-                Some(m) => {
+            msg = rx.recv(), if open && next.is_none() => match msg {
+                Some(m) => next = Some(m),
+                None => open = false,
+            },
+            permit = std::future::poll_fn(|cx| window.poll_acquire(cx)), if next.is_some() => match permit {
+                Some(permit) => {
+                    let m = next.take().expect("guarded");
                     depth.set(rx.len() as i64);
                     s.metrics.in_flight.inc();
-                    let permit = slot.take().expect("guarded");
                     if acks.is_some() {
                         let (n, reply) = inflight.reply();
                         match s
@@ -316,14 +325,14 @@ pub async fn run(
                         pending.push(await_ack(ack, m, 0, permit));
                     }
                 }
+                // The window is never closed while publishers run; were it
+                // closed, nothing more could be sent.
                 None => {
+                    if let Some(m) = next.take() {
+                        tracing::error!(subject = %m.subject, id = %m.id, "publish window closed; event not sent");
+                    }
                     open = false;
-                    slot = None;
                 }
-            },
-            permit = s.permits.clone().acquire_owned(), if open && slot.is_none() => match permit {
-                Ok(p) => slot = Some(p),
-                Err(_) => open = false,
             },
         }
     }

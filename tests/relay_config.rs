@@ -44,6 +44,8 @@ fn shipped_configs_compile() {
 fn all_problems_are_reported_with_locations() {
     let err = compile(
         r#"
+[service]
+worker_threads = 0
 [http]
 listen = "not an address"
 [nats]
@@ -68,11 +70,12 @@ id = "okx"
     )
     .unwrap_err();
     let want = [
-        "config/relay.toml:6:22: environment variable `NATS_HOST` is not set (use `${NATS_HOST:-default}` for a default)",
+        "config/relay.toml:8:22: environment variable `NATS_HOST` is not set (use `${NATS_HOST:-default}` for a default)",
         "config/relay.toml: http.listen: `not an address` is not an address like 127.0.0.1:8080",
         "config/relay.toml: nats.urls: `http://x` is not a nats:// or tls:// URL",
         "config/relay.toml: nats.urls: `` is not a nats:// or tls:// URL",
         "config/relay.toml: nats.publish.max_in_flight: must be at least 1",
+        "config/relay.toml: service.worker_threads: must be at least 1",
         "config/relay.toml: nats.streams[0].name: `BAD.NAME` is not a valid stream name",
         "config/relay.toml: nats.streams[0].subjects: at least one subject is required",
         "config/relay.toml: venues[0].subscriptions[0].market: venue `okx` has no markets (remove `market = \"spot\"`)",

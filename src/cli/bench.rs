@@ -143,9 +143,12 @@ fn relay_config(
     window: usize,
     format: &str,
 ) -> anyhow::Result<String> {
-    let threads = std::env::var("MDRELAY_BENCH_THREADS").unwrap_or_else(|_| "1".into());
+    // The relay's default runtime unless MDRELAY_BENCH_THREADS sets one.
+    let threads = std::env::var("MDRELAY_BENCH_THREADS")
+        .map(|n| format!("worker_threads = {n}\n"))
+        .unwrap_or_default();
     let mut s = format!(
-        "venues_dir = \"{}\"\n[service]\nworker_threads = {threads}\nlog_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
+        "venues_dir = \"{}\"\n[service]\n{threads}log_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
         root.join("venues").display()
     );
     // Subscribe to everything the captures carry (the events' types).

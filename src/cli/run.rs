@@ -43,9 +43,13 @@ pub fn init_tracing(level: &str, format: LogFormat) {
     };
 }
 
-/// The tokio runtime for the relay: one thread (`worker_threads = 1`, the
-/// default) or a multi-threaded pool.
-pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+/// The tokio runtime for the relay: a multi-threaded pool of
+/// `worker_threads` (default: one per available core), or everything on
+/// one thread when that is 1.
+pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let worker_threads = worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     if worker_threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -68,10 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     init_tracing(&cfg.service.log_level, cfg.service.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = runtime(cfg.service.worker_threads).context("starting the runtime")?;
     runtime.block_on(async move {
         let venues_dir = cfg.venues_dir.clone();
         let file = cfg.file.clone();
@@ -131,4 +132,23 @@ async fn wait_for_signals(handle: &crate::application::relay::RelayHandle) {
 #[cfg(not(unix))]
 async fn wait_for_signals(_handle: &crate::application::relay::RelayHandle) {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn worker_threads_choose_the_runtime() {
+        let flavor = |n| super::runtime(n).unwrap().handle().runtime_flavor();
+        assert_eq!(flavor(Some(1)), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(Some(2)), RuntimeFlavor::MultiThread);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = if cores > 1 {
+            RuntimeFlavor::MultiThread
+        } else {
+            RuntimeFlavor::CurrentThread
+        };
+        assert_eq!(flavor(None), default, "absent: one per core");
+    }
 }

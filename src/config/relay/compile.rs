@@ -224,6 +224,13 @@ pub fn compile_relay(
         }
     };
     check_nats(&nats, &mut p);
+    if service.worker_threads == Some(0) {
+        p.at(
+            None,
+            "service.worker_threads",
+            "must be at least 1 (leave it out for one per core)",
+        );
+    }
     let queues = queues(pipeline, &mut p);
     let venues_dir = venues_dir.unwrap_or_else(|| PathBuf::from("venues"));
     let mut venues = Vec::new();

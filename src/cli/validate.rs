@@ -27,6 +27,11 @@ pub struct Args {
     /// per venue and data type; fails if any frame fails to map.
     #[arg(long, value_name = "DIR")]
     pub captures: Option<PathBuf>,
+    /// Also list each venue's per-frame expressions that run in the jq
+    /// interpreter instead of the native fast path (they cost more per
+    /// frame; docs/venue-format.md lists what the fast path covers).
+    #[arg(long)]
+    pub interpreted: bool,
 }
 
 /// Compile all venues, run all cases, print a summary; non-zero on any
@@ -79,6 +84,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("     case {}: output differs\n{m}", c.name);
             } else if c.blessed {
                 println!("     case {}: expected output written", c.name);
+            }
+        }
+        if args.interpreted {
+            for i in crate::engine::venue::interpreted(venue) {
+                println!("     interpreted: {}  `{}`", i.at, i.source);
             }
         }
         failed |= verdict == "FAIL";

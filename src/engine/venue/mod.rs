@@ -5,6 +5,7 @@
 
 mod field;
 mod plan;
+mod report;
 
 pub use field::{Field, FieldSpec, FieldType, fields_for};
 pub(crate) use plan::holds;
@@ -13,3 +14,4 @@ pub use plan::{
     Dispatch, FirstDelta, Frames, Heartbeat, LevelMemory, Market, RestSnapshot, Route, ScaleSource,
     Subscribe, Symbols, Venue,
 };
+pub use report::{Interpreted, interpreted};

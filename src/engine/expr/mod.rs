@@ -400,6 +400,19 @@ mod tests {
             ".data.s as $s | $s",
             ".stream | contains(\"@agg\")",
             ".arr | contains([1])",
+            ".stream | split(\"@\")",
+            ".stream | split(\"@\") | .[0] | ascii_upcase",
+            ".stream | split(\"@\") | .[5]",
+            ".stream | split(\"btc\") | length",
+            ".stream | split(\"\")",
+            ".data.s | split(\".\") | .[-1]",
+            ".data.T | split(\".\")",
+            "(.nope // [])[]",
+            "(.arr // [])[]",
+            ".nope // {}",
+            "({} | length), ([] | length)",
+            "[] == [], {} == {}",
+            ".nope // [] | type",
         ];
         for src in cases {
             let e = Expr::compile(src).unwrap_or_else(|err| panic!("{src}: {err:?}"));

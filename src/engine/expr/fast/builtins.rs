@@ -45,6 +45,7 @@ pub(super) fn call<'a>(
             ))
         }),
         Contains => args[0].run(x, s, &mut |p| out(V::Bool(contains(x, &p)?))),
+        Split => args[0].run(x, s, &mut |p| out(split(x, &p)?)),
         LtrimStr => args[0].run(x, s, &mut |p| out(trim(x, &p, true))),
         RtrimStr => args[0].run(x, s, &mut |p| out(trim(x, &p, false))),
         First => {
@@ -100,10 +101,25 @@ pub(super) fn call1<'a>(
             V::Bool(string(x, "endswith")?.ends_with(string(&p, "endswith")?))
         }
         Contains => V::Bool(contains(x, &args[0].eval1(x, s)?)?),
+        Split => split(x, &args[0].eval1(x, s)?)?,
         LtrimStr => trim(x, &args[0].eval1(x, s)?, true),
         RtrimStr => trim(x, &args[0].eval1(x, s)?, false),
         Empty | Select | First => return Err(ExprError::fallback()),
     })
+}
+
+/// `split($sep)` of a string by a non-empty string: the parts as an array.
+/// An empty input or separator (where jq implementations differ) and other
+/// kinds ask the interpreter.
+fn split<'a>(x: &V<'a>, sep: &V<'a>) -> Result<V<'a>, ExprError> {
+    match (x, sep) {
+        (V::Str(s), V::Str(sep)) if !s.is_empty() && !sep.is_empty() => Ok(V::Jq(
+            s.split(sep.as_ref())
+                .map(|p| jaq_json::Val::from(p.to_owned()))
+                .collect(),
+        )),
+        _ => Err(ExprError::fallback()),
+    }
 }
 
 /// jq's `contains` for strings (substring); other kinds ask the interpreter.

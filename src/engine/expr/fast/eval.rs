@@ -122,6 +122,8 @@ pub(super) fn lit(v: &Lit) -> V<'_> {
         Lit::Bool(b) => V::Bool(*b),
         Lit::Num(n) => V::Num(Cow::Borrowed(n)),
         Lit::Str(s) => V::Str(Cow::Borrowed(s)),
+        Lit::EmptyArr => V::Jq(std::iter::empty().collect()),
+        Lit::EmptyObj => V::Jq(jaq_json::Val::obj(Default::default())),
     }
 }
 

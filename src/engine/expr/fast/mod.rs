@@ -58,6 +58,10 @@ pub(crate) enum Lit {
     Bool(bool),
     Num(Box<str>),
     Str(Box<str>),
+    /// `[]`, as in `(.bids // [])[]`.
+    EmptyArr,
+    /// `{}`, as in `.a // {}`.
+    EmptyObj,
 }
 
 /// One step of a path.
@@ -102,5 +106,6 @@ pub(crate) enum Builtin {
     LtrimStr,
     RtrimStr,
     Contains,
+    Split,
     First,
 }

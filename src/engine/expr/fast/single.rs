@@ -47,7 +47,7 @@ impl Op {
                     Empty | Select | First => false,
                     Not | Length | ToString | ToJson | ToNumber | AsciiDowncase | AsciiUpcase
                     | Type | Abs => true,
-                    Has | StartsWith | EndsWith | LtrimStr | RtrimStr | Contains => {
+                    Has | StartsWith | EndsWith | LtrimStr | RtrimStr | Contains | Split => {
                         args[0].is_single()
                     }
                 }

@@ -53,11 +53,30 @@ fn op(t: &Term<&str>) -> Option<Op> {
         }
         Term::Call(name, args) => call(name, args)?,
         Term::Path(base, path) => {
-            let steps = path
-                .0
-                .iter()
-                .map(|(part, opt)| Some((step(part)?, matches!(opt, Opt::Optional))))
-                .collect::<Option<Vec<_>>>()?;
+            let mut steps = Vec::with_capacity(path.0.len());
+            let mut parts = path.0.iter().peekable();
+            while let Some((part, opt)) = parts.next() {
+                let optional = matches!(opt, Opt::Optional);
+                // `.[a:b][]` (neither step optional): iterate the slice.
+                if let (PathPart::Range(from, to), false) = (part, optional)
+                    && (from.is_some() || to.is_some())
+                    && matches!(
+                        parts.peek(),
+                        Some((PathPart::Range(None, None), Opt::Essential))
+                    )
+                {
+                    parts.next();
+                    let bound = |t: &Option<Term<&str>>| -> Option<Option<Op>> {
+                        match t {
+                            None => Some(None),
+                            Some(t) => op(t).filter(Op::is_single).map(Some),
+                        }
+                    };
+                    steps.push((Step::IterSlice(bound(from)?, bound(to)?), false));
+                    continue;
+                }
+                steps.push((step(part)?, optional));
+            }
             Op::Path(boxed(base)?, steps)
         }
         _ => return None,
@@ -180,6 +199,9 @@ mod tests {
             "has(\"e\")",
             "$frame.ch | split(\".\") | .[1]",
             "(.contents.bids // [])[]",
+            ".[1:length - 2][] | .b // empty | .[]",
+            ".a[2:][]",
+            ".a[:-1][]",
             ".a // {}",
             "first(.a[])",
             ".[\"key with space\"]",

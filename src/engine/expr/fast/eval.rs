@@ -191,6 +191,38 @@ fn interp<'a>(
     }
 }
 
+/// The element range `[start, end)` of `v[from:to]` with jq's rules (negative
+/// bounds count from the end, both clamp to the array); arrays only, integer
+/// bounds only, anything else asks the interpreter.
+fn slice_bounds<'a>(
+    v: &V<'a>,
+    from: Option<&'a Op>,
+    to: Option<&'a Op>,
+    input: &V<'a>,
+    s: &Scope<'a>,
+) -> Result<(usize, usize), ExprError> {
+    if v.kind() != Kind::Array {
+        return Err(ExprError::fallback());
+    }
+    let len = match v.length()? {
+        V::Num(n) => n.parse::<i64>().map_err(|_| ExprError::fallback())?,
+        _ => return Err(ExprError::fallback()),
+    };
+    let bound = |b: Option<&'a Op>, default: i64| -> Result<usize, ExprError> {
+        let i = match b {
+            None => default,
+            Some(op) => match op.eval1(input, s)? {
+                V::Num(n) => n.parse::<i64>().map_err(|_| ExprError::fallback())?,
+                _ => return Err(ExprError::fallback()),
+            },
+        };
+        let i = if i < 0 { len + i } else { i };
+        Ok(i.clamp(0, len) as usize)
+    };
+    let (start, end) = (bound(from, 0)?, bound(to, len)?);
+    Ok((start, end.max(start)))
+}
+
 /// Apply path steps to `v`; dynamic indices are evaluated on `input`.
 /// An optional step (`?`) swallows its own failure, not those of later steps.
 fn path<'a>(
@@ -227,6 +259,22 @@ fn path<'a>(
                     .unwrap_or_else(ExprError::fallback),
             ),
         },
+        Step::IterSlice(from, to) => {
+            let (start, end) = match slice_bounds(v, from.as_ref(), to.as_ref(), input, s) {
+                Ok(b) => b,
+                Err(e) => return fail(e),
+            };
+            let mut i = 0usize;
+            v.each(&mut |n| {
+                let at = i;
+                i += 1;
+                if (start..end).contains(&at) {
+                    path(&n, rest, input, s, out)
+                } else {
+                    Ok(())
+                }
+            })
+        }
         Step::Dyn(op) => op.run(input, s, &mut |k| {
             let n = match &k {
                 V::Str(key) => v.key(key),

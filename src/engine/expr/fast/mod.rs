@@ -75,6 +75,9 @@ pub(crate) enum Step {
     Dyn(Op),
     /// `.[]`
     Iter,
+    /// `.[from:to][]`: the elements of an array slice, without building it.
+    /// The bounds are single-valued and evaluated on the path's input.
+    IterSlice(Option<Op>, Option<Op>),
 }
 
 /// A piece of an interpolated string.

@@ -23,7 +23,7 @@ impl Op {
                             && match step {
                                 Step::Key(_) | Step::Index(_) => true,
                                 Step::Dyn(op) => op.is_single(),
-                                Step::Iter => false,
+                                Step::Iter | Step::IterSlice(..) => false,
                             }
                     })
             }
@@ -83,7 +83,7 @@ impl Op {
                             V::Num(n) => v.index(n.parse().map_err(|_| ExprError::fallback())?)?,
                             _ => return Err(ExprError::fallback()),
                         },
-                        Step::Iter => unreachable!("not single"),
+                        Step::Iter | Step::IterSlice(..) => unreachable!("not single"),
                     };
                 }
                 Ok(v)

@@ -304,6 +304,7 @@ async fn health_and_metrics_follow_the_state() {
         if code == 200 && v["status"] == "healthy" {
             assert_eq!(v["nats"]["state"], "connected");
             assert_eq!(v["venues"]["okx"]["connections"][0]["state"], "connected");
+            assert!(v["last_reload"].is_null(), "no reload yet: {body}");
             break;
         }
         assert!(

@@ -203,7 +203,12 @@ impl Health {
         } else {
             "healthy"
         };
-        let reload = self.reload.get().map(|r| r.borrow().clone());
+        // `null` until the first reload (a fresh start is not a failed reload).
+        let reload = self
+            .reload
+            .get()
+            .map(|r| r.borrow().clone())
+            .filter(|r| r.at.is_some());
         let body = serde_json::json!({
             "status": status,
             "nats": { "state": nats_state },

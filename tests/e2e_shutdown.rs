@@ -67,14 +67,13 @@ types = ["ticker", "l2_orderbook"]
     // Stop while the backlog is being published: one event in flight at a
     // time (a broker round trip each) against frames read in microseconds
     // keeps a backlog of hundreds queued, whatever the machine's speed.
-    let start = Instant::now();
-    let at_kill = loop {
-        let c = stream.count().await;
-        if c >= 20 || start.elapsed() > Duration::from_secs(20) {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let at_kill = wait_for_count_every(
+        &stream,
+        20,
+        Duration::from_secs(20),
+        Duration::from_millis(5),
+    )
+    .await;
     // A window of one slot shared by one publisher per data type still
     // publishes (idle publishers hold no slot).
     assert!(at_kill >= 20, "only {at_kill} stored before SIGTERM");

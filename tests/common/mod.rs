@@ -258,13 +258,23 @@ impl Stream {
 
 /// Wait until the stream holds at least `n` messages.
 pub async fn wait_for_count(stream: &Stream, n: u64, timeout: Duration) -> u64 {
+    wait_for_count_every(stream, n, timeout, Duration::from_millis(100)).await
+}
+
+/// [`wait_for_count`], polling every `every`.
+pub async fn wait_for_count_every(
+    stream: &Stream,
+    n: u64,
+    timeout: Duration,
+    every: Duration,
+) -> u64 {
     let start = Instant::now();
     loop {
         let c = stream.count().await;
         if c >= n || start.elapsed() > timeout {
             return c;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -313,11 +323,22 @@ pub fn book_events(
     path: &Path,
     market: Option<String>,
 ) -> Vec<mdrelay::domain::Event> {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    book_events_from_lines(venue, text.lines(), market)
+}
+
+/// Map frame lines (one frame per line, as in fixture files) to their book
+/// events, in order.
+pub fn book_events_from_lines<'l>(
+    venue: &mdrelay::engine::venue::Venue,
+    lines: impl IntoIterator<Item = &'l str>,
+    market: Option<String>,
+) -> Vec<mdrelay::domain::Event> {
     let mut mapper =
         mdrelay::engine::mapper::Mapper::new(venue.id.clone(), market, Default::default());
     let mut events = Vec::new();
     let mut out = Vec::new();
-    for line in std::fs::read_to_string(root().join(path)).unwrap().lines() {
+    for line in lines {
         if let FrameLine::Frame(f) = parse_frame_line(line) {
             out.clear();
             if mapper

@@ -37,6 +37,12 @@ pub enum ChecksumNumbers {
     Ecmascript,
 }
 
+/// `d` as written with the scale it carries, in `text`.
+fn rendered<'t>(d: &rust_decimal::Decimal, text: &'t mut [u8; 64]) -> &'t [u8] {
+    let n = crate::domain::DecimalText(d).render(text);
+    &text[..n]
+}
+
 /// Write `d` (non-negative) as ECMAScript's Number::toString would write the
 /// double with the same shortest digits (ECMA-262, Number::toString).
 fn ecmascript(d: &rust_decimal::Decimal, out: &mut Vec<u8>) {
@@ -180,20 +186,14 @@ impl ChecksumSpec {
         if negative && !d.is_zero() {
             buf.push(b'-');
         }
-        if self.numbers == ChecksumNumbers::Ecmascript {
-            return ecmascript(&d.abs(), buf);
-        }
         let mut text = [0u8; 64];
-        let n = crate::domain::DecimalText(d).render(&mut text);
-        let text = &text[..n];
         match self.numbers {
-            ChecksumNumbers::AsReceived | ChecksumNumbers::Ecmascript => {
-                buf.extend_from_slice(text)
-            }
+            ChecksumNumbers::AsReceived => buf.extend_from_slice(rendered(d, &mut text)),
+            ChecksumNumbers::Ecmascript => ecmascript(&d.abs(), buf),
             ChecksumNumbers::Digits => {
                 // Without the point and the leading zeros.
                 let start = buf.len();
-                for &b in text {
+                for &b in rendered(d, &mut text) {
                     if b != b'.' && !(buf.len() == start && b == b'0') {
                         buf.push(b);
                     }

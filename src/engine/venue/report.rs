@@ -22,7 +22,7 @@ pub struct Interpreted {
 /// control frame or per new instrument, not per data frame.
 pub fn interpreted(venue: &Venue) -> Vec<Interpreted> {
     let mut out = Vec::new();
-    let mut note = |at: String, e: &Option<Expr>| {
+    let mut note = |at: String, e: Option<&Expr>| {
         if let Some(e) = e
             && !e.is_fast()
         {
@@ -32,22 +32,25 @@ pub fn interpreted(venue: &Venue) -> Vec<Interpreted> {
             });
         }
     };
-    note("frames.context_key".into(), &venue.frames.context_key);
-    note("frames.route_key".into(), &venue.frames.route_key);
-    note("frames.sequence".into(), &venue.frames.sequence);
+    note(
+        "frames.context_key".into(),
+        venue.frames.context_key.as_ref(),
+    );
+    note("frames.route_key".into(), venue.frames.route_key.as_ref());
+    note("frames.sequence".into(), venue.frames.sequence.as_ref());
     for r in &venue.routes {
         let at = format!("routes[{}]", r.name);
-        note(format!("{at}.when"), &r.when);
-        note(format!("{at}.each"), &r.each);
+        note(format!("{at}.when"), r.when.as_ref());
+        note(format!("{at}.each"), r.each.as_ref());
         for spec in fields_for(r.data_type) {
             if let Some(e) = r.fields.get(spec.field as usize) {
-                note(format!("{at}.fields.{}", spec.name), e);
+                note(format!("{at}.fields.{}", spec.name), e.as_ref());
             }
         }
         if let Some(m) = &r.level_memory {
-            note(format!("{at}.level_memory.key"), &Some(m.key.clone()));
-            note(format!("{at}.level_memory.store"), &m.store);
-            note(format!("{at}.level_memory.forget"), &m.forget);
+            note(format!("{at}.level_memory.key"), Some(&m.key));
+            note(format!("{at}.level_memory.store"), m.store.as_ref());
+            note(format!("{at}.level_memory.forget"), m.forget.as_ref());
         }
     }
     out

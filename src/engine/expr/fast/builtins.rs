@@ -197,7 +197,8 @@ fn has_null_member(x: &V<'_>, key: &str) -> bool {
     }
 }
 
-fn array_len(x: &V<'_>) -> usize {
+/// Elements of an array value (0 for anything else).
+pub(super) fn array_len(x: &V<'_>) -> usize {
     match x {
         V::Doc(d) => d.len(),
         V::Jq(jaq_json::Val::Arr(a)) => a.len(),

@@ -204,10 +204,7 @@ fn slice_bounds<'a>(
     if v.kind() != Kind::Array {
         return Err(ExprError::fallback());
     }
-    let len = match v.length()? {
-        V::Num(n) => n.parse::<i64>().map_err(|_| ExprError::fallback())?,
-        _ => return Err(ExprError::fallback()),
-    };
+    let len = super::builtins::array_len(v) as i64;
     let bound = |b: Option<&'a Op>, default: i64| -> Result<usize, ExprError> {
         let i = match b {
             None => default,

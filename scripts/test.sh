@@ -2,8 +2,16 @@
 # The project's test command: formatting, lints (warnings are errors) and every
 # test, including the fixture gate (`mdrelay validate`) and the end-to-end
 # tests that start their own nats-server (it must be on PATH; .ci/run installs it).
+#
+# The integration tests are one binary (tests/it); most of their time is spent
+# waiting on sockets and timers, so they run four at a time even on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
+step() { printf '\n== %s\n' "$*" >&2; }
+step "cargo fmt --check"
 cargo fmt --all -- --check
+step "cargo clippy (warnings are errors)"
 cargo clippy --all-targets --locked -- -D warnings
+step "cargo test"
 cargo test --all-targets --locked

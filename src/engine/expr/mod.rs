@@ -7,7 +7,7 @@
 //! interpolation, a few string and number built-ins, decimal arithmetic) it is
 //! compiled into an [`fast::Op`] tree that runs directly on the parsed frame,
 //! borrowing from it. Everything else runs in the jaq interpreter. Both forms
-//! must give the same result; `tests/fast_path_agreement.rs` checks that for
+//! must give the same result; `tests/it/fast_path_agreement.rs` checks that for
 //! every expression of every shipped venue over the recorded frames.
 
 mod fast;

@@ -1,13 +1,12 @@
 //! Hot reload end to end: venue files and the relay config change under a
 //! running relay (file watcher), with a real nats-server and fake venues.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use mdrelay::application::relay::{RelayHandle, StartOptions, start};
 use mdrelay::config::relay::load_relay;
 use mdrelay::infrastructure::replay::ReplaySpec;

@@ -2,12 +2,10 @@
 //! and in flight, exits 0, and everything it reports as acknowledged is in
 //! the stream.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,11 @@
 //! token, user/password, NKey, credentials file and TLS; and secrets never
 //! showing in logs, `/health` or `Debug` output.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 const TOKEN: &str = "tok-7f3a9c1e55d2";

@@ -6,7 +6,7 @@
 //!
 //! `cargo test` runs a bounded number of inputs; set `MDRELAY_FUZZ_CASES`
 //! for a long run, e.g.
-//! `MDRELAY_FUZZ_CASES=1000000 cargo test --release --test fuzz_frames -- --nocapture`.
+//! `MDRELAY_FUZZ_CASES=1000000 cargo test --release --test it fuzz_frames -- --nocapture`.
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -1,12 +1,11 @@
 //! End to end: a real nats-server, the fake venue serving recorded frames,
 //! and the relay in between.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 fn config(nats: &Nats, venue: &str, url: &str, subs: &str) -> String {

@@ -5,15 +5,14 @@
 //! looped); the REST body is shaped after the documented AssetPairs
 //! response (no recorded one exists), with the scales each test chooses.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common;
+use crate::common::*;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 /// Serve AssetPairs for MATIC/USD with `price` / `quantity` decimal places;

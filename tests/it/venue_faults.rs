@@ -4,14 +4,12 @@
 //! frame. Each leads to the documented behaviour and never to a crash or a
 //! hot loop.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use mdrelay::application::relay::RelayHandle;
 use tokio::io::AsyncWriteExt;

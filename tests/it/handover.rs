@@ -4,13 +4,12 @@
 //! handovers, every frame the venue sent while the relay was connected is
 //! stored exactly once, and consumers see no disconnect.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use mdrelay::application::relay::{RelayHandle, StartOptions, start};
 use mdrelay::config::relay::load_relay;
 use mdrelay::infrastructure::replay::ReplaySpec;

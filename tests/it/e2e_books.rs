@@ -4,15 +4,14 @@
 //! symbol, the snapshot then the deltas that follow it, contiguously, and a
 //! dropped delta is detected, reported as a `gap` status event and resynced.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common;
+use crate::common::*;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
 

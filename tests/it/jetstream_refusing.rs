@@ -2,11 +2,9 @@
 //! refused event is retried, then dropped and counted; the relay keeps
 //! running and serving, and what the stream took is exact.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

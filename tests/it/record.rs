@@ -1,9 +1,7 @@
 //! `mdrelay record` against `mdrelay replay`: what the fake venue sends is
 //! what the recording holds, frame for frame (text and gzip binary).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
 

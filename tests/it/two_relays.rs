@@ -2,12 +2,10 @@
 //! stream (a hot standby): every event is stored once (deterministic
 //! `Nats-Msg-Id`s), and stopping one relay mid-stream loses nothing.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,10 @@
 //! `MDRELAY_FLOOD_SECONDS` sets the flood length (default 15; the figure in
 //! docs/reliability.md is from a 60 s run).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use mdrelay::infrastructure::replay::ReplaySpec;
 
 fn rss_kib(pid: u32) -> Option<u64> {

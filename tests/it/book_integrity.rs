@@ -9,9 +9,7 @@ use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload, Timestamp};
 use mdrelay::engine::venue::Venue;
 
-mod common;
-
-use common::{book_events, book_events_from_lines, root};
+use crate::common::{book_events, book_events_from_lines, root};
 
 /// Run the keeper; return (published, gap reasons).
 fn check(venue: &Venue, events: Vec<Event>) -> (usize, Vec<String>) {

@@ -1,0 +1,29 @@
+//! The integration tests, in one binary (each file is a module): one link
+//! of the crate instead of one per file. `tests/book_alloc.rs` stays a
+//! binary of its own, as it installs a counting global allocator.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod book_integrity;
+mod captures;
+mod checksum_scales;
+mod e2e_books;
+mod e2e_relay;
+mod e2e_reload;
+mod e2e_shutdown;
+mod fast_path_agreement;
+mod fixtures;
+mod fuzz_frames;
+mod handover;
+mod hostile_jq;
+mod jetstream_refusing;
+mod memory_flood;
+mod nats_security;
+mod record;
+mod relay_config;
+mod schema;
+mod two_relays;
+mod venue_config_errors;
+mod venue_faults;
+mod wire_protobuf;

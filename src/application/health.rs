@@ -105,7 +105,13 @@ pub struct Health {
     conns: Mutex<Vec<ConnWatch>>,
     nats: OnceLock<async_nats::Client>,
     reload: OnceLock<watch::Receiver<ReloadReport>>,
+    publish: OnceLock<Arc<crate::application::publisher::PublishSignals>>,
 }
+
+/// Publishes that have met no stream for this long make the relay
+/// unhealthy (a stream leader election takes 2–3 s; longer means no stream
+/// captures the subjects).
+const NO_STREAM_UNHEALTHY: Duration = Duration::from_secs(5);
 
 /// One venue's part of the report.
 #[derive(Debug, Serialize)]
@@ -148,6 +154,11 @@ impl Health {
     /// Attach the NATS client (its state is read live).
     pub fn set_nats(&self, client: async_nats::Client) {
         let _ = self.nats.set(client);
+    }
+
+    /// Attach the publishers' signals (JetStream with no stream for a subject).
+    pub fn set_publish_signals(&self, s: Arc<crate::application::publisher::PublishSignals>) {
+        let _ = self.publish.set(s);
     }
 
     /// Attach the reload result channel.
@@ -196,7 +207,12 @@ impl Health {
             }));
         }
         let nats_up = nats_state == "connected";
-        let status = if !nats_up || (any_conn && !any_up) {
+        let no_stream = self
+            .publish
+            .get()
+            .and_then(|p| p.no_stream_for(now))
+            .filter(|d| *d >= NO_STREAM_UNHEALTHY);
+        let status = if !nats_up || no_stream.is_some() || (any_conn && !any_up) {
             "unhealthy"
         } else if !all_up {
             "degraded"
@@ -211,7 +227,10 @@ impl Health {
             .filter(|r| r.at.is_some());
         let body = serde_json::json!({
             "status": status,
-            "nats": { "state": nats_state },
+            "nats": {
+                "state": nats_state,
+                "no_stream_for_ms": no_stream.map(|d| d.as_millis() as u64),
+            },
             "venues": venues,
             "last_reload": reload,
         });

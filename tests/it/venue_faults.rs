@@ -261,6 +261,8 @@ async fn a_5_mb_frame_is_mapped_in_full() {
             serde_json::from_str::<serde_json::Value>(l)
                 .ok()
                 .filter(|v| v["arg"]["channel"] == "trades" && v["data"].is_array())
+                // The instrument the relay subscribes.
+                .filter(|v| v["data"][0]["instId"] == "BTC-USDT")
         })
         .unwrap();
     let trade = frame["data"][0].clone();

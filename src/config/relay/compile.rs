@@ -71,6 +71,23 @@ pub struct VenueSetup {
     pub venue: Arc<Venue>,
 }
 
+impl VenueSetup {
+    /// The data types the relay publishes for this venue: the subscribed
+    /// ones, `status`, and `l2_top` where a subscription wants it.
+    pub fn published_types(&self) -> Vec<DataType> {
+        let mut types: std::collections::BTreeSet<DataType> = self
+            .subscriptions
+            .iter()
+            .flat_map(|s| s.types.iter().copied())
+            .collect();
+        types.insert(DataType::Status);
+        if self.subscriptions.iter().any(|s| s.book_top.is_some()) {
+            types.insert(DataType::L2Top);
+        }
+        types.into_iter().collect()
+    }
+}
+
 /// Like the derived form, with tokens in URL query strings and
 /// `user:password@` parts hidden.
 impl std::fmt::Debug for VenueSetup {

@@ -173,7 +173,7 @@ impl RelayHandle {
 pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, RelayError> {
     crate::infrastructure::ws::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
-    let health = Health::new();
+    let health = Health::with_settings(cfg.health);
     let (reload_tx, reload_rx) = watch::channel(ReloadReport::default());
     health.set_reload(reload_rx);
     let shutdown = CancellationToken::new();

@@ -367,3 +367,67 @@ async fn health_and_metrics_follow_the_state() {
     drop(relay);
     replay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_back() {
+    let nats = Nats::start();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&["fixtures/okx/trades.jsonl"]),
+            rate: Some(50.0),
+            looped: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = "[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]";
+    let relay = relay(&config(&nats, "okx", &replay.url(), subs)).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 3, Duration::from_secs(10)).await;
+    let config = stream
+        .js
+        .get_stream("MARKET")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    stream.js.delete_stream("MARKET").await.unwrap();
+    let gone = std::time::Instant::now();
+    let body = loop {
+        let (code, body) = http_get(relay.http_addr, "/health").await;
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(15),
+            "still {code}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["nats"]["no_stream_for_ms"].as_u64().unwrap() >= 5000,
+        "{body}"
+    );
+    eprintln!(
+        "unhealthy {:?} after the stream was deleted",
+        gone.elapsed()
+    );
+    let m = relay.metrics.encode();
+    assert_eq!(
+        common::metric(&m, "mdrelay_publish_failures_total", ""),
+        0.0,
+        "nothing is given up meanwhile"
+    );
+    stream.js.create_stream(config).await.unwrap();
+    wait_until(Duration::from_secs(15), "healthy again", || {
+        relay.health.report().0
+    })
+    .await;
+    relay.shutdown().await;
+    replay.stop().await;
+}

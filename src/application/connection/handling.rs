@@ -190,8 +190,12 @@ impl<'c> Session<'c> {
                 self.counters.rejected.inc();
                 let msg = info.message.clone().unwrap_or_else(|| "error".into());
                 warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %msg, "venue reported an error");
+                let error = crate::application::health::VenueError {
+                    at_ms: Timestamp::now().as_millis(),
+                    message: crate::infrastructure::logs::clip(&msg).into_owned(),
+                };
                 self.reporter.update(|s| {
-                    s.subscriptions_rejected.push(msg);
+                    s.subscriptions_rejected.push(error);
                     if s.subscriptions_rejected.len() > 20 {
                         s.subscriptions_rejected.remove(0);
                     }

@@ -226,7 +226,7 @@ impl Connection {
                     if let Some(wait) = wait {
                         gauge();
                         reporter.update(|s| s.state = ConnState::CircuitOpen);
-                        warn!(venue = %self.venue_id, conn = self.index, ?wait, "circuit open: pausing reconnects");
+                        warn!(venue = %self.venue_id, conn = self.index, wait = %humantime::format_duration(round_ms(wait)), "circuit open: pausing reconnects");
                         tokio::select! {
                             _ = self.cancel.cancelled() => break,
                             _ = tokio::time::sleep(wait) => {}
@@ -259,7 +259,12 @@ impl Connection {
                         }
                         p.backoff.next_delay()
                     };
-                    warn!(venue = %self.venue_id, conn = self.index, error = %reason, ?delay, "connection lost; reconnecting");
+                    let delay_text = humantime::format_duration(round_ms(delay));
+                    if connected {
+                        warn!(venue = %self.venue_id, conn = self.index, error = %reason, retry_in = %delay_text, "connection lost; reconnecting");
+                    } else {
+                        warn!(venue = %self.venue_id, conn = self.index, error = %reason, retry_in = %delay_text, "cannot connect; retrying");
+                    }
                     reporter.update(|s| {
                         s.state = ConnState::Reconnecting;
                         s.reconnects += 1;
@@ -274,6 +279,12 @@ impl Connection {
         }
         reporter.update(|s| s.state = ConnState::Stopped);
     }
+}
+
+/// `d` rounded to whole milliseconds, for logs (`844ms`, not
+/// `843.666524ms`).
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Replace the origin (`scheme://host[:port]`) of `url` with `origin`.

@@ -187,7 +187,7 @@ impl<'c> Session<'c> {
         self.reporter.update(|s| {
             s.state = ConnState::Connected;
             s.subscriptions_acked = 0;
-            s.subscriptions_rejected.clear();
+            // Errors of earlier connections age out on their own.
         });
         if self.holding {
             info!(venue = %self.conn.venue_id, conn = self.conn.index, "handover: new connection subscribed");

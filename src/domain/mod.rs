@@ -10,6 +10,7 @@ mod data_type;
 mod event;
 mod payload;
 mod symbol;
+pub mod text;
 mod time;
 
 pub use data_type::{DataType, UnknownDataType};

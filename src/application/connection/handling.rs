@@ -23,6 +23,7 @@ use crate::application::subscribe::{Item, subscribe_messages};
 use crate::domain::{DataType, Event, Instrument, StatusState, Timestamp};
 use crate::engine::mapper::{MapError, Outcome, RawFrame};
 use crate::engine::venue::{ControlKind, Venue};
+use crate::infrastructure::logs::clip;
 use crate::infrastructure::ws::Message;
 
 impl<'c> Session<'c> {
@@ -34,7 +35,9 @@ impl<'c> Session<'c> {
         let body = match result {
             Ok(b) => b,
             Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "snapshot request failed; retrying");
+                if let Some(suppressed) = self.counters.log("snapshot request") {
+                    warn!(venue = %self.conn.venue_id, %instrument, error = %clip(&e), suppressed, "snapshot request failed; retrying");
+                }
                 self.fetch_snapshot(instrument, SNAPSHOT_RETRY);
                 return None;
             }
@@ -50,7 +53,9 @@ impl<'c> Session<'c> {
             Timestamp::now(),
             &mut self.events,
         ) {
-            warn!(venue = %self.conn.venue_id, %instrument, error = %e, body = truncate(&body, 200), "snapshot did not map; retrying");
+            if let Some(suppressed) = self.counters.log("snapshot mapping") {
+                warn!(venue = %self.conn.venue_id, %instrument, error = %e, body = truncate(&body, 200), suppressed, "snapshot did not map; retrying");
+            }
             self.fetch_snapshot(instrument, SNAPSHOT_RETRY);
             return None;
         }
@@ -79,7 +84,7 @@ impl<'c> Session<'c> {
                 self.books.set_scales(&self.venue.book, &instrument, scales);
             }
             Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "checksum scales unavailable (checksums unverified meanwhile); retrying");
+                warn!(venue = %self.conn.venue_id, %instrument, error = %clip(&e), "checksum scales unavailable (checksums unverified meanwhile); retrying");
                 self.fetch(Fetch::Scales, instrument, SNAPSHOT_RETRY);
             }
         }
@@ -166,7 +171,9 @@ impl<'c> Session<'c> {
             }
             Err(e) => {
                 c.failures.inc();
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(frame), 200), "frame skipped");
+                if let Some(suppressed) = c.log("frame skipped") {
+                    warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(frame), 200), suppressed, "frame skipped (counted in mdrelay_mapping_failures_total)");
+                }
             }
         }
         None
@@ -189,7 +196,9 @@ impl<'c> Session<'c> {
             ControlKind::Error => {
                 self.counters.rejected.inc();
                 let msg = info.message.clone().unwrap_or_else(|| "error".into());
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %msg, "venue reported an error");
+                if let Some(suppressed) = self.counters.log("venue error") {
+                    warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %clip(&msg), suppressed, "venue reported an error");
+                }
                 let error = crate::application::health::VenueError {
                     at_ms: Timestamp::now().as_millis(),
                     message: crate::infrastructure::logs::clip(&msg).into_owned(),
@@ -256,7 +265,9 @@ impl<'c> Session<'c> {
     /// only (REST snapshot, or unsubscribe + subscribe), or reconnect when
     /// the venue offers neither.
     async fn on_gap(&mut self, instrument: Arc<Instrument>, reason: String) -> Option<End<'c>> {
-        warn!(venue = %self.conn.venue_id, instrument = %instrument.venue_instrument, %reason, "book gap: resyncing");
+        if let Some(suppressed) = self.counters.log("book gap") {
+            warn!(venue = %self.conn.venue_id, instrument = %instrument.venue_instrument, %reason, suppressed, "book gap: resyncing");
+        }
         self.counters.gaps.inc();
         self.counters.resyncs.inc();
         self.conn

@@ -146,6 +146,22 @@ struct Counters {
     gaps: Counter,
     resyncs: Counter,
     mismatches: Counter,
+    /// One log line per cause per 10 s for what a venue can repeat at will
+    /// (bad frames, error frames, gaps); the rest are counted.
+    logs: Mutex<crate::infrastructure::logs::LogLimiter>,
+    suppressed: Counter,
+}
+
+impl Counters {
+    /// Whether a line for `cause` may be logged now (`Some(n)`: `n` were
+    /// left out since the last one).
+    fn log(&self, cause: &'static str) -> Option<u64> {
+        let allowed = self.logs.lock().ok().and_then(|mut l| l.allow(cause));
+        if allowed.is_none() {
+            self.suppressed.inc();
+        }
+        allowed
+    }
 }
 
 impl Counters {
@@ -189,6 +205,10 @@ impl Counters {
             gaps: Metrics::venue(&m.gaps, venue),
             resyncs: Metrics::venue(&m.resyncs, venue),
             mismatches: Metrics::venue(&m.checksum_mismatches, venue),
+            logs: Mutex::new(crate::infrastructure::logs::LogLimiter::new(
+                Duration::from_secs(10),
+            )),
+            suppressed: m.logs_suppressed.clone(),
         }
     }
 }

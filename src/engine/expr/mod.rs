@@ -92,9 +92,12 @@ enum ErrKind {
 }
 
 impl ExprError {
-    /// A runtime error with a message.
+    /// A runtime error with a message (cut to a few hundred bytes: it may
+    /// quote a value of the frame).
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        ExprError(Repr::Error(message.into().into_owned().into_boxed_str()))
+        let message = message.into();
+        let short = crate::domain::text::clip(&message).into_owned();
+        ExprError(Repr::Error(short.into_boxed_str()))
     }
 
     pub(crate) fn fallback() -> Self {

@@ -136,6 +136,11 @@ impl<'c> Session<'c> {
                 for ev in events.drain(..) {
                     let t = ev.data_type();
                     c.mapped.get(t).inc();
+                    if let Some(at) = ev.exchange_time {
+                        // A venue clock ahead of ours reads as no lag.
+                        let lag = (ev.receive_time.0 - at.0).max(0);
+                        c.lag.get(t).observe(lag as f64 / 1e9);
+                    }
                     if end.is_some() {
                         // The connection is ending (shutdown): what the
                         // frame still held is not published.

@@ -107,20 +107,20 @@ struct Pacing {
 
 /// Per data type counter handles of one venue, each created on first use
 /// (so no series appears for a type the venue never publishes).
-struct PerType {
-    cells: [std::sync::OnceLock<Counter>; crate::domain::DataType::ALL.len()],
-    make: Box<dyn Fn(crate::domain::DataType) -> Counter + Send + Sync>,
+struct PerType<M = Counter> {
+    cells: [std::sync::OnceLock<M>; crate::domain::DataType::ALL.len()],
+    make: Box<dyn Fn(crate::domain::DataType) -> M + Send + Sync>,
 }
 
-impl PerType {
-    fn new(make: impl Fn(crate::domain::DataType) -> Counter + Send + Sync + 'static) -> Self {
+impl<M> PerType<M> {
+    fn new(make: impl Fn(crate::domain::DataType) -> M + Send + Sync + 'static) -> Self {
         PerType {
             cells: Default::default(),
             make: Box::new(make),
         }
     }
 
-    fn get(&self, t: crate::domain::DataType) -> &Counter {
+    fn get(&self, t: crate::domain::DataType) -> &M {
         self.cells[t.index()].get_or_init(|| (self.make)(t))
     }
 }
@@ -134,6 +134,8 @@ struct Counters {
     unrouted: Counter,
     mapped: PerType,
     generated: PerType,
+    /// Venue event time to receipt.
+    lag: PerType<prometheus_client::metrics::histogram::Histogram>,
     /// Queue full (`drop_newest`): also counted in the older
     /// `mdrelay_queue_drops_total`.
     queue_full: PerType,
@@ -194,6 +196,17 @@ impl Counters {
             failures: Metrics::venue(&m.mapping_failures, venue),
             unrouted: Metrics::venue(&m.unrouted_frames, venue),
             mapped: family(|m| &m.events_mapped),
+            lag: {
+                let (m, venue) = (m.clone(), venue.to_owned());
+                PerType::new(move |t| {
+                    m.venue_lag
+                        .get_or_create(&VenueTypeLabel {
+                            venue: venue.clone(),
+                            data_type: t.as_str().to_owned(),
+                        })
+                        .clone()
+                })
+            },
             generated: family(|m| &m.events_generated),
             queue_full: drops(DropCause::QueueFull),
             queue_drops: family(|m| &m.queue_drops),

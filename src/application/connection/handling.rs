@@ -147,12 +147,18 @@ impl<'c> Session<'c> {
                         self.dropped(t, DropCause::Shutdown);
                         continue;
                     }
-                    if !self.conn.plan.types.contains(&t)
-                        || !self
-                            .subscribed
-                            .contains(ev.instrument.venue_instrument.as_str())
+                    if !self.conn.plan.types.contains(&t) {
+                        c.unsubscribed.get(t).inc();
+                        continue;
+                    }
+                    let name = ev.instrument.venue_instrument.as_str();
+                    if !self.subscribed.contains(name)
+                        && !venue.channels.get(&t).is_some_and(|ch| ch.any_instrument)
                     {
                         c.unsubscribed.get(t).inc();
+                        if let Some(suppressed) = c.log("unsubscribed instrument") {
+                            warn!(venue = %self.conn.venue_id, conn = self.conn.index, instrument = %clip(name), data_type = %t, suppressed, "event of an instrument this connection did not subscribe: not published (dropped, cause unsubscribed; a channel subscribed by something broader than an instrument declares instruments = \"any\")");
+                        }
                         continue;
                     }
                     if book && t == DataType::L2Orderbook {

@@ -31,16 +31,30 @@ pub struct Args {
 }
 
 /// Install the log subscriber: `RUST_LOG` wins over the config's level.
+/// Colour only when stderr is a terminal (not in files and pipes). The NATS
+/// client's own lines are kept to warnings: the relay logs its connection
+/// events itself, naming the server (`infrastructure::nats`).
 pub fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// The filter for a configured level: the level, with the NATS client's
+/// own lines at `warn` unless the level names `async_nats` itself.
+fn default_filter(level: &str) -> String {
+    if level.contains("async_nats") {
+        level.to_owned()
+    } else {
+        format!("{level},async_nats=warn")
+    }
 }
 
 /// The tokio runtime for the relay: a multi-threaded pool of
@@ -137,6 +151,18 @@ async fn wait_for_signals(_handle: &crate::application::relay::RelayHandle) {
 #[cfg(test)]
 mod tests {
     use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn the_nats_client_logs_warnings_unless_asked() {
+        assert_eq!(super::default_filter("info"), "info,async_nats=warn");
+        assert_eq!(
+            super::default_filter("debug,async_nats=debug"),
+            "debug,async_nats=debug"
+        );
+        for level in ["info", "debug,mdrelay=trace"] {
+            assert!(tracing_subscriber::EnvFilter::try_new(super::default_filter(level)).is_ok());
+        }
+    }
 
     #[test]
     fn worker_threads_choose_the_runtime() {

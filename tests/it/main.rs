@@ -13,6 +13,7 @@ mod e2e_relay;
 mod e2e_reload;
 mod e2e_shutdown;
 mod fast_path_agreement;
+mod first_hour;
 mod fixtures;
 mod fuzz_frames;
 mod handover;

@@ -122,7 +122,12 @@ impl Nats {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("cannot start nats-server (scripts/nats-server.sh installs one)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}); scripts/nats-server.sh installs one",
+                    nats_server().display()
+                )
+            });
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {

@@ -120,6 +120,11 @@ fn the_demo_publishes_coherent_sessions_and_stops_in_order() {
     for bad in ["IO error", "NATS disconnected", "\x1b["] {
         assert!(!text.contains(bad), "`{bad}` in the log:\n{text}");
     }
+    assert!(
+        text.contains("run.sh: starting nats-server")
+            && text.contains(&format!("NATS connected url=nats://127.0.0.1:{nats_port}")),
+        "the scripts say they started a server, the relay names it:\n{text}"
+    );
     let nats_log = read(&state.path().join("nats.log"));
     assert!(
         nats_log.contains("Server Exiting"),
@@ -168,7 +173,7 @@ async fn stored(js: &async_nats::jetstream::Context) -> u64 {
 /// Stored messages per subject.
 async fn per_subject(js: &async_nats::jetstream::Context) -> Vec<(String, u64)> {
     use futures_util::TryStreamExt;
-    let mut stream = js.get_stream("MARKET").await.unwrap();
+    let stream = js.get_stream("MARKET").await.unwrap();
     let mut out: Vec<(String, u64)> = stream
         .info_with_subjects("market.>")
         .await
@@ -214,4 +219,61 @@ fn processes_with_env(entry: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `scripts/run.sh` with a NATS server already at `$NATS_URL`: it says it
+/// reuses it (and that the relay creates or updates the streams there),
+/// starts no server of its own, the relay logs the server it connected to,
+/// and a SIGTERM gives exit code 0 with the server left running.
+#[test]
+fn run_sh_reuses_a_running_server_and_says_so() {
+    let nats = Nats::start();
+    let state = tempfile::tempdir().unwrap();
+    let log_path = state.path().join("run.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // The venue is a local port where nothing listens: no traffic leaves.
+    let mut run = Command::new("bash")
+        .arg(root().join("scripts/run.sh"))
+        .arg("config/demo.toml")
+        .env("MDRELAY_BIN", env!("CARGO_BIN_EXE_mdrelay"))
+        .env("MDRELAY_STATE", state.path())
+        .env("NATS_URL", nats.url())
+        .env("MDRELAY_HTTP", format!("127.0.0.1:{}", free_port()))
+        .env("MDRELAY_DEMO_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !read(&log_path).contains("relay started") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the relay did not start:\n{}",
+            read(&log_path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(send_signal(run.id() as i32, "TERM"), 0);
+    let status = run.wait().unwrap();
+    let text = read(&log_path);
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "reusing the NATS server already at {}",
+            nats.url()
+        )) && text.contains("creates or updates the streams"),
+        "{text}"
+    );
+    assert!(!text.contains("starting nats-server"), "{text}");
+    assert!(
+        text.contains(&format!("NATS connected url={}", nats.url())),
+        "the relay names its server:\n{text}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", nats.port)).is_ok(),
+        "a reused server is left running"
+    );
+    assert!(processes_with_env(&format!("MDRELAY_STATE={}", state.path().display())).is_empty());
 }

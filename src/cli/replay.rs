@@ -97,6 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let stop = CancellationToken::new();
+        // Before the port opens: a SIGTERM from a script must stop it cleanly.
+        let stopped = stop_signal();
         let (addr, stats, task) = serve(args.listen, spec, stop.clone()).await?;
         let mode = if args.session {
             "one session per connection, closed after the last frame"
@@ -106,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "once per connection"
         };
         eprintln!("replaying {n} frames on ws://{addr} ({mode}; Ctrl-C or SIGTERM to stop)");
-        stop_signal().await;
+        stopped.await;
         stop.cancel();
         let _ = task.await;
         eprintln!(
@@ -121,18 +123,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Wait for Ctrl-C or SIGTERM (a script stopping its fake venue).
-async fn stop_signal() {
+/// Install the SIGTERM handler now (a script stopping its fake venue) and
+/// return a future that ends on SIGTERM or Ctrl-C.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -88,6 +88,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing(&cfg.service.log_level, cfg.service.log_format);
     let runtime = runtime(cfg.service.worker_threads).context("starting the runtime")?;
     runtime.block_on(async move {
+        // Before anything starts: a SIGTERM while the relay starts must stop
+        // it cleanly, not kill it (exit 143).
+        let signals = Signals::install();
         let venues_dir = cfg.venues_dir.clone();
         let file = cfg.file.clone();
         let handle = start(
@@ -109,7 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         };
-        wait_for_signals(&handle).await;
+        signals.wait(&handle).await;
         let report = handle.shutdown().await;
         info!(
             acked = report.acked,
@@ -121,31 +124,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-#[cfg(unix)]
-async fn wait_for_signals(handle: &crate::application::relay::RelayHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    let stop = handle.shutdown_token();
-    loop {
-        tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => { info!("SIGHUP: reloading"); handle.reload(); }
-            _ = stop.cancelled() => break,
-        }
-    }
+/// The signals the relay answers: SIGTERM and SIGINT stop it, SIGHUP
+/// reloads. Installed before the relay starts, so none of them can kill it
+/// half-way (a signal that arrives meanwhile is answered once it runs).
+struct Signals {
+    #[cfg(unix)]
+    handlers: Option<[tokio::signal::unix::Signal; 3]>,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signals(_handle: &crate::application::relay::RelayHandle) {
-    let _ = tokio::signal::ctrl_c().await;
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let handlers = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(i), Ok(h)) => Some([t, i, h]),
+                _ => None,
+            };
+            Signals { handlers }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Wait for a stop signal (or the relay stopping by itself),
+    /// reloading on SIGHUP.
+    async fn wait(self, handle: &crate::application::relay::RelayHandle) {
+        #[cfg(unix)]
+        {
+            let Some([mut term, mut int, mut hup]) = self.handlers else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            let stop = handle.shutdown_token();
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+                    _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+                    _ = hup.recv() => { info!("SIGHUP: reloading"); handle.reload(); }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = handle;
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,21 +22,23 @@ fn the_demo_publishes_coherent_sessions_and_stops_in_order() {
     let (nats_port, http_port, venue_port) = (free_port(), free_port(), free_port());
     let log_path = state.path().join("demo.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut demo = Command::new("bash")
-        .arg(root().join("scripts/demo.sh"))
-        .env("MDRELAY_BIN", env!("CARGO_BIN_EXE_mdrelay"))
-        .env("MDRELAY_NATS_SERVER", nats_server())
-        .env("MDRELAY_STATE", state.path())
-        .env("NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
-        .env("MDRELAY_HTTP", format!("127.0.0.1:{http_port}"))
-        .env("MDRELAY_DEMO_LISTEN", format!("127.0.0.1:{venue_port}"))
-        .env("MDRELAY_DEMO_RATE", "40")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut demo = StopOnDrop(
+        Command::new("bash")
+            .arg(root().join("scripts/demo.sh"))
+            .env("MDRELAY_BIN", env!("CARGO_BIN_EXE_mdrelay"))
+            .env("MDRELAY_NATS_SERVER", nats_server())
+            .env("MDRELAY_STATE", state.path())
+            .env("NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
+            .env("MDRELAY_HTTP", format!("127.0.0.1:{http_port}"))
+            .env("MDRELAY_DEMO_LISTEN", format!("127.0.0.1:{venue_port}"))
+            .env("MDRELAY_DEMO_RATE", "40")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();
 
@@ -88,11 +90,11 @@ fn the_demo_publishes_coherent_sessions_and_stops_in_order() {
     );
 
     // SIGTERM: a clean, ordered stop.
-    let pid = demo.id() as i32;
+    let pid = demo.0.id() as i32;
     assert_eq!(send_signal(pid, "TERM"), 0);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(s) = demo.try_wait().unwrap() {
+        if let Some(s) = demo.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "demo.sh did not stop in 30 s");
@@ -139,6 +141,25 @@ fn the_demo_publishes_coherent_sessions_and_stops_in_order() {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} still open"
         );
+    }
+}
+
+/// A script that is stopped as a user would (SIGTERM, then waiting) if
+/// the test fails before it stopped it, so nothing it started is left.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        send_signal(self.0.id() as i32, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -233,20 +254,22 @@ fn run_sh_reuses_a_running_server_and_says_so() {
     let log_path = state.path().join("run.log");
     let log = std::fs::File::create(&log_path).unwrap();
     // The venue is a local port where nothing listens: no traffic leaves.
-    let mut run = Command::new("bash")
-        .arg(root().join("scripts/run.sh"))
-        .arg("config/demo.toml")
-        .env("MDRELAY_BIN", env!("CARGO_BIN_EXE_mdrelay"))
-        .env("MDRELAY_STATE", state.path())
-        .env("NATS_URL", nats.url())
-        .env("MDRELAY_HTTP", format!("127.0.0.1:{}", free_port()))
-        .env("MDRELAY_DEMO_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut run = StopOnDrop(
+        Command::new("bash")
+            .arg(root().join("scripts/run.sh"))
+            .arg("config/demo.toml")
+            .env("MDRELAY_BIN", env!("CARGO_BIN_EXE_mdrelay"))
+            .env("MDRELAY_STATE", state.path())
+            .env("NATS_URL", nats.url())
+            .env("MDRELAY_HTTP", format!("127.0.0.1:{}", free_port()))
+            .env("MDRELAY_DEMO_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     // SIGTERM while the relay is still starting: it must stop cleanly, not
     // die of the signal (exit 143).
     let start = Instant::now();
@@ -258,8 +281,8 @@ fn run_sh_reuses_a_running_server_and_says_so() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(send_signal(run.id() as i32, "TERM"), 0);
-    let status = run.wait().unwrap();
+    assert_eq!(send_signal(run.0.id() as i32, "TERM"), 0);
+    let status = run.0.wait().unwrap();
     let text = read(&log_path);
     assert_eq!(status.code(), Some(0), "{text}");
     assert!(

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints (warnings are errors) and every
 # test, including the fixture gate (`mdrelay validate`) and the end-to-end
-# tests that start their own nats-server (it must be on PATH; .ci/run installs it).
+# tests that start their own nats-server: $MDRELAY_NATS_SERVER, else the newest
+# of the one on PATH and the one scripts/nats-server.sh installs under .mdrelay/
+# (.ci/run exports it: 2.15.x).
 #
 # The integration tests are one binary (tests/it); most of their time is spent
 # waiting on sockets and timers, so they run four at a time even on 2 cores.

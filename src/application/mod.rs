@@ -17,3 +17,4 @@ pub mod relay;
 pub mod reload;
 pub mod status;
 pub mod subscribe;
+pub mod templates;

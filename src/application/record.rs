@@ -28,8 +28,31 @@ pub struct RecordReport {
     pub bytes: u64,
 }
 
-/// Record the venue's frames into `out` for `duration`.
+/// Record the venue's frames into `out` for `duration`. The frames go to
+/// `<out>.partial` first; `out` is written only when at least one frame
+/// arrived (a recording of nothing leaves no file behind).
 pub async fn record(
+    setup: VenueSetup,
+    out: &Path,
+    duration: Duration,
+) -> std::io::Result<RecordReport> {
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let result = record_into(setup, &partial, duration).await;
+    match result {
+        Ok(report) if report.frames > 0 => {
+            std::fs::rename(&partial, out)?;
+            Ok(report)
+        }
+        other => {
+            let _ = std::fs::remove_file(&partial);
+            other
+        }
+    }
+}
+
+async fn record_into(
     setup: VenueSetup,
     out: &Path,
     duration: Duration,

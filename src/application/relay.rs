@@ -284,7 +284,7 @@ async fn reconcile_first(
     match tokio::time::timeout(cfg.nats.connect_timeout.0, nats::reconcile(js, &streams)).await {
         Ok(Ok(done)) => {
             for d in done {
-                info!(?d, "jetstream");
+                info!(change = %d, "jetstream");
             }
             let _ = ready.send(true);
             Ok(())
@@ -332,7 +332,7 @@ async fn drain_all(
     drop(running);
     drop(shared);
     info!(
-        timeout = %humantime::format_duration(timeout),
+        timeout = %crate::domain::HumanDuration(timeout),
         "draining queued and in-flight events"
     );
     // At the deadline the publishers stop trying and report what is left.

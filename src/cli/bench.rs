@@ -263,8 +263,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut kids = Children(Vec::new());
     let nats_port = free_port();
     let store = dir.join("nats");
+    // The server scripts/nats-server.sh chose, if exported, else PATH's.
+    let nats_server = std::env::var_os("MDRELAY_NATS_SERVER")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "nats-server".into());
     kids.0.push(
-        Command::new("nats-server")
+        Command::new(nats_server)
             .args([
                 "-a",
                 "127.0.0.1",

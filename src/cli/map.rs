@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::venue_arg::{check_market, venue_file};
 use crate::application::fixture::{FrameLine, parse_frame_line};
 use crate::config::venue::load_venue;
 use crate::domain::Timestamp;
@@ -15,10 +16,13 @@ use crate::serialization::to_json_line;
 /// Arguments of `mdrelay map`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The venue file.
+    /// The venue: an id (`okx`) or a venue file (`venues/okx.toml`).
     #[arg(long)]
-    pub venue: PathBuf,
-    /// The market, for venues with several (`[markets]`).
+    pub venue: String,
+    /// Directory of venue files (for a venue given by id).
+    #[arg(long, default_value = "venues")]
+    pub venues: PathBuf,
+    /// The market, for venues with several (`[markets]`; required there).
     #[arg(long)]
     pub market: Option<String>,
     /// Use this receive time (ms since the epoch) instead of the clock, for
@@ -32,13 +36,14 @@ pub struct Args {
 
 /// Read frames from stdin, print events to stdout and problems to stderr.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let venue =
-        load_venue(&args.venue).with_context(|| format!("loading {}", args.venue.display()))?;
+    let file = venue_file(&args.venue, &args.venues)?;
+    let venue = load_venue(&file).with_context(|| format!("loading {}", file.display()))?;
+    check_market(&venue, args.market.as_deref())?;
     let mut mapper = Mapper::new(venue.id.clone(), args.market.clone(), Default::default());
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut events = Vec::new();
-    let mut failures = 0usize;
+    let (mut frames, mut mapped, mut control, mut unrouted, mut failures) = (0usize, 0, 0, 0, 0);
     for (i, line) in stdin.lines().enumerate() {
         let line = line.context("reading stdin")?;
         let n = i + 1;
@@ -51,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        frames += 1;
         let now = args
             .receive_time_ms
             .map_or_else(Timestamp::now, |ms| Timestamp(ms * 1_000_000));
@@ -61,6 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         match result {
             Ok(outcome) => {
+                mapped += events.len();
+                match outcome {
+                    Outcome::Control(_) => control += 1,
+                    Outcome::Unrouted => unrouted += 1,
+                    Outcome::Data { .. } => {}
+                }
                 for e in &events {
                     writeln!(stdout, "{}", to_json_line(e))?;
                 }
@@ -93,6 +105,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         stdout.flush()?;
     }
     stdout.flush()?;
+    eprintln!(
+        "{frames} frames: {mapped} events, {control} control, {unrouted} unrouted, {failures} failed"
+    );
+    if frames == 0 {
+        eprintln!("error: no frames on stdin (one frame per line)");
+        return Ok(ExitCode::from(2));
+    }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {

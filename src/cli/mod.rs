@@ -10,6 +10,7 @@ pub mod replay;
 pub mod run;
 mod schema;
 mod validate;
+pub mod venue_arg;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -39,18 +39,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let ids: Vec<String> = cfg.venues.iter().map(|v| v.id.to_string()).collect();
     let Some(mut setup) = cfg.venues.into_iter().find(|v| v.id == args.venue) else {
-        bail!("venue `{}` is not in {}", args.venue, args.config.display());
+        bail!(
+            "venue `{}` is not in {} (its venues: {}); record takes the subscriptions of a [[venues]] entry",
+            args.venue,
+            args.config.display(),
+            ids.join(", ")
+        );
     };
     if args.url.is_some() {
         setup.url = args.url.clone();
     }
+    let url = setup
+        .url
+        .clone()
+        .or_else(|| setup.venue.connection.url.clone())
+        .unwrap_or_else(|| "its URL".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let report = runtime
         .block_on(record(setup, &args.out, args.duration))
         .with_context(|| format!("writing {}", args.out.display()))?;
+    if report.frames == 0 {
+        bail!(
+            "no frame received from `{}` ({}) in {}; nothing written to {} (see the warnings above)",
+            args.venue,
+            crate::infrastructure::ws::redact_url(&url),
+            humantime::format_duration(args.duration),
+            args.out.display()
+        );
+    }
     eprintln!(
         "recorded {} frames ({} bytes) to {}",
         report.frames,

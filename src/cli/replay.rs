@@ -22,9 +22,17 @@ pub struct Args {
     /// Frames per second (default: as fast as the client reads).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Start over after the last frame.
-    #[arg(long = "loop")]
+    /// Start over after the last frame, on the same connection (for
+    /// benchmarks: a venue never does this, and a book fed the same deltas
+    /// again no longer matches their checksums).
+    #[arg(long = "loop", conflicts_with = "session")]
     pub looped: bool,
+    /// Serve one coherent session per connection: each connection gets the
+    /// frames from the first one (a book starts from its snapshot), and the
+    /// server closes it after the last one, as a venue ending a session; the
+    /// client reconnects and gets a new session.
+    #[arg(long, conflicts_with = "live")]
+    pub session: bool,
     /// Frames sent in answer to the client's first message (its subscribe).
     #[arg(long)]
     pub ack: Option<PathBuf>,
@@ -78,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         frames: read_frames(&args.frames)?,
         rate: args.rate,
         looped: args.looped,
+        close_at_end: args.session,
         no_wait: args.no_wait,
         replies,
         live: args.live,
@@ -88,16 +97,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let stop = CancellationToken::new();
+        // Before the port opens: a SIGTERM from a script must stop it cleanly.
+        let stopped = stop_signal();
         let (addr, stats, task) = serve(args.listen, spec, stop.clone()).await?;
-        eprintln!("replaying {n} frames on ws://{addr} (Ctrl-C to stop)");
-        let _ = tokio::signal::ctrl_c().await;
+        let mode = if args.session {
+            "one session per connection, closed after the last frame"
+        } else if args.looped {
+            "looped"
+        } else {
+            "once per connection"
+        };
+        eprintln!("replaying {n} frames on ws://{addr} ({mode}; Ctrl-C or SIGTERM to stop)");
+        stopped.await;
         stop.cancel();
         let _ = task.await;
         eprintln!(
-            "served {} connection(s), {} frames",
+            "served {} connection(s), {} session(s) to the end, {} frames",
             stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+            stats
+                .sessions_completed
+                .load(std::sync::atomic::Ordering::Relaxed),
             stats.frames_sent.load(std::sync::atomic::Ordering::Relaxed)
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Install the SIGTERM handler now (a script stopping its fake venue) and
+/// return a future that ends on SIGTERM or Ctrl-C.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -31,16 +31,30 @@ pub struct Args {
 }
 
 /// Install the log subscriber: `RUST_LOG` wins over the config's level.
+/// Colour only when stderr is a terminal (not in files and pipes). The NATS
+/// client's own lines are kept to warnings: the relay logs its connection
+/// events itself, naming the server (`infrastructure::nats`).
 pub fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// The filter for a configured level: the level, with the NATS client's
+/// own lines at `warn` unless the level names `async_nats` itself.
+fn default_filter(level: &str) -> String {
+    if level.contains("async_nats") {
+        level.to_owned()
+    } else {
+        format!("{level},async_nats=warn")
+    }
 }
 
 /// The tokio runtime for the relay: a multi-threaded pool of
@@ -80,6 +94,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing(&cfg.service.log_level, cfg.service.log_format);
     let runtime = runtime(cfg.service.worker_threads).context("starting the runtime")?;
     runtime.block_on(async move {
+        // Before anything starts: a SIGTERM while the relay starts must stop
+        // it cleanly, not kill it (exit 143).
+        let signals = Signals::install();
         let venues_dir = cfg.venues_dir.clone();
         let file = cfg.file.clone();
         let handle = start(
@@ -101,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         };
-        wait_for_signals(&handle).await;
+        signals.wait(&handle).await;
         let report = handle.shutdown().await;
         if report.abandoned() > 0 {
             warn!(
@@ -115,36 +132,75 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-#[cfg(unix)]
-async fn wait_for_signals(handle: &crate::application::relay::RelayHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    let stop = handle.shutdown_token();
-    loop {
-        tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = hup.recv() => { info!("SIGHUP: reloading"); handle.reload(); }
-            _ = stop.cancelled() => break,
-        }
-    }
+/// The signals the relay answers: SIGTERM and SIGINT stop it, SIGHUP
+/// reloads. Installed before the relay starts, so none of them can kill it
+/// half-way (a signal that arrives meanwhile is answered once it runs).
+struct Signals {
+    #[cfg(unix)]
+    handlers: Option<[tokio::signal::unix::Signal; 3]>,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signals(_handle: &crate::application::relay::RelayHandle) {
-    let _ = tokio::signal::ctrl_c().await;
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let handlers = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(i), Ok(h)) => Some([t, i, h]),
+                _ => None,
+            };
+            Signals { handlers }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Wait for a stop signal (or the relay stopping by itself),
+    /// reloading on SIGHUP.
+    async fn wait(self, handle: &crate::application::relay::RelayHandle) {
+        #[cfg(unix)]
+        {
+            let Some([mut term, mut int, mut hup]) = self.handlers else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            let stop = handle.shutdown_token();
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+                    _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+                    _ = hup.recv() => { info!("SIGHUP: reloading"); handle.reload(); }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = handle;
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn the_nats_client_logs_warnings_unless_asked() {
+        assert_eq!(super::default_filter("info"), "info,async_nats=warn");
+        assert_eq!(
+            super::default_filter("debug,async_nats=debug"),
+            "debug,async_nats=debug"
+        );
+        for level in ["info", "debug,mdrelay=trace"] {
+            assert!(tracing_subscriber::EnvFilter::try_new(super::default_filter(level)).is_ok());
+        }
+    }
 
     #[test]
     fn worker_threads_choose_the_runtime() {

@@ -1,11 +1,16 @@
 //! `mdrelay validate`: the fixture gate.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::application::captures::check_venue;
+use crate::application::captures::{capture_files, check_venue};
 use crate::application::fixture::run_venue;
-use crate::config::venue::load_venues_dir;
+use crate::application::templates::{check_templates, sample_instrument};
+use crate::config::venue::{load_venue, load_venues_dir};
+use crate::engine::venue::Venue;
+
+use super::venue_arg::venue_file;
 
 /// Arguments of `mdrelay validate`.
 #[derive(Debug, clap::Args)]
@@ -19,12 +24,14 @@ pub struct Args {
     /// Rewrite the expected files from the current output.
     #[arg(long)]
     pub bless: bool,
-    /// Only these venues (by id).
+    /// Only these venues: an id (`okx`) or a venue file (`venues/okx.toml`);
+    /// repeatable. An unknown one is an error.
     #[arg(long = "venue")]
     pub only: Vec<String>,
     /// Instead of the fixtures, map every `<DIR>/<venue>/capture-*.jsonl`
     /// (long recorded sessions, e.g. `../shared/corpus`) and report counts
-    /// per venue and data type; fails if any frame fails to map.
+    /// per venue and data type; fails if any frame fails to map, or if
+    /// nothing could be checked.
     #[arg(long, value_name = "DIR")]
     pub captures: Option<PathBuf>,
     /// Also list each venue's per-frame expressions that run in the jq
@@ -34,26 +41,90 @@ pub struct Args {
     pub interpreted: bool,
 }
 
-/// Compile all venues, run all cases, print a summary; non-zero on any
-/// compile error or mismatch.
+/// What was checked, for the summary line.
+#[derive(Debug, Default)]
+struct Totals {
+    venues: usize,
+    cases: usize,
+    frames: usize,
+    events: usize,
+    templates: usize,
+    failures: usize,
+}
+
+/// Compile the venues, run their cases and templates (or map the corpus
+/// captures), print a line per venue and a summary; non-zero on any compile
+/// error, mismatch, failing template, or when nothing was checked.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (venues, problems) = load_venues_dir(&args.venues);
-    let mut failed = !problems.is_empty();
-    for p in &problems {
+    let (venues, compile_errors) = select(&args)?;
+    for p in &compile_errors {
         println!("COMPILE ERROR {p}");
     }
+    let mut totals = Totals {
+        failures: compile_errors.len(),
+        ..Default::default()
+    };
     if let Some(corpus) = &args.captures {
-        let selected = venues
-            .iter()
-            .filter(|(id, _)| args.only.is_empty() || args.only.contains(id));
-        failed |= !captures(selected, corpus, &args.fixtures);
-        return Ok(exit(failed));
+        captures(&venues, corpus, &args, &mut totals);
+    } else {
+        fixtures(&venues, &args, &mut totals);
     }
-    for (id, venue) in &venues {
-        if !args.only.is_empty() && !args.only.contains(id) {
-            continue;
+    let what = if args.captures.is_some() {
+        "capture files".to_owned()
+    } else {
+        format!("cases, {} templates", totals.templates)
+    };
+    println!(
+        "{} {} venue(s), {} {}, {} frames, {} events; {} failure(s)",
+        if totals.failures == 0 {
+            "ok:"
+        } else {
+            "FAILED:"
+        },
+        totals.venues,
+        totals.cases,
+        what,
+        totals.frames,
+        totals.events,
+        totals.failures,
+    );
+    if totals.cases == 0 && totals.failures == 0 {
+        println!("nothing was checked");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if totals.failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The venues to check: every file of `--venues`, or those named by
+/// `--venue` (ids or paths; an unknown one is an error). Also the compile
+/// problems.
+fn select(args: &Args) -> anyhow::Result<(BTreeMap<String, Venue>, Vec<String>)> {
+    if args.only.is_empty() {
+        let (venues, problems) = load_venues_dir(&args.venues);
+        return Ok((venues, problems.iter().map(|p| p.to_string()).collect()));
+    }
+    let mut venues = BTreeMap::new();
+    let mut problems = Vec::new();
+    for arg in &args.only {
+        let file = venue_file(arg, &args.venues)?;
+        match load_venue(&file) {
+            Ok(v) => {
+                venues.insert(v.id.to_string(), v);
+            }
+            Err(e) => problems.extend(e.problems().iter().map(|p| p.to_string())),
         }
-        let report = run_venue(venue, &args.fixtures.join(id), args.bless);
+    }
+    Ok((venues, problems))
+}
+
+fn fixtures(venues: &BTreeMap<String, Venue>, args: &Args, totals: &mut Totals) {
+    for (id, venue) in venues {
+        let dir = args.fixtures.join(id);
+        let report = run_venue(venue, &dir, args.bless);
         let (mut frames, mut events, mut errors, mut bad) = (0, 0, 0, 0);
         for c in &report.cases {
             frames += c.counts.frames;
@@ -61,23 +132,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             errors += c.counts.errors;
             bad += usize::from(c.mismatch.is_some());
         }
-        let verdict = if bad == 0 && report.problems.is_empty() && !report.cases.is_empty() {
-            "ok"
-        } else {
-            "FAIL"
-        };
+        let instrument = sample_instrument(&dir).unwrap_or_else(|| "SAMPLE".into());
+        let templates = check_templates(venue, &instrument);
+        let broken = templates.iter().filter(|t| t.result.is_err()).count();
+        let ok = bad == 0 && broken == 0 && report.problems.is_empty() && !report.cases.is_empty();
+        let verdict = if ok { "ok" } else { "FAIL" };
         println!(
-            "{verdict:4} {id:<18} cases {:>3}  frames {frames:>5}  events {events:>6}  frame errors {errors:>3}  mismatches {bad}",
-            report.cases.len()
+            "{verdict:4} {id:<18} cases {:>3}  frames {frames:>5}  events {events:>6}  frame errors {errors:>3}  mismatches {bad}  templates {}",
+            report.cases.len(),
+            templates.len(),
         );
         if report.cases.is_empty() {
-            println!(
-                "     no fixture cases in {}",
-                args.fixtures.join(id).display()
-            );
+            println!("     no fixture cases in {}", dir.display());
         }
         for p in &report.problems {
             println!("     {p}");
+        }
+        for t in &templates {
+            if let Err(e) = &t.result {
+                println!(
+                    "     template {} (sample instrument {instrument}): {e}",
+                    t.template
+                );
+            }
         }
         for c in &report.cases {
             if let Some(m) = &c.mismatch {
@@ -91,35 +168,55 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("     interpreted: {}  `{}`", i.at, i.source);
             }
         }
-        failed |= verdict == "FAIL";
-    }
-    Ok(exit(failed))
-}
-
-fn exit(failed: bool) -> ExitCode {
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        totals.venues += 1;
+        totals.cases += report.cases.len();
+        totals.frames += frames;
+        totals.events += events;
+        totals.templates += templates.len();
+        totals.failures += usize::from(!ok);
     }
 }
 
-/// The `--captures` mode; true when every frame mapped.
-fn captures<'a>(
-    venues: impl Iterator<Item = (&'a String, &'a crate::engine::venue::Venue)>,
-    corpus: &Path,
-    fixtures: &Path,
-) -> bool {
-    let mut ok = true;
+/// The `--captures` mode: map every capture of every selected venue; say
+/// which corpus folders and venues were not checked, and why.
+fn captures(venues: &BTreeMap<String, Venue>, corpus: &Path, args: &Args, totals: &mut Totals) {
+    let folders = match std::fs::read_dir(corpus) {
+        Ok(rd) => {
+            let mut f: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect();
+            f.sort();
+            f
+        }
+        Err(e) => {
+            println!("FAIL cannot read the corpus {}: {e}", corpus.display());
+            totals.failures += 1;
+            return;
+        }
+    };
     for (id, venue) in venues {
-        let reports = match check_venue(venue, corpus, &fixtures.join(id)) {
+        if capture_files(corpus, id).is_empty() {
+            // A venue named on the command line must have captures.
+            let named = !args.only.is_empty();
+            println!(
+                "{} {id:<18} no capture-*.jsonl in {}",
+                if named { "FAIL" } else { "skip" },
+                corpus.join(id).display()
+            );
+            totals.failures += usize::from(named);
+            continue;
+        }
+        let reports = match check_venue(venue, corpus, &args.fixtures.join(id)) {
             Ok(r) => r,
             Err(e) => {
                 println!("FAIL {id:<18} {e}");
-                ok = false;
+                totals.failures += 1;
                 continue;
             }
         };
+        totals.venues += 1;
         for r in reports {
             let verdict = if r.errors == 0 { "ok" } else { "FAIL" };
             let file = r.path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
@@ -140,8 +237,21 @@ fn captures<'a>(
             for e in &r.examples {
                 println!("     {e}");
             }
-            ok &= r.errors == 0;
+            totals.cases += 1;
+            totals.frames += r.frames;
+            totals.events += r.total_events();
+            totals.failures += usize::from(r.errors > 0);
         }
     }
-    ok
+    if args.only.is_empty() {
+        for folder in folders.iter().filter(|f| !venues.contains_key(*f)) {
+            let n = capture_files(corpus, folder).len();
+            if n > 0 {
+                println!(
+                    "skip {folder:<18} {n} capture(s): no venue `{folder}` in {} (another protocol or a venue that did not compile)",
+                    args.venues.display()
+                );
+            }
+        }
+    }
 }

@@ -20,4 +20,4 @@ pub use payload::{
     StatusState, Ticker, Trade, write_decimal,
 };
 pub use symbol::{subject, subject_token};
-pub use time::{TimeUnit, Timestamp};
+pub use time::{HumanDuration, TimeUnit, Timestamp};

@@ -180,6 +180,23 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// A duration for logs and messages, rounded to the millisecond and written
+/// the humantime way: `844ms`, `2s 500ms`, `1m 30s` (not `843.666524ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d > std::time::Duration::ZERO && d < std::time::Duration::from_millis(1) {
+            return write!(f, "{}us", d.as_micros().max(1));
+        }
+        let ms = (d.as_nanos() + 500_000) / 1_000_000;
+        let rounded = std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+        write!(f, "{}", humantime::format_duration(rounded))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +246,17 @@ mod tests {
             None
         );
         assert_eq!(Timestamp::from_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        use std::time::Duration;
+        let h = |d| HumanDuration(d).to_string();
+        assert_eq!(h(Duration::from_nanos(843_666_524)), "844ms");
+        assert_eq!(h(Duration::from_millis(2_500)), "2s 500ms");
+        assert_eq!(h(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(h(Duration::from_secs(10)), "10s");
+        assert_eq!(h(Duration::from_micros(250)), "250us");
+        assert_eq!(h(Duration::ZERO), "0s");
     }
 }

@@ -1,10 +1,12 @@
 //! NATS: connecting with the configured auth and TLS, and reconciling the
 //! configured JetStream streams and consumers.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, Event};
+use tracing::{info, warn};
 
 use super::InfraError;
 use crate::config::relay::raw::{
@@ -42,25 +44,59 @@ pub async fn connect(cfg: &RawNats, name: &str, wait: bool) -> Result<Client, In
             opts = opts.add_client_certificate(cert.clone(), key.clone());
         }
     }
+    let servers: Arc<str> = cfg
+        .urls
+        .iter()
+        .map(|u| super::ws::redact_url(u))
+        .collect::<Vec<_>>()
+        .join(",")
+        .into();
+    let client_slot = Arc::new(OnceLock::<Client>::new());
     opts = opts
         .name(name)
         .connection_timeout(cfg.connect_timeout.0)
         .max_reconnects(None)
-        .client_capacity(4_096);
+        .client_capacity(4_096)
+        .event_callback({
+            let (servers, slot) = (servers.clone(), client_slot.clone());
+            move |event| {
+                let (servers, slot) = (servers.clone(), slot.clone());
+                async move { log_event(&event, &servers, slot.get()) }
+            }
+        });
     if wait {
         opts = opts.retry_on_initial_connect();
     }
-    opts.connect(urls.as_slice())
+    info!(url = %servers, "connecting to NATS");
+    let client = opts
+        .connect(urls.as_slice())
         .await
         .map_err(|e| InfraError::Connect {
-            target: cfg
-                .urls
-                .iter()
-                .map(|u| super::ws::redact_url(u))
-                .collect::<Vec<_>>()
-                .join(","),
+            target: servers.to_string(),
             message: e.to_string(),
-        })
+        })?;
+    let _ = client_slot.set(client.clone());
+    Ok(client)
+}
+
+/// Log a NATS client event, naming the server(s) it concerns (`url`, the
+/// configured URLs without credentials) and, once connected, the server's
+/// version and port.
+fn log_event(event: &Event, url: &str, client: Option<&Client>) {
+    match event {
+        Event::Connected => {
+            let info = client.map(Client::server_info);
+            let version = info.as_ref().map(|i| i.version.as_str()).unwrap_or("");
+            info!(url = %url, server_version = %version, "NATS connected");
+        }
+        Event::Disconnected => warn!(url = %url, "NATS disconnected; reconnecting"),
+        Event::ClientError(e) => info!(url = %url, error = %e, "NATS client error"),
+        Event::ServerError(e) => warn!(url = %url, error = %e, "NATS server error"),
+        Event::LameDuckMode => warn!(url = %url, "NATS server entering lame duck mode"),
+        Event::SlowConsumer(sid) => warn!(url = %url, subscription = sid, "NATS slow consumer"),
+        Event::Draining => info!(url = %url, "NATS connection draining"),
+        Event::Closed => info!(url = %url, "NATS connection closed"),
+    }
 }
 
 /// Credentials written into a server URL (`nats://user:pass@host`).
@@ -198,6 +234,17 @@ pub enum Reconciled {
     Updated(String),
     /// Already as configured.
     Unchanged(String),
+}
+
+impl std::fmt::Display for Reconciled {
+    /// `created stream MARKET`, `unchanged consumer `a` on stream `MARKET``.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reconciled::Created(what) => write!(f, "created {what}"),
+            Reconciled::Updated(what) => write!(f, "updated {what}"),
+            Reconciled::Unchanged(what) => write!(f, "unchanged {what}"),
+        }
+    }
 }
 
 /// Create missing streams and consumers and update those that differ.

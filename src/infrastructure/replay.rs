@@ -1,8 +1,9 @@
 //! `mdrelay replay`: a local fake venue. A WebSocket server that waits for
 //! the client's first message (its subscribe), answers with recorded acks,
-//! then streams recorded frames (text or binary), optionally at a fixed rate
-//! and in a loop. WebSocket pings are answered; simple text requests can be
-//! answered with canned replies (e.g. `ping` → `pong`).
+//! then streams recorded frames (text or binary), optionally at a fixed rate,
+//! in a loop, or as one session per connection (closed at the end, as a
+//! venue ends a session). WebSocket pings are answered; simple text requests
+//! can be answered with canned replies (e.g. `ping` → `pong`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use super::InfraError;
@@ -28,6 +32,11 @@ pub struct ReplaySpec {
     pub rate: Option<f64>,
     /// Start over at the end.
     pub looped: bool,
+    /// One session per connection: every connection gets the frames from the
+    /// first one (so a book starts from its snapshot), and the server closes
+    /// it after the last one (the client reconnects for a new session)
+    /// instead of staying silent or looping deltas into a live book.
+    pub close_at_end: bool,
     /// Start streaming without waiting for a client message.
     pub no_wait: bool,
     /// Text request → text reply, answered at any time.
@@ -46,6 +55,8 @@ pub struct ReplayStats {
     pub connections: AtomicU64,
     /// Frames sent (acks included), over all connections.
     pub frames_sent: AtomicU64,
+    /// Sessions that ended with the last frame (`close_at_end`).
+    pub sessions_completed: AtomicU64,
     /// Messages received from clients.
     pub messages_received: AtomicU64,
 }
@@ -97,6 +108,22 @@ pub async fn serve(
         }
     });
     Ok((local, stats, task))
+}
+
+/// The close frame that ends a recorded session (`close_at_end`).
+const END_OF_SESSION: CloseFrame = CloseFrame {
+    code: CloseCode::Normal,
+    reason: Utf8Bytes::from_static("end of the recorded session"),
+};
+
+/// Close the connection after the last frame of a session and count it.
+async fn end_session<T>(tx: &mut T, stats: &ReplayStats)
+where
+    T: futures_util::Sink<Message> + Unpin,
+{
+    if tx.send(Message::Close(Some(END_OF_SESSION))).await.is_ok() {
+        stats.sessions_completed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn message(f: &OwnedFrame) -> Message {
@@ -184,6 +211,9 @@ async fn session<S>(
         // `pos` counts frames over loops; the frame sent is `pos % n`.
         let mut pos = if live { due() } else { 0 };
         let mut done = n == 0 || (!spec.looped && pos >= n);
+        if done && spec.close_at_end {
+            return end_session(&mut tx, stats).await;
+        }
         loop {
             tokio::select! {
                 biased;
@@ -211,6 +241,9 @@ async fn session<S>(
                     }
                     if (tick.is_some() || pos.is_multiple_of(64) || done) && tx.flush().await.is_err() {
                         return;
+                    }
+                    if done && spec.close_at_end {
+                        return end_session(&mut tx, stats).await;
                     }
                 }
             }

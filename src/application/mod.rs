@@ -15,4 +15,5 @@ pub mod record;
 pub mod relay;
 pub mod reload;
 pub mod status;
+pub mod streams;
 pub mod subscribe;

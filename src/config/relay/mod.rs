@@ -2,6 +2,7 @@
 
 mod compile;
 pub mod raw;
+pub mod subjects;
 
 pub use compile::{
     BookTop, Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_relay,

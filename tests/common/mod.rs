@@ -2,6 +2,9 @@
 //! the in-process fake venue (`mdrelay replay`), and the relay itself.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod feeds;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -353,4 +356,15 @@ pub fn book_events_from_lines<'l>(
         }
     }
     events
+}
+
+/// Log the in-process relay to the test's output when `MDRELAY_TEST_LOG`
+/// holds a filter (e.g. `warn` or `mdrelay=debug`), for diagnosing a run.
+pub fn log_from_env() {
+    if let Ok(filter) = std::env::var("MDRELAY_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
 }

@@ -13,14 +13,29 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::pipeline::Outgoing;
 
-/// A message waiting for its ack.
+/// A message waiting for its ack (or to be sent again).
 pub(super) struct Flight {
     /// The message (kept for a retry).
     pub m: Outgoing,
-    /// Retries so far.
+    /// Retries after JetStream refused it.
     pub attempt: usize,
-    /// Its place in the in-flight window.
-    pub permit: OwnedSemaphorePermit,
+    /// Transient failures in a row (paces the next attempt).
+    pub transient: u32,
+    /// Whether any attempt was handed to the client (it may then have been
+    /// stored even without an ack).
+    pub sent: bool,
+    /// Its place in the in-flight window, held until the flight is dropped.
+    pub _slot: OwnedSemaphorePermit,
+}
+
+/// Why an attempt did not end in an ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// The broker could not answer now (disconnected, no ack in time, no
+    /// responders): send again with the same id, without limit.
+    Transient(String),
+    /// JetStream answered with an error: it did not store the message.
+    Refused(String),
 }
 
 /// The messages in flight on one publisher, by reply subject number.
@@ -99,6 +114,12 @@ impl Inflight {
     pub fn is_empty(&self) -> bool {
         self.flights.is_empty()
     }
+
+    /// Take every waiting message (shutdown).
+    pub fn drain(&mut self) -> impl Iterator<Item = Flight> + '_ {
+        self.order.clear();
+        self.flights.drain().map(|(_, f)| f)
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,30 +134,57 @@ struct AckError {
     #[serde(default)]
     code: u16,
     #[serde(default)]
+    err_code: u16,
+    #[serde(default)]
     description: String,
 }
 
-/// What a JetStream reply says: stored (`Ok(duplicate)`) or refused.
-pub(super) fn outcome(msg: &async_nats::Message) -> Result<bool, String> {
+/// JetStream's error code for a store that failed (a stream limit reached
+/// with `discard = "new"`).
+const STORE_FAILED: u16 = 10077;
+/// JetStream's error code for a server out of storage resources.
+const INSUFFICIENT_RESOURCES: u16 = 10023;
+
+/// What a JetStream reply says: stored (`Ok(duplicate)`), refused, or no
+/// answer yet.
+pub(super) fn outcome(msg: &async_nats::Message) -> Result<bool, Failure> {
     if let Some(status) = msg.status
         && msg.payload.is_empty()
     {
-        // 503: no stream listens on the subject (no responders).
-        return Err(format!("no JetStream ack: status {status}"));
+        // 503: no stream listens on the subject (no responders), as while a
+        // stream leader is being elected: the broker cannot answer now.
+        return Err(Failure::Transient(format!(
+            "no JetStream ack: status {status}"
+        )));
     }
     match serde_json::from_slice::<Ack>(&msg.payload) {
-        Ok(Ack { error: Some(e), .. }) => Err(format!("{} (code {})", e.description, e.code)),
+        // 503 inside an error ack is JetStream itself unavailable (no
+        // quorum, leader election): retry. Other codes, and the 503s that
+        // say the stream cannot take the message (store failed: a limit
+        // with `discard = "new"`; insufficient resources), are refusals.
+        Ok(Ack { error: Some(e), .. })
+            if e.code == 503 && !matches!(e.err_code, STORE_FAILED | INSUFFICIENT_RESOURCES) =>
+        {
+            Err(Failure::Transient(format!(
+                "{} (code {})",
+                e.description, e.code
+            )))
+        }
+        Ok(Ack { error: Some(e), .. }) => Err(Failure::Refused(format!(
+            "{} (code {})",
+            e.description, e.code
+        ))),
         Ok(a) => Ok(a.duplicate),
-        Err(e) => Err(format!("unreadable ack: {e}")),
+        Err(e) => Err(Failure::Refused(format!("unreadable ack: {e}"))),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn flight(permits: &Arc<tokio::sync::Semaphore>, id: &str) -> Flight {
+    pub(crate) fn flight(permits: &Arc<tokio::sync::Semaphore>, id: &str) -> Flight {
         Flight {
             m: Outgoing {
                 subject: "market.v.x.trade".into(),
@@ -147,7 +195,9 @@ mod tests {
                 received: Instant::now(),
             },
             attempt: 0,
-            permit: permits.clone().try_acquire_owned().unwrap(),
+            transient: 0,
+            sent: true,
+            _slot: permits.clone().try_acquire_owned().unwrap(),
         }
     }
 
@@ -191,6 +241,11 @@ mod tests {
             length: payload.len(),
         };
         assert_eq!(outcome(&msg(r#"{"stream":"M","seq":7}"#, None)), Ok(false));
+        let transient = |r: Result<bool, Failure>| matches!(r, Err(Failure::Transient(_)));
+        assert!(transient(outcome(&msg(
+            r#"{"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}"#,
+            None
+        ))));
         assert_eq!(
             outcome(&msg(r#"{"stream":"M","seq":7,"duplicate":true}"#, None)),
             Ok(true)
@@ -199,7 +254,9 @@ mod tests {
             r#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#,
             None,
         ));
-        assert!(refused.unwrap_err().contains("maximum messages exceeded"));
-        assert!(outcome(&msg("", Some(503))).unwrap_err().contains("503"));
+        assert!(
+            matches!(refused, Err(Failure::Refused(m)) if m.contains("maximum messages exceeded"))
+        );
+        assert!(transient(outcome(&msg("", Some(503)))));
     }
 }

@@ -37,6 +37,20 @@ pub enum Step {
         /// Why.
         reason: String,
     },
+    /// Book events that are not published, and why (counted, so that
+    /// every event is accounted for).
+    Dropped(BookDrop, u64),
+}
+
+/// Why the keeper did not publish a book event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookDrop {
+    /// It cannot continue the book: received while resyncing, already
+    /// contained in the snapshot, out of sequence, or pushed out of a full
+    /// buffer while a snapshot is awaited.
+    Resync,
+    /// It carried only a checksum: checked, nothing to publish.
+    ChecksumOnly,
 }
 
 /// A REST snapshot that cannot be used: fetch another.
@@ -82,8 +96,6 @@ struct Top {
 pub struct BookKeeper {
     books: foldhash::HashMap<String, InstBook>,
     scratch: Vec<u8>,
-    /// Deltas dropped while resyncing, or stale.
-    pub dropped: u64,
 }
 
 /// Whether a delta `fu..=lu` may be the first after a snapshot with id `id`.
@@ -139,12 +151,29 @@ impl BookKeeper {
         self.books.get_mut(key).expect("inserted above")
     }
 
-    /// Start buffering an instrument's deltas until its REST snapshot.
-    pub fn await_snapshot(&mut self, rules: &BookRules, instrument: &str) {
+    /// Start buffering an instrument's deltas until its REST snapshot
+    /// (what was buffered before is dropped: the number is returned).
+    pub fn await_snapshot(&mut self, rules: &BookRules, instrument: &str) -> u64 {
         let b = self.entry(rules, instrument);
-        b.state = State::Waiting(Vec::new());
+        let old = std::mem::replace(&mut b.state, State::Waiting(Vec::new()));
         b.last = None;
         b.after_snapshot = None;
+        match old {
+            State::Waiting(buf) => buf.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Book events held back (buffered until a snapshot): when the
+    /// connection ends, they are dropped.
+    pub fn held(&self) -> u64 {
+        self.books
+            .values()
+            .map(|b| match &b.state {
+                State::Waiting(buf) => buf.len() as u64,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// The instrument's checksum number scales arrived: checksums are
@@ -230,16 +259,15 @@ impl BookKeeper {
         let b = self.entry(rules, key);
         match &mut b.state {
             State::Waiting(buffer) if !(is_snapshot && rules.snapshot.is_none()) => {
-                let full = buffer.len() >= MAX_BUFFERED;
-                if full {
+                if buffer.len() >= MAX_BUFFERED {
                     buffer.remove(0);
+                    out.push(Step::Dropped(BookDrop::Resync, 1));
                 }
                 buffer.push(ev);
-                self.dropped += u64::from(full);
                 return;
             }
             State::Resyncing if !is_snapshot => {
-                self.dropped += 1;
+                out.push(Step::Dropped(BookDrop::Resync, 1));
                 return;
             }
             _ => {}
@@ -248,11 +276,7 @@ impl BookKeeper {
     }
 
     fn apply(&mut self, rules: &BookRules, key: &str, ev: Event, out: &mut Vec<Step>) {
-        let Self {
-            books,
-            scratch,
-            dropped,
-        } = self;
+        let Self { books, scratch } = self;
         let b = books.get_mut(key).expect("entry exists");
         let Payload::Book(u) = &ev.payload else {
             out.push(Step::Publish(ev));
@@ -266,12 +290,13 @@ impl BookKeeper {
                 u.last_update_id.unwrap_or(i64::MAX),
             );
             if stale(first_rule, id, lu) {
-                *dropped += 1;
+                out.push(Step::Dropped(BookDrop::Resync, 1));
                 return;
             }
             if !spans(first_rule, id, fu, lu) {
                 let reason = format!("first delta {fu}..{lu} does not follow snapshot {id}");
                 Self::gap(b, rules, ev.instrument.clone(), reason, out);
+                out.push(Step::Dropped(BookDrop::Resync, 1));
                 return;
             }
             b.after_snapshot = None;
@@ -279,11 +304,12 @@ impl BookKeeper {
             match rule.check(b.last, u) {
                 SequenceCheck::Ok => {}
                 SequenceCheck::Stale => {
-                    *dropped += 1;
+                    out.push(Step::Dropped(BookDrop::Resync, 1));
                     return;
                 }
                 SequenceCheck::Gap(reason) => {
                     Self::gap(b, rules, ev.instrument.clone(), reason, out);
+                    out.push(Step::Dropped(BookDrop::Resync, 1));
                     return;
                 }
             }
@@ -305,6 +331,7 @@ impl BookKeeper {
                         out.push(Step::Mismatch { instrument, reason });
                     } else {
                         Self::gap(b, rules, instrument, reason, out);
+                        out.push(Step::Dropped(BookDrop::Resync, 1));
                         return;
                     }
                 }
@@ -320,6 +347,7 @@ impl BookKeeper {
             && u.first_update_id.is_none()
             && u.last_update_id.is_none()
         {
+            out.push(Step::Dropped(BookDrop::ChecksumOnly, 1));
             return;
         }
         if u.last_update_id.is_some() {
@@ -379,10 +407,15 @@ impl BookKeeper {
                 Vec::new()
             }
         };
+        let buffered = buffer.len();
         let pending: Vec<Event> = buffer
             .into_iter()
             .filter(|e| ids(e).1.is_none_or(|u| !stale(first_rule, id, u)))
             .collect();
+        let contained = (buffered - pending.len()) as u64;
+        if contained > 0 {
+            out.push(Step::Dropped(BookDrop::Resync, contained));
+        }
         if let Some(first) = pending.first() {
             let (fu, lu) = ids(first);
             let (fu, lu) = (fu.unwrap_or(i64::MIN), lu.unwrap_or(i64::MAX));
@@ -445,12 +478,23 @@ mod tests {
     fn published(steps: &[Step]) -> Vec<String> {
         steps
             .iter()
-            .map(|s| match s {
-                Step::Publish(e) => e.id.0.clone(),
-                Step::Gap { .. } => "gap".into(),
-                Step::Mismatch { .. } => "mismatch".into(),
+            .filter_map(|s| match s {
+                Step::Publish(e) => Some(e.id.0.clone()),
+                Step::Gap { .. } => Some("gap".into()),
+                Step::Mismatch { .. } => Some("mismatch".into()),
+                Step::Dropped(..) => None,
             })
             .collect()
+    }
+
+    fn dropped(steps: &[Step]) -> u64 {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Dropped(_, n) => *n,
+                _ => 0,
+            })
+            .sum()
     }
 
     #[test]
@@ -468,6 +512,11 @@ mod tests {
         k.on_update(&rules, ev(BookKind::Snapshot, 0, 30, None), &mut out);
         k.on_update(&rules, ev(BookKind::Delta, 31, 31, None), &mut out);
         assert_eq!(published(&out), ["10", "12", "gap", "30", "31"]);
+        assert_eq!(
+            dropped(&out),
+            2,
+            "the delta after the hole, and the one while resyncing"
+        );
     }
 
     #[test]
@@ -486,6 +535,7 @@ mod tests {
         k.on_rest_snapshot(&rules, ev(BookKind::Snapshot, 0, 102, None), &mut out)
             .unwrap();
         assert_eq!(published(&out), ["102", "104", "110"]);
+        assert_eq!(dropped(&out), 1, "95..99 is in the snapshot");
     }
 
     #[test]

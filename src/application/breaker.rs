@@ -1,45 +1,54 @@
-//! Reconnect pacing: exponential backoff with jitter (the `backon` crate's
-//! exponential builder, used as a plain iterator of delays) and a circuit
-//! breaker (Closed → Open → HalfOpen) so a venue that keeps failing is
-//! probed, not hammered.
+//! Reconnect pacing: exponential backoff whose `max_delay` is a hard cap
+//! (jitter stays inside it), and a circuit breaker (Closed → Open →
+//! HalfOpen) so a venue that keeps failing is probed, not hammered.
+//!
+//! The delays are computed here rather than with a backoff crate: the
+//! crates' jitter is added on top of the capped delay (measured: 7.48 s
+//! against `max_delay = 5s`), and the computation is three lines.
 
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-
 use crate::config::relay::{Breaker as BreakerCfg, Reconnect};
 
-/// Delays between reconnect attempts.
+/// Delays between reconnect attempts: `initial_delay × multiplier^n`, at
+/// most `max_delay`; with jitter, a uniform draw between half the delay and
+/// the delay (so never above the cap, and reconnect storms spread out).
 pub struct Backoff {
-    builder: ExponentialBuilder,
-    delays: backon::ExponentialBackoff,
+    cfg: Reconnect,
+    attempt: i32,
 }
 
 impl Backoff {
     /// From the venue's reconnect settings.
     pub fn new(cfg: &Reconnect) -> Self {
-        let mut builder = ExponentialBuilder::default()
-            .with_min_delay(cfg.initial_delay)
-            .with_max_delay(cfg.max_delay)
-            .with_factor(cfg.multiplier)
-            .without_max_times();
-        if cfg.jitter {
-            builder = builder.with_jitter();
-        }
         Backoff {
-            delays: builder.build(),
-            builder,
+            cfg: cfg.clone(),
+            attempt: 0,
         }
     }
 
     /// The next delay.
     pub fn next_delay(&mut self) -> Duration {
-        self.delays.next().unwrap_or(Duration::from_secs(1))
+        let grown = self.cfg.initial_delay.as_secs_f64()
+            * f64::from(self.cfg.multiplier.max(1.0)).powi(self.attempt);
+        self.attempt = self.attempt.saturating_add(1).min(1_000);
+        let cap = self.cfg.max_delay.as_secs_f64();
+        let base = if grown.is_finite() {
+            grown.min(cap)
+        } else {
+            cap
+        };
+        let secs = if self.cfg.jitter {
+            base * (0.5 + 0.5 * fastrand::f64())
+        } else {
+            base
+        };
+        Duration::from_secs_f64(secs).min(self.cfg.max_delay)
     }
 
     /// Start over from the initial delay (after a successful connection).
     pub fn reset(&mut self) {
-        self.delays = self.builder.build();
+        self.attempt = 0;
     }
 }
 
@@ -190,11 +199,38 @@ mod tests {
         let mut b = Backoff::new(&cfg);
         let d: Vec<_> = (0..6).map(|_| b.next_delay()).collect();
         let ms = |d: Duration| d.as_millis();
+        assert_eq!(ms(d[3]), 800);
+        assert_eq!(ms(d[4]), 1000);
         assert_eq!(ms(d[0]), 100);
         assert_eq!(ms(d[1]), 200);
         assert_eq!(ms(d[2]), 400);
         assert_eq!(ms(d[5]), 1000);
         b.reset();
         assert_eq!(ms(b.next_delay()), 100);
+    }
+
+    #[test]
+    fn jitter_stays_under_the_cap() {
+        let cfg = Reconnect {
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(5),
+            multiplier: 2.0,
+            jitter: true,
+        };
+        let mut b = Backoff::new(&cfg);
+        let mut max = Duration::ZERO;
+        let mut capped = Vec::new();
+        for i in 0..10_000 {
+            let d = b.next_delay();
+            max = max.max(d);
+            if i >= 10 {
+                capped.push(d);
+            }
+        }
+        assert!(max <= cfg.max_delay, "{max:?}");
+        // Inside the cap the delays still spread (no storm of equal delays).
+        let lo = capped.iter().min().unwrap();
+        assert!(*lo >= Duration::from_millis(2500), "{lo:?}");
+        assert!(*lo < Duration::from_millis(2600), "{lo:?}");
     }
 }

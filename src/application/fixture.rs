@@ -96,6 +96,36 @@ pub fn transcript(venue: &Venue, market: Option<&str>, frames: &str) -> (Vec<Str
     (out, counts)
 }
 
+/// The venue instruments whose events `frames` (one per line) carry, as
+/// they map through `venue`: what a relay replaying them must subscribe to
+/// (events of instruments a connection did not subscribe are not
+/// published).
+pub fn instruments_in(
+    venue: &Venue,
+    market: Option<&str>,
+    frames: &str,
+) -> std::collections::BTreeSet<String> {
+    let mut mapper = Mapper::new(
+        venue.id.clone(),
+        market.map(str::to_owned),
+        Default::default(),
+    );
+    let mut found = std::collections::BTreeSet::new();
+    let mut events = Vec::new();
+    for line in frames.lines() {
+        if let FrameLine::Frame(f) = parse_frame_line(line) {
+            events.clear();
+            let _ = mapper.map(venue, f.as_raw(), Timestamp(0), &mut events);
+            for e in &events {
+                if !found.contains(&e.instrument.venue_instrument) {
+                    found.insert(e.instrument.venue_instrument.clone());
+                }
+            }
+        }
+    }
+    found
+}
+
 fn marker(line: usize, key: &str, value: serde_json::Value) -> String {
     format!("{{\"line\":{line},\"{key}\":{value}}}")
 }

@@ -35,8 +35,10 @@ pub struct ConnStatus {
     pub state: ConnState,
     /// Subscribe acks received on the current connection.
     pub subscriptions_acked: u64,
-    /// Error messages the venue sent (rejected subscriptions), latest last.
-    pub subscriptions_rejected: Vec<String>,
+    /// Error messages the venue sent (rejected subscriptions), latest last,
+    /// with when (Unix ms). They count against health for
+    /// [`HealthSettings::error_memory`], then age out.
+    pub subscriptions_rejected: Vec<VenueError>,
     /// Reconnects so far.
     pub reconnects: u64,
     /// The last failure, if any.
@@ -54,6 +56,17 @@ impl Default for ConnStatus {
         }
     }
 }
+
+/// An error a venue reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct VenueError {
+    /// When it arrived (Unix milliseconds).
+    pub at_ms: i64,
+    /// What the venue said (cut to a few hundred bytes).
+    pub message: String,
+}
+
+pub use crate::config::relay::HealthSettings;
 
 /// The connection's side: update state, stamp frames.
 pub struct ConnReporter {
@@ -102,10 +115,17 @@ pub struct ReloadReport {
 /// Live health of the relay.
 #[derive(Default)]
 pub struct Health {
+    settings: HealthSettings,
     conns: Mutex<Vec<ConnWatch>>,
     nats: OnceLock<async_nats::Client>,
     reload: OnceLock<watch::Receiver<ReloadReport>>,
+    publish: OnceLock<Arc<crate::application::publisher::PublishSignals>>,
 }
+
+/// Publishes that have met no stream for this long make the relay
+/// unhealthy (a stream leader election takes 2–3 s; longer means no stream
+/// captures the subjects).
+const NO_STREAM_UNHEALTHY: Duration = Duration::from_secs(5);
 
 /// One venue's part of the report.
 #[derive(Debug, Serialize)]
@@ -115,9 +135,17 @@ struct VenueReport {
 }
 
 impl Health {
-    /// A new, empty registry.
+    /// A new, empty registry with the default settings.
     pub fn new() -> Arc<Self> {
         Arc::new(Health::default())
+    }
+
+    /// A new, empty registry.
+    pub fn with_settings(settings: HealthSettings) -> Arc<Self> {
+        Arc::new(Health {
+            settings,
+            ..Health::default()
+        })
     }
 
     /// Register a connection; it is shown until its reporter is dropped and
@@ -150,6 +178,11 @@ impl Health {
         let _ = self.nats.set(client);
     }
 
+    /// Attach the publishers' signals (JetStream with no stream for a subject).
+    pub fn set_publish_signals(&self, s: Arc<crate::application::publisher::PublishSignals>) {
+        let _ = self.publish.set(s);
+    }
+
     /// Attach the reload result channel.
     pub fn set_reload(&self, rx: watch::Receiver<ReloadReport>) {
         let _ = self.reload.set(rx);
@@ -166,6 +199,8 @@ impl Health {
         };
         let mut venues: BTreeMap<String, VenueReport> = BTreeMap::new();
         let (mut any_up, mut all_up, mut any_conn) = (false, true, false);
+        let error_since = now.as_millis()
+            - i64::try_from(self.settings.error_memory.as_millis()).unwrap_or(i64::MAX);
         for c in self.conns.lock().expect("health lock").iter() {
             let st = c.rx.borrow().clone();
             if st.state == ConnState::Stopped {
@@ -174,29 +209,44 @@ impl Health {
             any_conn = true;
             let last = c.last_frame_ns.load(Ordering::Relaxed);
             let age = (last > 0).then(|| Duration::from_nanos((now.0 - last).max(0) as u64));
-            let stale = age.is_none_or(|a| a > c.stale_after);
-            let up = st.state == ConnState::Connected && !stale;
+            let up = st.state == ConnState::Connected && age.is_some_and(|a| a <= c.stale_after);
+            let quiet = age.is_none_or(|a| {
+                a.as_secs_f64() > c.stale_after.as_secs_f64() * self.settings.silence_fraction
+            });
+            let errors: Vec<&VenueError> = st
+                .subscriptions_rejected
+                .iter()
+                .filter(|e| e.at_ms >= error_since)
+                .collect();
+            let ok = up && !quiet && errors.is_empty();
             any_up |= up;
-            all_up &= up && st.subscriptions_rejected.is_empty();
+            all_up &= ok;
             let v = venues.entry(c.venue.clone()).or_insert(VenueReport {
                 status: "healthy",
                 connections: Vec::new(),
             });
-            if !up || !st.subscriptions_rejected.is_empty() {
+            if !ok {
                 v.status = "degraded";
             }
             v.connections.push(serde_json::json!({
                 "index": c.index,
                 "state": st.state,
                 "last_frame_age_ms": age.map(|a| a.as_millis() as u64),
+                "quiet": quiet,
                 "subscriptions_acked": st.subscriptions_acked,
+                "recent_errors": errors,
                 "subscriptions_rejected": st.subscriptions_rejected,
                 "reconnects": st.reconnects,
                 "last_error": st.last_error,
             }));
         }
         let nats_up = nats_state == "connected";
-        let status = if !nats_up || (any_conn && !any_up) {
+        let no_stream = self
+            .publish
+            .get()
+            .and_then(|p| p.no_stream_for(now))
+            .filter(|d| *d >= NO_STREAM_UNHEALTHY);
+        let status = if !nats_up || no_stream.is_some() || (any_conn && !any_up) {
             "unhealthy"
         } else if !all_up {
             "degraded"
@@ -211,7 +261,10 @@ impl Health {
             .filter(|r| r.at.is_some());
         let body = serde_json::json!({
             "status": status,
-            "nats": { "state": nats_state },
+            "nats": {
+                "state": nats_state,
+                "no_stream_for_ms": no_stream.map(|d| d.as_millis() as u64),
+            },
             "venues": venues,
             "last_reload": reload,
         });

@@ -10,6 +10,7 @@ pub mod fixture;
 pub mod health;
 pub mod metrics;
 pub mod pipeline;
+pub mod process;
 pub mod publisher;
 pub mod record;
 pub mod relay;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
+use super::metrics::{Metrics, TypeLabel};
 use crate::config::relay::raw::WhenFull;
 use crate::domain::DataType;
 
@@ -61,6 +62,34 @@ impl Queues {
             rxs.push((t, rx));
         }
         (Queues { txs: txs.into() }, rxs)
+    }
+
+    /// Keep `mdrelay_queue_depth` live: each read of the metrics counts what
+    /// waits in each queue (the queues themselves are not kept open by it).
+    pub fn report_depths(&self, metrics: &Metrics) {
+        let weak: Vec<(DataType, mpsc::WeakSender<Outgoing>)> = DataType::ALL
+            .iter()
+            .map(|&t| (t, self.txs[t.index()].0.downgrade()))
+            .collect();
+        let gauges: Vec<_> = weak
+            .iter()
+            .map(|(t, _)| {
+                metrics
+                    .queue_depth
+                    .get_or_create(&TypeLabel {
+                        data_type: t.as_str().to_owned(),
+                    })
+                    .clone()
+            })
+            .collect();
+        metrics.on_read(move || {
+            for ((_, tx), gauge) in weak.iter().zip(&gauges) {
+                let depth = tx
+                    .upgrade()
+                    .map_or(0, |tx| tx.max_capacity() - tx.capacity());
+                gauge.set(depth as i64);
+            }
+        });
     }
 
     /// Queue an event according to its data type's policy. With `block`

@@ -1,41 +1,93 @@
 //! Publishing to JetStream: in order, pipelined (many acks in flight, awaited
-//! out of line), bounded by a shared semaphore, with a small explicit retry
-//! policy. Every message carries `Nats-Msg-Id`, so a retry — or a replay of
-//! the same frames after a reconnect — is stored once.
+//! out of line), bounded by a shared window, and lossless through outages.
+//!
+//! Every message carries `Nats-Msg-Id`, so a retry — or a replay of the same
+//! frames after a reconnect — is stored once. What happens to a message
+//! depends on why its attempt did not end in an ack ([`acks::Failure`]):
+//!
+//! - **transient** (NATS disconnected, no ack within `ack_timeout`, no
+//!   responders while a stream leader is elected): the message keeps its
+//!   window slot and is sent again, with the same id, once NATS is connected.
+//!   It is never dropped for this: a long outage fills the window, then the
+//!   queues, and each queue's full policy decides (`block` stops reading the
+//!   venue; `drop_newest` drops, counted as `queue_full`);
+//! - **refused** (JetStream answered with an error, e.g. a full stream with
+//!   `discard = "new"`): retried after each of `retry_delays`, then dropped
+//!   and counted as `publish_failed` — JetStream said it did not store it;
+//! - at **shutdown**, what is still queued or unacknowledged when the drain
+//!   deadline passes is abandoned, counted as `shutdown` and reported, split
+//!   into never sent and sent but unconfirmed (those may have been stored).
 
-use std::pin::Pin;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::{HeaderMap, HeaderName};
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
-use super::acks::{self, Flight, Inflight};
-use super::metrics::{Metrics, TypeLabel, VenueTypeLabel};
+use super::acks::{self, Failure, Flight, Inflight};
+use super::metrics::{DropCause, Metrics, VenueTypeLabel};
 use super::pipeline::Outgoing;
+use crate::domain::{DataType, Timestamp};
+use crate::infrastructure::logs::LogLimiter;
 
 /// Settings shared by the publishers.
 #[derive(Clone)]
 pub struct PublishSettings {
-    /// The NATS client (first attempts: published with a reply subject
-    /// whose ack one subscription per publisher collects).
+    /// The NATS client.
     pub client: async_nats::Client,
-    /// How long an ack may take before the message is retried.
+    /// How long an ack may take before the message is sent again.
     pub ack_timeout: Duration,
-    /// The JetStream context (retries; its timeout is the ack timeout).
-    pub js: jetstream::Context,
-    /// Shared bound on acks in flight.
+    /// Shared bound on messages in flight (sent or waiting to be sent again).
     pub permits: Arc<Semaphore>,
-    /// Delays before each retry.
+    /// Delays before each retry of a message JetStream refused.
     pub retry_delays: Arc<[Duration]>,
     /// `Content-Type` header.
     pub content_type: &'static str,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// What the publishers tell `/health`.
+    pub signals: Arc<PublishSignals>,
+    /// Cancelled when the shutdown drain deadline passes: abandon what is
+    /// left and report it.
+    pub give_up: CancellationToken,
     /// Exact frame-to-ack latencies, when measuring (`mdrelay bench`).
     pub probe: Option<Arc<LatencyProbe>>,
+}
+
+/// Publisher state `/health` reads.
+#[derive(Debug, Default)]
+pub struct PublishSignals {
+    /// When (Unix ns) JetStream last answered "no responders" for a
+    /// subject (no stream captures it, or its leader is being elected);
+    /// 0 after a later successful ack.
+    no_stream_since: AtomicI64,
+}
+
+impl PublishSignals {
+    /// How long publishes have met no stream, if they do now.
+    pub fn no_stream_for(&self, now: Timestamp) -> Option<Duration> {
+        let since = self.no_stream_since.load(Ordering::Relaxed);
+        (since != 0).then(|| Duration::from_nanos((now.0 - since).max(0) as u64))
+    }
+
+    fn no_stream(&self) {
+        let _ = self.no_stream_since.compare_exchange(
+            0,
+            Timestamp::now().0,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn stored(&self) {
+        if self.no_stream_since.load(Ordering::Relaxed) != 0 {
+            self.no_stream_since.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Collects exact frame-to-ack latencies (microseconds) for benchmarks.
@@ -63,14 +115,40 @@ impl LatencyProbe {
 /// What a publisher did before it stopped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PublisherReport {
-    /// Acknowledged (including duplicates).
-    pub acked: u64,
-    /// Dropped after the last retry.
+    /// Acknowledged as newly stored.
+    pub stored: u64,
+    /// Acknowledged as already stored (same `Nats-Msg-Id` within the
+    /// stream's duplicate window).
+    pub duplicates: u64,
+    /// Refused by JetStream after every retry: not stored.
     pub failed: u64,
+    /// Abandoned at shutdown without ever being sent: not stored.
+    pub abandoned_unsent: u64,
+    /// Abandoned at shutdown after being sent without an ack: JetStream may
+    /// or may not have stored them.
+    pub abandoned_unconfirmed: u64,
 }
 
-type Done = (Outgoing, usize, Result<bool, String>, OwnedSemaphorePermit);
-type Pending = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
+impl PublisherReport {
+    /// Add another publisher's report.
+    pub fn add(&mut self, o: &PublisherReport) {
+        self.stored += o.stored;
+        self.duplicates += o.duplicates;
+        self.failed += o.failed;
+        self.abandoned_unsent += o.abandoned_unsent;
+        self.abandoned_unconfirmed += o.abandoned_unconfirmed;
+    }
+
+    /// Events acknowledged (stored or duplicate).
+    pub fn acked(&self) -> u64 {
+        self.stored + self.duplicates
+    }
+
+    /// Events abandoned at shutdown.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned_unsent + self.abandoned_unconfirmed
+    }
+}
 
 fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
     // Names built at compile time: only the values are allocated per event.
@@ -86,55 +164,34 @@ fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
     h
 }
 
-/// Send one message to the client (in order) and return its ack future.
-async fn send(s: &PublishSettings, m: &Outgoing) -> Result<PublishAckFuture, String> {
-    s.js.publish_with_headers(
-        m.subject.clone(),
-        headers(m, s.content_type),
-        m.payload.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())
+/// Delay before resending after the `n`th transient failure in a row of one
+/// message: 100 ms doubling to 2 s.
+fn transient_delay(n: u32) -> Duration {
+    Duration::from_millis(100u64 << n.min(5)).min(Duration::from_secs(2))
 }
 
-fn await_ack(
-    ack: Result<PublishAckFuture, String>,
-    m: Outgoing,
-    attempt: usize,
-    permit: OwnedSemaphorePermit,
-) -> Pin<Box<dyn Future<Output = Done> + Send>> {
-    Box::pin(async move {
-        let result = match ack {
-            Ok(fut) => fut.await.map(|a| a.duplicate).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        (m, attempt, result, permit)
-    })
+/// A message waiting to be sent again.
+struct Due {
+    at: tokio::time::Instant,
+    seq: u64,
+    flight: Flight,
 }
 
-fn retry(
-    s: &PublishSettings,
-    m: Outgoing,
-    attempt: usize,
-    delay: Duration,
-    permit: OwnedSemaphorePermit,
-) -> Pin<Box<dyn Future<Output = Done> + Send>> {
-    let s = s.clone();
-    Box::pin(async move {
-        tokio::time::sleep(delay).await;
-        let ack = send(&s, &m).await;
-        let result = match ack {
-            Ok(fut) => fut.await.map(|a| a.duplicate).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        (m, attempt, result, permit)
-    })
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
 }
-
-fn labels(m: &Outgoing) -> VenueTypeLabel {
-    VenueTypeLabel {
-        venue: m.venue.to_string(),
-        data_type: m.data_type.as_str().to_owned(),
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    /// Earliest first (the heap is a max-heap).
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
     }
 }
 
@@ -144,30 +201,23 @@ struct Handles {
     venue: Arc<str>,
     published: prometheus_client::metrics::counter::Counter,
     duplicate: prometheus_client::metrics::counter::Counter,
-}
-
-/// Per-publisher metric cache.
-struct Meters {
-    venues: Vec<Handles>,
     latency: prometheus_client::metrics::histogram::Histogram,
 }
 
-impl Meters {
-    fn new(s: &PublishSettings, data_type: crate::domain::DataType) -> Self {
-        let latency = s
-            .metrics
-            .ack_latency
-            .get_or_create(&TypeLabel {
-                data_type: data_type.as_str().to_owned(),
-            })
-            .clone();
-        Meters {
-            venues: Vec::new(),
-            latency,
-        }
-    }
+/// One publisher's state.
+struct Publisher {
+    s: PublishSettings,
+    data_type: DataType,
+    venues: Vec<Handles>,
+    inflight: Inflight,
+    retries: BinaryHeap<Due>,
+    retry_seq: u64,
+    report: PublisherReport,
+    logs: LogLimiter,
+}
 
-    fn venue(&mut self, s: &PublishSettings, m: &Outgoing) -> &Handles {
+impl Publisher {
+    fn handles(&mut self, m: &Outgoing) -> &Handles {
         let i = match self
             .venues
             .iter()
@@ -176,94 +226,204 @@ impl Meters {
             Some(i) => i,
             None => {
                 let l = labels(m);
+                let metrics = &self.s.metrics;
                 self.venues.push(Handles {
                     venue: m.venue.clone(),
-                    published: s.metrics.events_published.get_or_create(&l).clone(),
-                    duplicate: s.metrics.events_duplicate.get_or_create(&l).clone(),
+                    published: metrics.events_published.get_or_create(&l).clone(),
+                    duplicate: metrics.events_duplicate.get_or_create(&l).clone(),
+                    latency: metrics.ack_latency.get_or_create(&l).clone(),
                 });
                 self.venues.len() - 1
             }
         };
         &self.venues[i]
     }
-}
 
-/// Handle a finished publish: count it, or schedule its retry.
-fn finish(
-    s: &PublishSettings,
-    meters: &mut Meters,
-    done: Done,
-    pending: &mut Pending,
-    report: &mut PublisherReport,
-) {
-    let (m, attempt, result, permit) = done;
-    match result {
-        Ok(duplicate) => {
-            report.acked += 1;
-            s.metrics.in_flight.dec();
-            let h = meters.venue(s, &m);
-            if duplicate {
-                h.duplicate.inc()
-            } else {
-                h.published.inc()
-            };
-            let latency = m.received.elapsed();
-            if let Some(p) = &s.probe {
-                p.record(latency);
+    fn connected(&self) -> bool {
+        self.s.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Hand a message to the client with its own reply subject.
+    async fn send(&mut self, mut f: Flight) {
+        let (n, reply) = self.inflight.reply();
+        let sent = self
+            .s
+            .client
+            .publish_with_reply_and_headers(
+                f.m.subject.clone(),
+                reply,
+                headers(&f.m, self.s.content_type),
+                f.m.payload.clone(),
+            )
+            .await;
+        match sent {
+            Ok(()) => {
+                f.sent = true;
+                self.inflight.insert(n, f, Instant::now());
             }
-            meters.latency.observe(latency.as_secs_f64());
-            drop(permit);
+            Err(e) => self.finish(f, Err(Failure::Transient(e.to_string()))),
         }
-        Err(e) => match s.retry_delays.get(attempt) {
-            Some(delay) => {
-                s.metrics.publish_retries.get_or_create(&labels(&m)).inc();
-                tracing::debug!(subject = %m.subject, id = %m.id, attempt = attempt + 1, error = %e, "publish failed, retrying");
-                pending.push(retry(s, m, attempt + 1, *delay, permit));
+    }
+
+    fn schedule(&mut self, flight: Flight, delay: Duration) {
+        self.retry_seq += 1;
+        self.retries.push(Due {
+            at: tokio::time::Instant::now() + delay,
+            seq: self.retry_seq,
+            flight,
+        });
+    }
+
+    /// The outcome of one attempt: count it, or schedule the next attempt.
+    fn finish(&mut self, mut f: Flight, result: Result<bool, Failure>) {
+        match result {
+            Ok(duplicate) => {
+                self.s.signals.stored();
+                self.s.metrics.in_flight.dec();
+                let latency = f.m.received.elapsed();
+                if duplicate {
+                    self.report.duplicates += 1;
+                } else {
+                    self.report.stored += 1;
+                }
+                let h = self.handles(&f.m);
+                if duplicate {
+                    h.duplicate.inc();
+                } else {
+                    h.published.inc();
+                }
+                h.latency.observe(latency.as_secs_f64());
+                if let Some(p) = &self.s.probe {
+                    p.record(latency);
+                }
             }
-            None => {
-                report.failed += 1;
-                s.metrics.in_flight.dec();
-                s.metrics.publish_failures.get_or_create(&labels(&m)).inc();
-                tracing::warn!(subject = %m.subject, id = %m.id, attempts = attempt + 1, error = %e, "publish failed after all retries; event dropped");
-                drop(permit);
+            Err(Failure::Transient(reason)) => {
+                if reason.contains("status 503") {
+                    self.s.signals.no_stream();
+                }
+                self.s
+                    .metrics
+                    .publish_retries
+                    .get_or_create(&labels(&f.m))
+                    .inc();
+                if let Some(suppressed) = self.logs.allow("transient") {
+                    tracing::warn!(data_type = %self.data_type, error = %reason, suppressed, "publish not acknowledged; sending again once NATS takes it (nothing is dropped for this)");
+                }
+                let delay = transient_delay(f.transient);
+                f.transient = f.transient.saturating_add(1);
+                self.schedule(f, delay);
             }
-        },
+            Err(Failure::Refused(reason)) => match self.s.retry_delays.get(f.attempt) {
+                Some(&delay) => {
+                    self.s
+                        .metrics
+                        .publish_retries
+                        .get_or_create(&labels(&f.m))
+                        .inc();
+                    f.attempt += 1;
+                    self.schedule(f, delay);
+                }
+                None => {
+                    self.report.failed += 1;
+                    self.s.metrics.in_flight.dec();
+                    self.s
+                        .metrics
+                        .publish_failures
+                        .get_or_create(&labels(&f.m))
+                        .inc();
+                    self.s
+                        .metrics
+                        .dropped(&f.m.venue, f.m.data_type, DropCause::PublishFailed)
+                        .inc();
+                    if let Some(suppressed) = self.logs.allow("refused") {
+                        tracing::warn!(subject = %f.m.subject, id = %f.m.id, attempts = f.attempt + 1, error = %reason, suppressed, "JetStream refused the event after every retry; dropped");
+                    }
+                }
+            },
+        }
+    }
+
+    /// The drain deadline passed: count what is left as abandoned.
+    fn abandon(&mut self, next: Option<Outgoing>, rx: &mut mpsc::Receiver<Outgoing>) {
+        rx.close();
+        let mut left: Vec<Outgoing> = next.into_iter().collect();
+        while let Ok(m) = rx.try_recv() {
+            left.push(m);
+        }
+        self.report.abandoned_unsent += left.len() as u64;
+        let mut flights: Vec<Flight> = self.inflight.drain().collect();
+        flights.extend(self.retries.drain().map(|d| d.flight));
+        for f in flights {
+            self.s.metrics.in_flight.dec();
+            if f.sent {
+                self.report.abandoned_unconfirmed += 1;
+            } else {
+                self.report.abandoned_unsent += 1;
+            }
+            left.push(f.m);
+        }
+        for m in &left {
+            self.s
+                .metrics
+                .dropped(&m.venue, m.data_type, DropCause::Shutdown)
+                .inc();
+        }
     }
 }
 
-/// Publish everything from `rx` until it closes and every ack is in. Starts
-/// once `ready` is true (streams reconciled).
-///
-/// First attempts are published with a reply subject of this publisher's
-/// ack inbox and matched to their acks in an [`Inflight`] table; retries go
-/// through the JetStream request API.
+fn labels(m: &Outgoing) -> VenueTypeLabel {
+    VenueTypeLabel {
+        venue: m.venue.to_string(),
+        data_type: m.data_type.as_str().to_owned(),
+    }
+}
+
+/// Publish everything from `rx` until it closes and every message is
+/// acknowledged or refused, or until `give_up`. Starts once `ready` is true
+/// (streams reconciled).
 pub async fn run(
-    data_type: crate::domain::DataType,
+    data_type: DataType,
     mut rx: mpsc::Receiver<Outgoing>,
     s: PublishSettings,
     mut ready: watch::Receiver<bool>,
 ) -> PublisherReport {
-    let mut report = PublisherReport::default();
-    let mut pending: Pending = FuturesUnordered::new();
-    let _ = ready.wait_for(|r| *r).await;
-    let depth = s
-        .metrics
-        .queue_depth
-        .get_or_create(&TypeLabel {
-            data_type: data_type.as_str().to_owned(),
-        })
-        .clone();
-    let mut meters = Meters::new(&s, data_type);
-    let mut inflight = Inflight::new(&s.client.new_inbox(), s.ack_timeout);
-    let mut acks = match s.client.subscribe(inflight.wildcard()).await {
-        Ok(sub) => Some(sub),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot subscribe to publish acks; using one request per message");
-            None
+    let give_up = s.give_up.clone();
+    let mut p = Publisher {
+        inflight: Inflight::new(&s.client.new_inbox(), s.ack_timeout),
+        s,
+        data_type,
+        venues: Vec::new(),
+        retries: BinaryHeap::new(),
+        retry_seq: 0,
+        report: PublisherReport::default(),
+        logs: LogLimiter::new(Duration::from_secs(10)),
+    };
+    tokio::select! {
+        _ = ready.wait_for(|r| *r) => {}
+        _ = give_up.cancelled() => {
+            p.abandon(None, &mut rx);
+            return p.report;
+        }
+    }
+    let mut acks = loop {
+        match p.s.client.subscribe(p.inflight.wildcard()).await {
+            Ok(sub) => break sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to publish acks; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = give_up.cancelled() => {
+                        p.abandon(None, &mut rx);
+                        return p.report;
+                    }
+                }
+            }
         }
     };
     let mut sweep = tokio::time::interval(Duration::from_millis(50));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wait_for_nats = tokio::time::interval(Duration::from_millis(100));
+    wait_for_nats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The next message waits here for a window slot while acks go on being
     // processed. A slot is only asked for once a message is in hand: an idle
     // publisher (one per data type, sharing the window) holds none, so a
@@ -271,70 +431,78 @@ pub async fn run(
     // `PollSemaphore` keeps this publisher's place in the slot queue while
     // other branches run.
     let mut next: Option<Outgoing> = None;
-    let mut window = tokio_util::sync::PollSemaphore::new(s.permits.clone());
+    let mut window = tokio_util::sync::PollSemaphore::new(p.s.permits.clone());
     let mut open = true;
-    while open || !pending.is_empty() || !inflight.is_empty() {
+    while open || next.is_some() || !p.inflight.is_empty() || !p.retries.is_empty() {
+        let connected = p.connected();
+        let next_retry = p.retries.peek().map(|d| d.at);
         tokio::select! {
             biased;
-            Some(msg) = async { acks.as_mut()?.next().await }, if !inflight.is_empty() => {
-                if let Some(f) = inflight.take(msg.subject.as_str()) {
-                    let done = (f.m, f.attempt, acks::outcome(&msg), f.permit);
-                    finish(&s, &mut meters, done, &mut pending, &mut report);
+            _ = give_up.cancelled() => {
+                p.abandon(next.take(), &mut rx);
+                break;
+            }
+            Some(msg) = acks.next(), if !p.inflight.is_empty() => {
+                if let Some(f) = p.inflight.take(msg.subject.as_str()) {
+                    p.finish(f, acks::outcome(&msg));
                 }
             }
-            Some(done) = pending.next(), if !pending.is_empty() => finish(&s, &mut meters, done, &mut pending, &mut report),
-            _ = sweep.tick(), if !inflight.is_empty() => {
-                while let Some(f) = inflight.expired(std::time::Instant::now()) {
-                    let done = (f.m, f.attempt, Err("no ack within the ack timeout".into()), f.permit);
-                    finish(&s, &mut meters, done, &mut pending, &mut report);
+            _ = sweep.tick(), if !p.inflight.is_empty() => {
+                while let Some(f) = p.inflight.expired(Instant::now()) {
+                    let why = if p.connected() { "no ack within the ack timeout" } else { "NATS disconnected before the ack" };
+                    p.finish(f, Err(Failure::Transient(why.into())));
                 }
             }
+            _ = tokio::time::sleep_until(next_retry.unwrap_or_else(tokio::time::Instant::now)), if connected && next_retry.is_some() => {
+                if let Some(due) = p.retries.pop() {
+                    p.send(due.flight).await;
+                }
+            }
+            _ = wait_for_nats.tick(), if !connected => {}
             msg = rx.recv(), if open && next.is_none() => match msg {
                 Some(m) => next = Some(m),
                 None => open = false,
             },
-            permit = std::future::poll_fn(|cx| window.poll_acquire(cx)), if next.is_some() => match permit {
+            permit = std::future::poll_fn(|cx| window.poll_acquire(cx)), if connected && next.is_some() => match permit {
                 Some(permit) => {
                     let m = next.take().expect("guarded");
-                    depth.set(rx.len() as i64);
-                    s.metrics.in_flight.inc();
-                    if acks.is_some() {
-                        let (n, reply) = inflight.reply();
-                        match s
-                            .client
-                            .publish_with_reply_and_headers(
-                                m.subject.clone(),
-                                reply,
-                                headers(&m, s.content_type),
-                                m.payload.clone(),
-                            )
-                            .await
-                        {
-                            Ok(()) => inflight.insert(
-                                n,
-                                Flight { m, attempt: 0, permit },
-                                std::time::Instant::now(),
-                            ),
-                            Err(e) => {
-                                let done = (m, 0, Err(e.to_string()), permit);
-                                finish(&s, &mut meters, done, &mut pending, &mut report);
-                            }
-                        }
-                    } else {
-                        let ack = send(&s, &m).await;
-                        pending.push(await_ack(ack, m, 0, permit));
-                    }
+                    p.s.metrics.in_flight.inc();
+                    p.send(Flight { m, attempt: 0, transient: 0, sent: false, _slot: permit }).await;
                 }
-                // The window is never closed while publishers run; were it
-                // closed, nothing more could be sent.
+                // The window is never closed while publishers run.
                 None => {
-                    if let Some(m) = next.take() {
-                        tracing::error!(subject = %m.subject, id = %m.id, "publish window closed; event not sent");
-                    }
-                    open = false;
+                    p.abandon(next.take(), &mut rx);
+                    break;
                 }
             },
         }
     }
-    report
+    p.report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_delays_grow_to_two_seconds() {
+        let ms: Vec<u128> = (0..8).map(|n| transient_delay(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    }
+
+    #[test]
+    fn retries_come_out_earliest_first() {
+        let permits = Arc::new(Semaphore::new(4));
+        let t0 = tokio::time::Instant::now();
+        let mut heap = BinaryHeap::new();
+        for (seq, ms) in [(1, 300), (2, 100), (3, 200), (4, 100)] {
+            heap.push(Due {
+                at: t0 + Duration::from_millis(ms),
+                seq,
+                flight: acks::tests::flight(&permits, &seq.to_string()),
+            });
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| heap.pop().map(|d| d.seq)).collect();
+        assert_eq!(order, [2, 4, 3, 1]);
+    }
 }

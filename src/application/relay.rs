@@ -21,7 +21,7 @@ use super::connection::Connection;
 use super::health::{Health, ReloadReport};
 use super::metrics::Metrics;
 use super::pipeline::Queues;
-use super::publisher::{self, PublishSettings, PublisherReport};
+use super::publisher::{self, PublishSettings, PublishSignals, PublisherReport};
 use super::subscribe::plan_connections;
 use crate::config::relay::subjects::publish_subjects;
 use crate::config::relay::{RelayConfig, VenueSetup};
@@ -53,16 +53,9 @@ pub struct StartOptions {
     pub probe: Option<Arc<publisher::LatencyProbe>>,
 }
 
-/// What the relay did, reported at exit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunReport {
-    /// Events acknowledged by JetStream.
-    pub acked: u64,
-    /// Events dropped after all retries.
-    pub failed: u64,
-    /// Events still queued or unacknowledged when the drain timeout ended.
-    pub unfinished: u64,
-}
+/// What the relay published, reported at exit: the publishers' reports
+/// added up.
+pub type RunReport = PublisherReport;
 
 struct Observed {
     health: Arc<Health>,
@@ -109,6 +102,7 @@ impl Shared {
         let cancel = self.root.child_token();
         let tasks = TaskTracker::new();
         let id: Arc<str> = Arc::from(setup.id.as_str());
+        self.metrics.declare_venue(&id, &setup.published_types());
         let plans = plan_connections(&setup);
         let snapshot_rate = setup
             .venue
@@ -184,7 +178,7 @@ impl RelayHandle {
 pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, RelayError> {
     crate::infrastructure::ws::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
-    let health = Health::new();
+    let health = Health::with_settings(cfg.health);
     let (reload_tx, reload_rx) = watch::channel(ReloadReport::default());
     health.set_reload(reload_rx);
     let shutdown = CancellationToken::new();
@@ -192,15 +186,27 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
 
     let client = nats::connect(&cfg.nats, &cfg.service.name, true).await?;
     health.set_nats(client.clone());
+    {
+        let (client, gauge) = (client.clone(), metrics.nats_connected.clone());
+        metrics.on_read(move || {
+            let up = client.connection_state() == async_nats::connection::State::Connected;
+            gauge.set(i64::from(up));
+        });
+    }
     let js = nats::jetstream(client.clone(), cfg.nats.publish.ack_timeout.0);
     let (ready_tx, ready_rx) = watch::channel(false);
     reconcile_first(&js, &cfg, &ready_tx).await?;
 
     let (queues, receivers) = Queues::new(&cfg.queues);
+    queues.report_depths(&metrics);
+    let signals = Arc::new(PublishSignals::default());
+    health.set_publish_signals(signals.clone());
+    let give_up = CancellationToken::new();
     let settings = PublishSettings {
         client: client.clone(),
         ack_timeout: cfg.nats.publish.ack_timeout.0,
-        js: js.clone(),
+        signals,
+        give_up: give_up.clone(),
         permits: Arc::new(Semaphore::new(cfg.nats.publish.max_in_flight)),
         retry_delays: cfg
             .nats
@@ -252,12 +258,14 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
     let stop = shutdown.clone();
     let done = tokio::spawn(async move {
         let (shared, running) = reloader.serve(reload_requests, stop).await;
-        let report = drain_all(shared, running, publishers, drain).await;
+        let report = drain_all(shared, running, publishers, drain, give_up).await;
         http_stop.cancel();
         // Neither may hold up the exit: an idle HTTP client keeps its
         // connection, and a flush waits forever while NATS is unreachable.
         let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+        if client.connection_state() == async_nats::connection::State::Connected {
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+        }
         report
     });
     Ok(RelayHandle {
@@ -341,6 +349,7 @@ async fn drain_all(
     running: BTreeMap<String, RunningVenue>,
     publishers: Vec<JoinHandle<PublisherReport>>,
     timeout: Duration,
+    give_up: CancellationToken,
 ) -> RunReport {
     info!("shutting down: stopping venue connections");
     shared.root.cancel();
@@ -351,32 +360,37 @@ async fn drain_all(
         let _ = tokio::time::timeout(Duration::from_secs(5), v.tasks.wait()).await;
     }
     drop(running);
-    let in_flight = shared.metrics.in_flight.clone();
     drop(shared);
-    info!(?timeout, "draining queued and in-flight events");
+    info!(
+        timeout = %humantime::format_duration(timeout),
+        "draining queued and in-flight events"
+    );
+    // At the deadline the publishers stop trying and report what is left.
+    let deadline = tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        give_up.cancel();
+    });
     let mut report = RunReport::default();
-    let deadline = tokio::time::Instant::now() + timeout;
     for p in publishers {
-        let abort = p.abort_handle();
-        match tokio::time::timeout_at(deadline, p).await {
-            Ok(Ok(r)) => {
-                report.acked += r.acked;
-                report.failed += r.failed;
-            }
-            _ => abort.abort(),
+        if let Ok(r) = p.await {
+            report.add(&r);
         }
     }
-    report.unfinished = in_flight.get().max(0) as u64;
-    if report.unfinished > 0 {
+    deadline.abort();
+    if report.abandoned() > 0 {
         warn!(
-            unfinished = report.unfinished,
-            "shutdown timeout: events not acknowledged"
+            abandoned = report.abandoned(),
+            never_sent = report.abandoned_unsent,
+            sent_unconfirmed = report.abandoned_unconfirmed,
+            "shutdown timeout: events abandoned (never sent: not stored; sent without an ack: JetStream may hold them)"
         );
     }
     info!(
-        acked = report.acked,
+        acked = report.acked(),
+        stored = report.stored,
+        duplicates = report.duplicates,
         failed = report.failed,
-        unfinished = report.unfinished,
+        abandoned = report.abandoned(),
         "relay stopped"
     );
     report

@@ -274,6 +274,7 @@ impl Reloader {
         self.cfg.nats = old.nats;
         self.cfg.http_listen = old.http_listen;
         self.cfg.queues = old.queues;
+        self.cfg.health = old.health;
         self.cfg.service = old.service;
         detail
     }
@@ -319,6 +320,9 @@ fn restart_needed(old: &RelayConfig, new: &RelayConfig) -> Vec<String> {
     }
     if old.http_listen != new.http_listen {
         out.push("[http] listen changed: restart needed to apply it".into());
+    }
+    if old.health != new.health {
+        out.push("[health] changed: restart needed to apply it".into());
     }
     if old.queues != new.queues {
         out.push("[pipeline] changed: restart needed to apply it".into());

@@ -151,15 +151,25 @@ fn relay_config(
         "venues_dir = \"{}\"\n[service]\n{threads}log_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
         root.join("venues").display()
     );
-    // Subscribe to everything the captures carry (the events' types).
+    // Subscribe to everything the captures carry: every instrument (events
+    // of others are not published) and the events' types.
     for (feed, port) in feeds(root)?.iter().zip(ports) {
         let types: Vec<String> = feed.types.iter().map(|t| format!("\"{t}\"")).collect();
         s.push_str(&format!(
-            "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\n[[venues.subscriptions]]\ninstrument = \"{}\"\ntypes = [{}]\n",
-            feed.venue,
-            feed.instrument,
-            types.join(", ")
+            "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\n",
+            feed.venue
         ));
+        let files: Vec<_> = feed
+            .files
+            .iter()
+            .map(|f| root.join("benches/data").join(f))
+            .collect();
+        for inst in recorded_instruments(root, &feed.venue, None, &files)? {
+            s.push_str(&format!(
+                "[[venues.subscriptions]]\ninstrument = \"{inst}\"\ntypes = [{}]\n",
+                types.join(", ")
+            ));
+        }
     }
     // Background venues: every data type, on the ports after the feeds'.
     if feeds_file(root)?.background.is_some() {
@@ -172,13 +182,42 @@ fn relay_config(
                 .unwrap_or_default();
             let types: Vec<String> = v.types.iter().map(|t| format!("\"{t}\"")).collect();
             s.push_str(&format!(
-                "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\nrest_url = \"http://127.0.0.1:{port}\"\n[venues.reconnect]\ninitial_delay = \"1s\"\n[[venues.subscriptions]]\ninstrument = \"BENCH\"\n{market}types = [{}]\n",
+                "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\nrest_url = \"http://127.0.0.1:{port}\"\n[venues.reconnect]\ninitial_delay = \"1s\"\n",
                 v.id,
-                types.join(", ")
             ));
+            let mut instruments = recorded_instruments(root, &v.id, v.market.as_deref(), &v.files)?;
+            if instruments.is_empty() {
+                instruments.insert("BENCH".into());
+            }
+            for inst in instruments {
+                s.push_str(&format!(
+                    "[[venues.subscriptions]]\ninstrument = \"{inst}\"\n{market}types = [{}]\n",
+                    types.join(", ")
+                ));
+            }
         }
     }
     Ok(s)
+}
+
+/// The instruments a venue's recorded files carry (see
+/// [`crate::application::fixture::instruments_in`]).
+fn recorded_instruments(
+    root: &Path,
+    venue: &str,
+    market: Option<&str>,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let v = crate::config::venue::load_venue(&root.join("venues").join(format!("{venue}.toml")))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut all = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+        all.extend(crate::application::fixture::instruments_in(
+            &v, market, &text,
+        ));
+    }
+    Ok(all)
 }
 
 /// Results of one relay phase (printed as JSON by the child).

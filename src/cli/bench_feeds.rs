@@ -11,7 +11,6 @@ use anyhow::Context;
 pub(super) struct Feed {
     pub(super) venue: String,
     pub(super) files: Vec<String>,
-    pub(super) instrument: String,
     pub(super) types: Vec<String>,
 }
 

@@ -62,6 +62,12 @@ pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime:
     }
 }
 
+/// Exit code when the relay stopped with events abandoned: still queued or
+/// unacknowledged when the shutdown drain ended (e.g. NATS unreachable).
+/// 0 means everything mapped was published or counted as dropped with its
+/// cause; 2 is a config that does not load.
+pub const EXIT_ABANDONED: u8 = 3;
+
 /// Load the config, start the relay, and run until SIGTERM / SIGINT.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = match load_relay(&args.config) {
@@ -97,12 +103,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         wait_for_signals(&handle).await;
         let report = handle.shutdown().await;
-        info!(
-            acked = report.acked,
-            failed = report.failed,
-            unfinished = report.unfinished,
-            "bye"
-        );
+        if report.abandoned() > 0 {
+            warn!(
+                abandoned = report.abandoned(),
+                exit_code = EXIT_ABANDONED,
+                "events were abandoned at shutdown"
+            );
+            return Ok(ExitCode::from(EXIT_ABANDONED));
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -3,6 +3,7 @@
 //! REST requests to venues).
 
 pub mod http;
+pub mod logs;
 pub mod nats;
 pub mod replay;
 pub mod rest;

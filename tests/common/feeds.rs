@@ -11,16 +11,14 @@ use mdrelay::serialization::frames::OwnedFrame;
 
 use super::{Replay, frames, root};
 
-/// One recorded feed: a venue, its recorded frames, what to subscribe.
+/// One recorded feed: a venue, its recorded frames, the data types to
+/// subscribe (for every instrument the frames carry).
 #[derive(Debug, Clone, Copy)]
 pub struct Feed {
     /// Venue id (`venues/<id>.toml`).
     pub venue: &'static str,
     /// Recorded frames, relative to the repository (benches/data).
     pub files: &'static [&'static str],
-    /// One instrument of the recording (the replay sends every frame
-    /// whatever is subscribed; this names the subscription).
-    pub instrument: &'static str,
     /// Data types the frames carry.
     pub types: &'static [&'static str],
     /// Frames per second.
@@ -36,14 +34,12 @@ pub const CLUSTER_FEEDS: [Feed; 3] = [
     Feed {
         venue: "binance-coinm",
         files: &["benches/data/binance-coinm.bbo.jsonl"],
-        instrument: "BTCUSD_PERP",
         types: &["ticker"],
         rate: 480.0,
     },
     Feed {
         venue: "coinbase-exchange",
         files: &["benches/data/coinbase-exchange.book.jsonl"],
-        instrument: "SKL-USD",
         types: &["l2_orderbook"],
         rate: 500.0,
     },
@@ -53,7 +49,6 @@ pub const CLUSTER_FEEDS: [Feed; 3] = [
             "benches/data/binance-usdm.bbo.jsonl",
             "benches/data/binance-usdm.trades.jsonl",
         ],
-        instrument: "YFIUSDT",
         types: &["ticker", "trade"],
         rate: 150.0,
     },
@@ -131,11 +126,10 @@ impl Feeds {
         for (feed, replay) in self.running.iter().filter(|(f, _)| pick(f.venue)) {
             let types: Vec<String> = feed.types.iter().map(|t| format!("\"{t}\"")).collect();
             s.push_str(&format!(
-                "[[venues]]\nid = \"{}\"\nurl = \"{}\"\n[[venues.subscriptions]]\ninstrument = \"{}\"\ntypes = [{}]\n",
+                "[[venues]]\nid = \"{}\"\nurl = \"{}\"\n{}",
                 feed.venue,
                 replay.url(),
-                feed.instrument,
-                types.join(", ")
+                super::subs_for(feed.venue, feed.files, &types.join(", "))
             ));
         }
         s

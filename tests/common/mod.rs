@@ -368,3 +368,27 @@ pub fn log_from_env() {
             .try_init();
     }
 }
+
+/// The venue instruments whose events the frames of `files` carry.
+pub fn instruments(venue: &str, market: Option<&str>, files: &[&str]) -> Vec<String> {
+    let v =
+        mdrelay::config::venue::load_venue(&root().join(format!("venues/{venue}.toml"))).unwrap();
+    let mut all = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(root().join(f)).unwrap();
+        all.extend(mdrelay::application::fixture::instruments_in(
+            &v, market, &text,
+        ));
+    }
+    all.into_iter().collect()
+}
+
+/// `[[venues.subscriptions]]` entries for every instrument the frames of
+/// `files` carry (a relay publishes only the instruments it subscribed),
+/// each with `types` (e.g. `"trade", "ticker"`).
+pub fn subs_for(venue: &str, files: &[&str], types: &str) -> String {
+    instruments(venue, None, files)
+        .iter()
+        .map(|i| format!("[[venues.subscriptions]]\ninstrument = \"{i}\"\ntypes = [{types}]\n"))
+        .collect()
+}

@@ -23,6 +23,7 @@ fn check(venue: &Venue, events: Vec<Event>) -> (usize, Vec<String>) {
     for s in steps {
         match s {
             Step::Publish(_) => published += 1,
+            Step::Dropped(..) => {}
             // A report-only mismatch is listed too: recorded frames must
             // produce neither.
             Step::Gap { instrument, reason } | Step::Mismatch { instrument, reason } => {
@@ -113,7 +114,7 @@ fn kraken_v2_checksums_match_the_doc_samples_at_the_pairs_precision() {
             .iter()
             .filter_map(|s| match s {
                 Step::Gap { reason, .. } => Some(reason.clone()),
-                Step::Publish(_) | Step::Mismatch { .. } => None,
+                Step::Publish(_) | Step::Mismatch { .. } | Step::Dropped(..) => None,
             })
             .collect::<Vec<_>>()
     };
@@ -307,10 +308,11 @@ fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
         .unwrap();
     let published: Vec<&str> = steps
         .iter()
-        .map(|s| match s {
-            Step::Publish(e) => e.id.as_str(),
-            Step::Gap { .. } => "gap",
-            Step::Mismatch { .. } => "mismatch",
+        .filter_map(|s| match s {
+            Step::Publish(e) => Some(e.id.as_str()),
+            Step::Gap { .. } => Some("gap"),
+            Step::Mismatch { .. } => Some("mismatch"),
+            Step::Dropped(..) => None,
         })
         .collect();
     assert_eq!(published, ["100", "100", "104"]);

@@ -58,13 +58,20 @@ async fn events_arrive_with_values_subjects_and_headers() {
         None,
     )
     .await;
-    let subs = "[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]";
-    let relay = relay(&config(&nats, "okx", &replay.url(), subs)).await;
+    let files = ["fixtures/okx/trades.jsonl"];
+    let subs = subs_for("okx", &files, "\"trade\"");
+    let instruments = common::instruments("okx", None, &files).len() as u64;
+    let relay = relay(&config(&nats, "okx", &replay.url(), &subs)).await;
     let stream = Stream::connect(&nats, "MARKET").await;
     let want = expected_events("okx", "trades", "trade");
-    // Every trade, plus one `connected` status event.
-    let n = wait_for_count(&stream, want.len() as u64 + 1, Duration::from_secs(15)).await;
-    assert_eq!(n, want.len() as u64 + 1);
+    // Every trade, plus one `connected` status event per instrument.
+    let n = wait_for_count(
+        &stream,
+        want.len() as u64 + instruments,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(n, want.len() as u64 + instruments);
     let stored = stream.all().await;
     let trades: Vec<_> = stored
         .iter()
@@ -92,9 +99,17 @@ async fn events_arrive_with_values_subjects_and_headers() {
         .iter()
         .filter(|m| m.subject.ends_with(".status"))
         .collect();
-    assert_eq!(status.len(), 1);
-    assert_eq!(status[0].subject, "market.okx.btc-usdt.status");
-    assert_eq!(status[0].json["data"]["state"], "connected");
+    assert_eq!(status.len() as u64, instruments);
+    assert!(
+        status
+            .iter()
+            .any(|s| s.subject == "market.okx.btc-usdt.status")
+    );
+    assert!(
+        status
+            .iter()
+            .all(|s| s.json["data"]["state"] == "connected")
+    );
     // The subscribe message reached the venue.
     assert!(
         replay
@@ -121,8 +136,10 @@ async fn replayed_duplicates_are_stored_once() {
         None,
     )
     .await;
-    let subs = "[[venues.subscriptions]]\ninstrument = \"NKNUSDT\"\ntypes = [\"trade\"]";
-    let relay = relay(&config(&nats, "binance-spot", &replay.url(), subs)).await;
+    let files = ["fixtures/binance-spot/trades.jsonl"];
+    let subs = subs_for("binance-spot", &files, "\"trade\"");
+    let instruments = common::instruments("binance-spot", None, &files).len() as u64;
+    let relay = relay(&config(&nats, "binance-spot", &replay.url(), &subs)).await;
     let want = expected_events("binance-spot", "trades", "trade").len() as u64;
     let stream = Stream::connect(&nats, "MARKET").await;
     let metrics = relay.metrics.clone();
@@ -137,8 +154,8 @@ async fn replayed_duplicates_are_stored_once() {
     .await;
     assert_eq!(
         stream.count().await,
-        want + 1,
-        "each trade once, plus the status event"
+        want + instruments,
+        "each trade once, plus the status events"
     );
     let ids: Vec<String> = stream.all().await.into_iter().map(|m| m.id).collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
@@ -217,7 +234,12 @@ async fn a_killed_venue_leads_to_reconnect_resubscribe_and_status_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_mid_stream_loses_nothing_that_fit_in_the_buffer() {
     let mut nats = Nats::start();
-    let frames = frames(&["benches/data/binance-spot.book.jsonl"]);
+    let files = ["benches/data/okx.book.jsonl"];
+    let frames = frames(&files);
+    // The recording repeats 10 frames byte for byte (same id): 1,490
+    // distinct events.
+    let text = std::fs::read_to_string(root().join(files[0])).unwrap();
+    let distinct = text.lines().collect::<HashSet<_>>().len();
     let total = frames.len();
     let replay = Replay::start(
         ReplaySpec {
@@ -228,15 +250,15 @@ async fn a_nats_restart_mid_stream_loses_nothing_that_fit_in_the_buffer() {
         None,
     )
     .await;
-    let subs = "[[venues.subscriptions]]\ninstrument = \"BTCUSDT\"\ntypes = [\"l2_orderbook\"]";
-    let relay = relay(&config(&nats, "binance-spot", &replay.url(), subs)).await;
+    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
+    let relay = relay(&config(&nats, "okx", &replay.url(), &subs)).await;
     let stream = Stream::connect(&nats, "MARKET").await;
     wait_for_count(&stream, 100, Duration::from_secs(10)).await;
     nats.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
     nats.restart();
-    // 935 frames at 250/s take ~4 s, NATS is down for 3 s of it; then every
-    // event must be stored exactly once.
+    // 1,500 frames at 250/s take 6 s, NATS is down for 3 s of it; then
+    // every event must be stored exactly once.
     let metrics = relay.metrics.clone();
     let mut last = String::new();
     let done = tokio::time::timeout(Duration::from_secs(40), async {
@@ -270,7 +292,11 @@ async fn a_nats_restart_mid_stream_loses_nothing_that_fit_in_the_buffer() {
         .collect();
     let unique: HashSet<_> = books.iter().map(|m| &m.id).collect();
     assert_eq!(unique.len(), books.len(), "no duplicates");
-    assert_eq!(books.len(), total, "every book event stored exactly once");
+    assert_eq!(
+        books.len(),
+        distinct,
+        "every book event stored exactly once"
+    );
     let m = relay.metrics.encode();
     assert_eq!(
         common::metric(&m, "mdrelay_publish_failures_total", ""),
@@ -339,5 +365,69 @@ async fn health_and_metrics_follow_the_state() {
     eprintln!("unhealthy {:?} after NATS was killed", down.elapsed());
     assert!(down.elapsed() < Duration::from_secs(5));
     drop(relay);
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_back() {
+    let nats = Nats::start();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&["fixtures/okx/trades.jsonl"]),
+            rate: Some(50.0),
+            looped: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = "[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]";
+    let relay = relay(&config(&nats, "okx", &replay.url(), subs)).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 3, Duration::from_secs(10)).await;
+    let config = stream
+        .js
+        .get_stream("MARKET")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    stream.js.delete_stream("MARKET").await.unwrap();
+    let gone = std::time::Instant::now();
+    let body = loop {
+        let (code, body) = http_get(relay.http_addr, "/health").await;
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(15),
+            "still {code}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["nats"]["no_stream_for_ms"].as_u64().unwrap() >= 5000,
+        "{body}"
+    );
+    eprintln!(
+        "unhealthy {:?} after the stream was deleted",
+        gone.elapsed()
+    );
+    let m = relay.metrics.encode();
+    assert_eq!(
+        common::metric(&m, "mdrelay_publish_failures_total", ""),
+        0.0,
+        "nothing is given up meanwhile"
+    );
+    stream.js.create_stream(config).await.unwrap();
+    wait_until(Duration::from_secs(15), "healthy again", || {
+        relay.health.report().0
+    })
+    .await;
+    relay.shutdown().await;
     replay.stop().await;
 }

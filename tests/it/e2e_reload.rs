@@ -74,9 +74,11 @@ fn nats_section(nats: &Nats) -> String {
     )
 }
 
-fn venue_section(id: &str, url: &str, instrument: &str, types: &str) -> String {
+/// A venue entry subscribing every instrument the frames of `file` carry.
+fn venue_section(id: &str, url: &str, file: &str, types: &str) -> String {
     format!(
-        "[[venues]]\nid = \"{id}\"\nurl = \"{url}\"\n[venues.reconnect]\ninitial_delay = \"100ms\"\nmax_delay = \"200ms\"\n[[venues.subscriptions]]\ninstrument = \"{instrument}\"\ntypes = [{types}]\n"
+        "[[venues]]\nid = \"{id}\"\nurl = \"{url}\"\n[venues.reconnect]\ninitial_delay = \"100ms\"\nmax_delay = \"200ms\"\n{}",
+        subs_for(id, &[file], types)
     )
 }
 
@@ -106,7 +108,12 @@ async fn a_mapping_change_applies_in_place_without_losing_or_duplicating_frames(
     let s = Setup::new(&["okx"]);
     s.write_config(
         &(nats_section(&nats)
-            + &venue_section("okx", &replay.url(), "BTC-USDT", "\"l2_orderbook\"")),
+            + &venue_section(
+                "okx",
+                &replay.url(),
+                "benches/data/okx.book.jsonl",
+                "\"l2_orderbook\"",
+            )),
     );
     let (relay, _watch) = s.start().await;
     let stream = Stream::connect(&nats, "MARKET").await;
@@ -208,7 +215,7 @@ async fn added_broken_and_reconfigured_venues() {
     )
     .await;
     let s = Setup::new(&["okx"]);
-    let okx_venue = venue_section("okx", &okx.url(), "BTC-USDT", "\"trade\"");
+    let okx_venue = venue_section("okx", &okx.url(), "fixtures/okx/trades.jsonl", "\"trade\"");
     s.write_config(&(nats_section(&nats) + &okx_venue));
     let (relay, _watch) = s.start().await;
     let stream = Stream::connect(&nats, "MARKET").await;
@@ -220,7 +227,12 @@ async fn added_broken_and_reconfigured_venues() {
         s.venues().join("bitfinex.toml"),
     )
     .unwrap();
-    let bfx_venue = venue_section("bitfinex", &bfx.url(), "tBFTUSD", "\"trade\"");
+    let bfx_venue = venue_section(
+        "bitfinex",
+        &bfx.url(),
+        "fixtures/bitfinex/trades.jsonl",
+        "\"trade\"",
+    );
     s.write_config(&(nats_section(&nats) + &okx_venue + &bfx_venue));
     wait_until(Duration::from_secs(10), "bitfinex started", || {
         common::metric(
@@ -279,7 +291,7 @@ async fn added_broken_and_reconfigured_venues() {
     )
     .await;
     let bfx_connections = bfx.stats.connections.load(Ordering::Relaxed);
-    let okx_moved = venue_section("okx", &okx2.url(), "BTC-USDT", "\"trade\"");
+    let okx_moved = venue_section("okx", &okx2.url(), "fixtures/okx/trades.jsonl", "\"trade\"");
     s.write_config(&(nats_section(&nats) + &okx_moved + &bfx_venue));
     wait_until(
         Duration::from_secs(10),

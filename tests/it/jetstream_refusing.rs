@@ -23,14 +23,16 @@ async fn a_full_stream_gives_counted_drops_and_the_relay_carries_on() {
         "[nats]\nurls = [\"{}\"]\n[nats.publish]\nretry_delays = [\"10ms\", \"20ms\"]\n\
          [[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
          max_messages = 100\ndiscard = \"new\"\n\
-         [[venues]]\nid = \"okx\"\nurl = \"{}\"\n\
-         [[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]\n",
+         [[venues]]\nid = \"okx\"\nurl = \"{}\"\n{}",
         nats.url(),
-        replay.url()
+        replay.url(),
+        subs_for("okx", &["benches/data/okx.book.jsonl"], "\"l2_orderbook\"")
     );
+    let statuses = instruments("okx", None, &["benches/data/okx.book.jsonl"]).len() as f64;
     let relay = relay(&config).await;
     let stream = Stream::connect(&nats, "MARKET").await;
-    // 1500 book events (+1 status) meet a stream that takes 100.
+    // 1500 book events (+ a status per instrument) meet a stream that
+    // takes 100.
     let failures = || {
         metric(
             &relay.metrics.encode(),
@@ -57,7 +59,16 @@ async fn a_full_stream_gives_counted_drops_and_the_relay_carries_on() {
         "each drop was retried twice first"
     );
     // Every event is either stored or counted as dropped, none vanish.
-    assert_eq!(published + dropped, 1501.0);
+    assert_eq!(published + dropped, 1500.0 + statuses);
+    assert_eq!(
+        metric(
+            &text,
+            "mdrelay_events_dropped_total",
+            "cause=\"publish_failed\""
+        ),
+        dropped,
+        "each refused event is a drop with its cause"
+    );
     let (status, body) = http_get(relay.http_addr, "/health").await;
     assert!(
         status == 200 || status == 503,

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounting;
 mod book_integrity;
 mod captures;
 mod checksum_scales;

@@ -261,6 +261,8 @@ async fn a_5_mb_frame_is_mapped_in_full() {
             serde_json::from_str::<serde_json::Value>(l)
                 .ok()
                 .filter(|v| v["arg"]["channel"] == "trades" && v["data"].is_array())
+                // The instrument the relay subscribes.
+                .filter(|v| v["data"][0]["instId"] == "BTC-USDT")
         })
         .unwrap();
     let trade = frame["data"][0].clone();
@@ -299,4 +301,221 @@ async fn a_5_mb_frame_is_mapped_in_full() {
     );
     assert_eq!(venue.connections(), 1, "no reconnect");
     relay.shutdown().await;
+}
+
+/// The OKX venue file with a 4 s silence timeout, in its own directory.
+fn venues_dir_4s() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("venues/okx.toml"))
+        .unwrap()
+        .replace("silence_timeout = \"30s\"", "silence_timeout = \"4s\"");
+    std::fs::write(dir.path().join("okx.toml"), text).unwrap();
+    dir
+}
+
+/// One recorded OKX BTC-USDT trade frame.
+fn a_trade() -> String {
+    std::fs::read_to_string(root().join("fixtures/okx/trades.jsonl"))
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("\"channel\":\"trades\"") && l.contains("\"instId\":\"BTC-USDT\""))
+        .unwrap()
+        .to_owned()
+}
+
+async fn relay_with(
+    nats: &Nats,
+    venues: &tempfile::TempDir,
+    url: &str,
+    extra: &str,
+) -> RelayHandle {
+    let config = format!(
+        "{extra}\n[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\n\
+         subjects = [\"market.>\"]\n[[venues]]\nid = \"okx\"\nurl = \"{url}\"\n\
+         [venues.reconnect]\ninitial_delay = \"200ms\"\nmax_delay = \"1s\"\n\
+         [[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\n",
+        nats.url()
+    );
+    relay_in(venues.path(), &config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_connection_degrades_health_before_its_silence_timeout() {
+    let nats = Nats::start();
+    let venues = venues_dir_4s();
+    let trade = a_trade();
+    // Trades every 100 ms for 2 s, then 3 s of nothing (under the 4 s
+    // silence timeout), then trades again.
+    let venue = Venue::start(move |mut ws| {
+        let trade = trade.clone();
+        async move {
+            let _ = ws.next().await;
+            let _ = ws.send(Message::text(ACK)).await;
+            for phase in 0..3 {
+                let until = Instant::now() + Duration::from_secs(if phase == 1 { 3 } else { 2 });
+                while Instant::now() < until {
+                    if phase != 1 && ws.send(Message::text(trade.clone())).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            while ws.next().await.is_some() {}
+        }
+    })
+    .await;
+    let relay = relay_with(
+        &nats,
+        &venues,
+        &venue.url(),
+        "[health]\nsilence_fraction = 0.5",
+    )
+    .await;
+    let status = || async { health(&relay).await["venues"]["okx"]["status"].clone() };
+    let t0 = Instant::now();
+    while status().await != "healthy" {
+        assert!(t0.elapsed() < Duration::from_secs(3), "never healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while status().await != "degraded" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "the quiet spell never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let degraded_at = t0.elapsed();
+    let h = health(&relay).await;
+    assert_eq!(h["venues"]["okx"]["connections"][0]["quiet"], true, "{h}");
+    assert_eq!(venue.connections(), 1, "not yet replaced: {h}");
+    while status().await != "healthy" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never healthy again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "degraded at {degraded_at:?}, healthy again at {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(venue.connections(), 1, "the connection was kept");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_venue_error_frame_degrades_health_then_ages_out() {
+    let nats = Nats::start();
+    let venues = venues_dir_4s();
+    let trade = a_trade();
+    let venue = Venue::start(move |mut ws| {
+        let trade = trade.clone();
+        async move {
+            let _ = ws.next().await;
+            let _ = ws.send(Message::text(ACK)).await;
+            let _ = ws
+                .send(Message::text(
+                    r#"{"event":"error","code":"60012","msg":"Invalid request"}"#,
+                ))
+                .await;
+            while ws.send(Message::text(trade.clone())).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+    .await;
+    let relay = relay_with(
+        &nats,
+        &venues,
+        &venue.url(),
+        "[health]\nerror_memory = \"2s\"",
+    )
+    .await;
+    let t0 = Instant::now();
+    wait_until(Duration::from_secs(5), "the error recorded", || {
+        metric(
+            &relay.metrics.encode(),
+            "mdrelay_subscriptions_rejected_total",
+            "okx",
+        ) >= 1.0
+    })
+    .await;
+    let h = health(&relay).await;
+    assert_eq!(h["venues"]["okx"]["status"], "degraded", "{h}");
+    assert_eq!(
+        h["venues"]["okx"]["connections"][0]["recent_errors"][0]["message"],
+        "60012: Invalid request",
+        "{h}"
+    );
+    loop {
+        let h = health(&relay).await;
+        if h["venues"]["okx"]["status"] == "healthy" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "the error never aged out: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "healthy again {:?} after the error (error_memory 2 s)",
+        t0.elapsed()
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_venue_back_after_40_s_is_reconnected_within_max_delay() {
+    let nats = Nats::start();
+    let first = Replay::start(
+        mdrelay::infrastructure::replay::ReplaySpec {
+            frames: frames(&["fixtures/okx/trades.jsonl"]),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let addr = first.addr;
+    // The default circuit breaker (5 failures open it) and a 5 s cap.
+    let config = format!(
+        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
+         [[venues]]\nid = \"okx\"\nurl = \"{}\"\n[venues.reconnect]\ninitial_delay = \"500ms\"\nmax_delay = \"5s\"\n\
+         [[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\n",
+        nats.url(),
+        first.url()
+    );
+    let relay = relay(&config).await;
+    wait_until(Duration::from_secs(10), "connected", || {
+        first.stats.connections.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    first.stop().await;
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let attempts = reconnects(&relay);
+    let second = Replay::start(
+        mdrelay::infrastructure::replay::ReplaySpec {
+            frames: frames(&["fixtures/okx/trades.jsonl"]),
+            ..Default::default()
+        },
+        Some(addr),
+    )
+    .await;
+    let back = Instant::now();
+    wait_until(Duration::from_secs(15), "reconnected", || {
+        second.stats.connections.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    let took = back.elapsed();
+    eprintln!("venue back: reconnected after {took:?}; {attempts} attempts in 40 s");
+    assert!(
+        took <= Duration::from_millis(5500),
+        "max_delay is 5 s: {took:?}"
+    );
+    // 500 ms doubling to the 5 s cap (jitter inside it), the breaker's
+    // pauses no longer than the cap: between 8 and ~20 attempts in 40 s.
+    assert!((8.0..=25.0).contains(&attempts), "{attempts} attempts");
+    relay.shutdown().await;
+    second.stop().await;
 }

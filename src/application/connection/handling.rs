@@ -13,9 +13,11 @@ use super::handover::{self, Published};
 use super::messages::scales_result;
 use super::session::Session;
 use super::{End, SNAPSHOT_RETRY, truncate};
-use crate::application::books::Step;
+use crate::application::books::{BookDrop, Step};
+use crate::application::metrics::DropCause;
 use crate::application::metrics::VenueKindLabel;
 use crate::application::pipeline::NotQueued;
+use crate::application::pipeline::Outgoing;
 use crate::application::status;
 use crate::application::subscribe::{Item, subscribe_messages};
 use crate::domain::{DataType, Event, Instrument, StatusState, Timestamp};
@@ -53,6 +55,7 @@ impl<'c> Session<'c> {
             return None;
         }
         let ev = self.events.pop()?;
+        self.counters.generated.get(ev.data_type()).inc();
         self.steps.clear();
         if let Err(refetch) = self
             .books
@@ -119,6 +122,7 @@ impl<'c> Session<'c> {
         let c = self.counters;
         match result {
             Ok(Outcome::Data { .. }) => {
+                c.data_frames.inc();
                 self.awaiting_ack = None;
                 self.saw_data();
                 let book = venue.book.active() || !self.conn.plan.book_tops.is_empty();
@@ -126,10 +130,21 @@ impl<'c> Session<'c> {
                 let mut end = None;
                 for ev in events.drain(..) {
                     let t = ev.data_type();
-                    if end.is_some() || !self.conn.plan.types.contains(&t) {
+                    c.mapped.get(t).inc();
+                    if end.is_some() {
+                        // The connection is ending (shutdown): what the
+                        // frame still held is not published.
+                        self.dropped(t, DropCause::Shutdown);
                         continue;
                     }
-                    c.mapped[t.index()].inc();
+                    if !self.conn.plan.types.contains(&t)
+                        || !self
+                            .subscribed
+                            .contains(ev.instrument.venue_instrument.as_str())
+                    {
+                        c.unsubscribed.get(t).inc();
+                        continue;
+                    }
                     if book && t == DataType::L2Orderbook {
                         self.books.on_update(&venue.book, ev, &mut self.steps);
                     } else {
@@ -175,8 +190,12 @@ impl<'c> Session<'c> {
                 self.counters.rejected.inc();
                 let msg = info.message.clone().unwrap_or_else(|| "error".into());
                 warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %msg, "venue reported an error");
+                let error = crate::application::health::VenueError {
+                    at_ms: Timestamp::now().as_millis(),
+                    message: crate::infrastructure::logs::clip(&msg).into_owned(),
+                };
                 self.reporter.update(|s| {
-                    s.subscriptions_rejected.push(msg);
+                    s.subscriptions_rejected.push(error);
                     if s.subscriptions_rejected.len() > 20 {
                         s.subscriptions_rejected.remove(0);
                     }
@@ -201,10 +220,23 @@ impl<'c> Session<'c> {
         let mut end = None;
         for step in steps {
             if end.is_some() {
-                break;
+                if let Step::Publish(ev) = step {
+                    self.dropped(ev.data_type(), DropCause::Shutdown);
+                }
+                continue;
             }
             end = match step {
                 Step::Publish(ev) => self.publish(ev, received).await,
+                Step::Dropped(why, n) => {
+                    let c = match why {
+                        BookDrop::Resync => self.counters.book_resync.get(DataType::L2Orderbook),
+                        BookDrop::ChecksumOnly => {
+                            self.counters.checksum_only.get(DataType::L2Orderbook)
+                        }
+                    };
+                    c.inc_by(n);
+                    None
+                }
                 Step::Gap { instrument, reason } => self.on_gap(instrument, reason).await,
                 Step::Mismatch { instrument, reason } => {
                     // Logged at the 1st, 2nd, 4th, 8th... so a wrong spec
@@ -242,6 +274,7 @@ impl<'c> Session<'c> {
             &reason,
             Timestamp::now(),
         );
+        self.counters.generated.get(DataType::Status).inc();
         if let Some(end) = self.publish(ev, Instant::now()).await {
             return Some(end);
         }
@@ -306,25 +339,59 @@ impl<'c> Session<'c> {
         if ev.data_type() == DataType::L2Orderbook {
             if let Some(gate) = self.gate.as_mut() {
                 if self.holding {
-                    gate.hold(ev);
+                    if gate.hold(ev) {
+                        self.dropped(DataType::L2Orderbook, DropCause::HandoverCovered);
+                    }
                     return None;
                 }
                 if !gate.admit(&ev) {
+                    self.dropped(DataType::L2Orderbook, DropCause::HandoverCovered);
                     return None;
                 }
             }
             handover::record(&mut self.published, &ev);
         }
-        let out = status::outgoing(ev, self.conn.format, received);
-        match self
-            .conn
-            .queues
-            .push_counted(out, &self.counters.drops)
+        self.enqueue(status::outgoing(ev, self.conn.format, received))
             .await
-        {
-            Err(NotQueued::Closed) => Some(End::Shutdown),
-            _ => None,
+    }
+
+    /// Push an encoded event to its queue, counting it when it is dropped
+    /// (queue full under `drop_newest`, or closed at shutdown).
+    pub(super) async fn enqueue(&mut self, out: Outgoing) -> Option<End<'c>> {
+        let t = out.data_type;
+        match self.conn.queues.push(out).await {
+            Ok(()) => None,
+            Err(NotQueued::Dropped) => {
+                self.counters.queue_full.get(t).inc();
+                self.counters.queue_drops.get(t).inc();
+                None
+            }
+            Err(NotQueued::Closed) => {
+                self.dropped(t, DropCause::Shutdown);
+                Some(End::Shutdown)
+            }
         }
+    }
+
+    /// Count an event that will not be published.
+    pub(super) fn dropped(&self, t: DataType, cause: DropCause) {
+        let c = self.counters;
+        match cause {
+            DropCause::Unsubscribed => c.unsubscribed.get(t),
+            DropCause::BookResync => c.book_resync.get(t),
+            DropCause::ChecksumOnly => c.checksum_only.get(t),
+            DropCause::HandoverCovered => c.handover_covered.get(t),
+            DropCause::QueueFull => c.queue_full.get(t),
+            DropCause::PublishFailed | DropCause::Shutdown => {
+                // Rare: resolved here rather than kept per connection.
+                self.conn
+                    .metrics
+                    .dropped(&self.conn.venue_id, t, cause)
+                    .inc();
+                return;
+            }
+        }
+        .inc();
     }
 
     /// A successor takes over: the old session has stopped after publishing
@@ -334,6 +401,10 @@ impl<'c> Session<'c> {
         let sequenced = self.venue.book.sequence.is_some();
         let mark = format!("ho{}", Timestamp::now().as_millis());
         let release = self.gate.as_mut()?.release(&published, sequenced, &mark);
+        self.counters
+            .handover_covered
+            .get(DataType::L2Orderbook)
+            .inc_by(release.dropped);
         info!(
             venue = %self.conn.venue_id,
             conn = self.conn.index,
@@ -369,16 +440,13 @@ impl<'c> Session<'c> {
             })
             .inc_by(self.conn.plan.instruments.len() as u64);
         let venue = self.venue.clone();
-        for name in &self.conn.plan.instruments {
+        let instruments = self.conn.plan.instruments.clone();
+        for name in &instruments {
             let inst = self.mapper.resolve_symbol(&venue, name);
             let ev = status::event(&self.conn.venue_id, inst, state, reason, now);
-            if self
-                .conn
-                .queues
-                .push(status::outgoing(ev, self.conn.format, Instant::now()))
-                .await
-                .is_err()
-            {
+            self.counters.generated.get(DataType::Status).inc();
+            let out = status::outgoing(ev, self.conn.format, Instant::now());
+            if self.enqueue(out).await.is_some() {
                 return;
             }
         }

@@ -90,6 +90,9 @@ pub struct Release {
     pub events: Vec<Event>,
     /// Instruments to resync (their held events could not be used).
     pub resync: Vec<String>,
+    /// Held events not released (the old session covered them, or they
+    /// could not continue the book).
+    pub dropped: u64,
 }
 
 impl Gate {
@@ -98,11 +101,14 @@ impl Gate {
         Self::default()
     }
 
-    /// Hold a book event until the takeover.
-    pub fn hold(&mut self, ev: Event) {
+    /// Hold a book event until the takeover. Returns whether the oldest
+    /// held event was dropped to make room.
+    pub fn hold(&mut self, ev: Event) -> bool {
+        let mut overflow = false;
         if self.held.len() >= MAX_HELD
             && let Some(old) = self.held.pop_front()
         {
+            overflow = true;
             let name = old.instrument.venue_instrument.clone();
             if !self.overflowed.contains(&name) {
                 self.overflowed.push(name);
@@ -113,6 +119,7 @@ impl Gate {
                 .insert(ev.instrument.venue_instrument.clone());
         }
         self.held.push_back(ev);
+        overflow
     }
 
     /// Whether a book snapshot is held for `instrument`.
@@ -135,10 +142,18 @@ impl Gate {
     /// so update ids are comparable across connections. `mark` tags the ids
     /// of events the old session may also have sent (unsequenced venues).
     pub fn release(&mut self, published: &Published, sequenced: bool, mark: &str) -> Release {
+        let mut out = self.release_held(published, sequenced, mark);
+        out.dropped = out.dropped.saturating_sub(out.events.len() as u64);
+        out
+    }
+
+    fn release_held(&mut self, published: &Published, sequenced: bool, mark: &str) -> Release {
         let held = std::mem::take(&mut self.held);
+        let total = held.len() as u64;
         self.snapshots.clear();
         let mut out = Release {
             resync: std::mem::take(&mut self.overflowed),
+            dropped: total,
             ..Release::default()
         };
         if sequenced {

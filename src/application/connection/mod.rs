@@ -105,14 +105,43 @@ struct Pacing {
     breaker: CircuitBreaker,
 }
 
+/// Per data type counter handles of one venue, each created on first use
+/// (so no series appears for a type the venue never publishes).
+struct PerType {
+    cells: [std::sync::OnceLock<Counter>; crate::domain::DataType::ALL.len()],
+    make: Box<dyn Fn(crate::domain::DataType) -> Counter + Send + Sync>,
+}
+
+impl PerType {
+    fn new(make: impl Fn(crate::domain::DataType) -> Counter + Send + Sync + 'static) -> Self {
+        PerType {
+            cells: Default::default(),
+            make: Box::new(make),
+        }
+    }
+
+    fn get(&self, t: crate::domain::DataType) -> &Counter {
+        self.cells[t.index()].get_or_init(|| (self.make)(t))
+    }
+}
+
 /// Per-connection metric handles (resolved once).
 struct Counters {
     frames: Counter,
     bytes: Counter,
+    data_frames: Counter,
     failures: Counter,
     unrouted: Counter,
-    mapped: [Counter; crate::domain::DataType::ALL.len()],
-    drops: [Counter; crate::domain::DataType::ALL.len()],
+    mapped: PerType,
+    generated: PerType,
+    /// Queue full (`drop_newest`): also counted in the older
+    /// `mdrelay_queue_drops_total`.
+    queue_full: PerType,
+    queue_drops: PerType,
+    unsubscribed: PerType,
+    book_resync: PerType,
+    checksum_only: PerType,
+    handover_covered: PerType,
     rejected: Counter,
     gaps: Counter,
     resyncs: Counter,
@@ -120,14 +149,42 @@ struct Counters {
 }
 
 impl Counters {
-    fn new(m: &Metrics, venue: &str) -> Self {
+    fn new(m: &Arc<Metrics>, venue: &str) -> Self {
+        use super::metrics::{DropCause, VenueTypeLabel};
+        let family = |pick: fn(
+            &Metrics,
+        ) -> &prometheus_client::metrics::family::Family<
+            VenueTypeLabel,
+            Counter,
+        >| {
+            let (m, venue) = (m.clone(), venue.to_owned());
+            PerType::new(move |t| {
+                pick(&m)
+                    .get_or_create(&VenueTypeLabel {
+                        venue: venue.clone(),
+                        data_type: t.as_str().to_owned(),
+                    })
+                    .clone()
+            })
+        };
+        let drops = |cause: DropCause| {
+            let (m, venue) = (m.clone(), venue.to_owned());
+            PerType::new(move |t| m.dropped(&venue, t, cause))
+        };
         Counters {
             frames: Metrics::venue(&m.frames_received, venue),
             bytes: Metrics::venue(&m.bytes_received, venue),
+            data_frames: Metrics::venue(&m.data_frames, venue),
             failures: Metrics::venue(&m.mapping_failures, venue),
             unrouted: Metrics::venue(&m.unrouted_frames, venue),
-            mapped: m.venue_type(&m.events_mapped, venue),
-            drops: m.venue_type(&m.queue_drops, venue),
+            mapped: family(|m| &m.events_mapped),
+            generated: family(|m| &m.events_generated),
+            queue_full: drops(DropCause::QueueFull),
+            queue_drops: family(|m| &m.queue_drops),
+            unsubscribed: drops(DropCause::Unsubscribed),
+            book_resync: drops(DropCause::BookResync),
+            checksum_only: drops(DropCause::ChecksumOnly),
+            handover_covered: drops(DropCause::HandoverCovered),
             rejected: Metrics::venue(&m.subscriptions_rejected, venue),
             gaps: Metrics::venue(&m.gaps, venue),
             resyncs: Metrics::venue(&m.resyncs, venue),
@@ -136,17 +193,7 @@ impl Counters {
     }
 }
 
-/// `s` cut to at most `max` bytes (on a character boundary), for logs.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
-}
+use crate::infrastructure::logs::truncate;
 
 impl Connection {
     /// Run until cancelled: connect, stream, reconnect.
@@ -179,7 +226,7 @@ impl Connection {
                     if let Some(wait) = wait {
                         gauge();
                         reporter.update(|s| s.state = ConnState::CircuitOpen);
-                        warn!(venue = %self.venue_id, conn = self.index, ?wait, "circuit open: pausing reconnects");
+                        warn!(venue = %self.venue_id, conn = self.index, wait = %humantime::format_duration(round_ms(wait)), "circuit open: pausing reconnects");
                         tokio::select! {
                             _ = self.cancel.cancelled() => break,
                             _ = tokio::time::sleep(wait) => {}
@@ -212,7 +259,12 @@ impl Connection {
                         }
                         p.backoff.next_delay()
                     };
-                    warn!(venue = %self.venue_id, conn = self.index, error = %reason, ?delay, "connection lost; reconnecting");
+                    let delay_text = humantime::format_duration(round_ms(delay));
+                    if connected {
+                        warn!(venue = %self.venue_id, conn = self.index, error = %reason, retry_in = %delay_text, "connection lost; reconnecting");
+                    } else {
+                        warn!(venue = %self.venue_id, conn = self.index, error = %reason, retry_in = %delay_text, "cannot connect; retrying");
+                    }
                     reporter.update(|s| {
                         s.state = ConnState::Reconnecting;
                         s.reconnects += 1;
@@ -227,6 +279,12 @@ impl Connection {
         }
         reporter.update(|s| s.state = ConnState::Stopped);
     }
+}
+
+/// `d` rounded to whole milliseconds, for logs (`844ms`, not
+/// `843.666524ms`).
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Replace the origin (`scheme://host[:port]`) of `url` with `origin`.

@@ -18,7 +18,7 @@ use super::successor::{Incoming, Outgoing};
 use super::{Connection, Counters, End, Pacing, truncate, with_origin};
 use crate::application::books::{BookKeeper, Step};
 use crate::application::health::{ConnReporter, ConnState};
-use crate::application::metrics::Metrics;
+use crate::application::metrics::{DropCause, Metrics};
 use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
 use crate::domain::{DataType, Event, StatusState, Timestamp};
 use crate::engine::mapper::{Mapper, RawFrame};
@@ -80,6 +80,7 @@ pub(super) async fn run<'c>(
             conn.plan.market.clone(),
             conn.plan.pinned.clone(),
         ),
+        subscribed: conn.plan.instruments.iter().cloned().collect(),
         conn,
         venue,
         sink,
@@ -99,6 +100,7 @@ pub(super) async fn run<'c>(
     };
     let end = s.stream(source, venue_rx, snap_rx, ping_override).await;
     open.dec();
+    s.account_leftovers(matches!(end, End::Shutdown));
     // A successor that fails before taking over leaves the old session in
     // charge: nothing was disconnected as far as consumers can tell.
     if let (End::Failed { reason, .. }, false) = (&end, s.holding) {
@@ -135,6 +137,9 @@ async fn resolve_url(
 
 pub(super) struct Session<'c> {
     pub(super) conn: &'c Connection,
+    /// The venue instruments this connection subscribed: events of others
+    /// are not published.
+    pub(super) subscribed: foldhash::HashSet<String>,
     pub(super) venue: Arc<Venue>,
     pub(super) sink: Sink,
     pub(super) mapper: Mapper,
@@ -182,7 +187,7 @@ impl<'c> Session<'c> {
         self.reporter.update(|s| {
             s.state = ConnState::Connected;
             s.subscriptions_acked = 0;
-            s.subscriptions_rejected.clear();
+            // Errors of earlier connections age out on their own.
         });
         if self.holding {
             info!(venue = %self.conn.venue_id, conn = self.conn.index, "handover: new connection subscribed");
@@ -343,6 +348,27 @@ impl<'c> Session<'c> {
         }
     }
 
+    /// The session ended: book events still held (buffered for a snapshot,
+    /// or in a successor's handover gate) will never be published.
+    fn account_leftovers(&mut self, shutdown: bool) {
+        let book = DataType::L2Orderbook;
+        let held = self.books.held();
+        if shutdown {
+            self.conn
+                .metrics
+                .dropped(&self.conn.venue_id, book, DropCause::Shutdown)
+                .inc_by(held);
+        } else {
+            self.counters.book_resync.get(book).inc_by(held);
+        }
+        if let Some(gate) = &self.gate {
+            self.counters
+                .handover_covered
+                .get(book)
+                .inc_by(gate.len() as u64);
+        }
+    }
+
     /// When to start the planned handover: the venue's maximum lifetime
     /// less a margin (a tenth of it, at most five minutes).
     fn lifetime_deadline(&self) -> tokio::time::Instant {
@@ -460,7 +486,11 @@ impl<'c> Session<'c> {
         }
         if self.venue.book.snapshot.is_some() {
             for inst in self.book_instruments() {
-                self.books.await_snapshot(&self.venue.book, &inst);
+                let dropped = self.books.await_snapshot(&self.venue.book, &inst);
+                self.counters
+                    .book_resync
+                    .get(DataType::L2Orderbook)
+                    .inc_by(dropped);
                 self.fetch_snapshot(inst, Duration::ZERO);
             }
         }

@@ -77,8 +77,12 @@ impl<'c> Session<'c> {
         let received = std::time::Instant::now();
         let mut end = None;
         for ev in due.drain(..) {
+            let t = ev.data_type();
+            self.counters.generated.get(t).inc();
             if end.is_none() {
                 end = self.publish(ev, received).await;
+            } else {
+                self.dropped(t, crate::application::metrics::DropCause::Shutdown);
             }
         }
         self.events = due;

@@ -19,10 +19,11 @@ use crate::config::{ConfigError, Problem, Problems, env};
 use crate::domain::DataType;
 use crate::engine::venue::Venue;
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "service",
     "http",
     "nats",
+    "health",
     "pipeline",
     "venues_dir",
     "venues",
@@ -42,12 +43,34 @@ pub struct RelayConfig {
     pub http_listen: SocketAddr,
     /// `[nats]`
     pub nats: RawNats,
+    /// `[health]`
+    pub health: HealthSettings,
     /// Queue per data type, indexed by [`DataType::index`].
     pub queues: Vec<(usize, WhenFull)>,
     /// Where venue files live.
     pub venues_dir: PathBuf,
     /// The venues, compiled.
     pub venues: Vec<VenueSetup>,
+}
+
+/// How `/health` judges connections (`[health]` in the relay config).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthSettings {
+    /// A connection with no frame for this fraction of its venue's
+    /// `silence_timeout` makes its venue degraded (at the whole timeout the
+    /// connection is replaced).
+    pub silence_fraction: f64,
+    /// How long an error frame from a venue keeps its venue degraded.
+    pub error_memory: Duration,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            silence_fraction: 0.5,
+            error_memory: Duration::from_secs(300),
+        }
+    }
 }
 
 /// One configured venue with its compiled definition.
@@ -69,6 +92,23 @@ pub struct VenueSetup {
     pub subscriptions: Vec<Subscription>,
     /// The compiled venue file.
     pub venue: Arc<Venue>,
+}
+
+impl VenueSetup {
+    /// The data types the relay publishes for this venue: the subscribed
+    /// ones, `status`, and `l2_top` where a subscription wants it.
+    pub fn published_types(&self) -> Vec<DataType> {
+        let mut types: std::collections::BTreeSet<DataType> = self
+            .subscriptions
+            .iter()
+            .flat_map(|s| s.types.iter().copied())
+            .collect();
+        types.insert(DataType::Status);
+        if self.subscriptions.iter().any(|s| s.book_top.is_some()) {
+            types.insert(DataType::L2Top);
+        }
+        types.into_iter().collect()
+    }
 }
 
 /// Like the derived form, with tokens in URL query strings and
@@ -187,6 +227,8 @@ pub fn compile_relay(
     let service: RawService = opt(take("service"), "service", &mut p).unwrap_or_default();
     let http: RawHttp = opt(take("http"), "http", &mut p).unwrap_or_default();
     let nats: RawNats = opt(take("nats"), "nats", &mut p).unwrap_or_default();
+    let health_raw: RawHealth = opt(take("health"), "health", &mut p).unwrap_or_default();
+    let health = health_settings(&health_raw, &mut p);
     let pipeline: BTreeMap<DataType, RawQueue> =
         opt(take("pipeline"), "pipeline", &mut p).unwrap_or_default();
     let venues_dir: Option<PathBuf> = opt(take("venues_dir"), "venues_dir", &mut p);
@@ -270,11 +312,30 @@ pub fn compile_relay(
             service,
             http_listen,
             nats,
+            health,
             queues,
             venues_dir,
             venues,
         }),
         _ => Err(problems),
+    }
+}
+
+fn health_settings(raw: &RawHealth, p: &mut Problems<'_>) -> HealthSettings {
+    let f = raw.silence_fraction;
+    if !(f > 0.0 && f <= 1.0) {
+        p.at(
+            None,
+            "health.silence_fraction",
+            format!("must be above 0 and at most 1 (got {f})"),
+        );
+    }
+    if raw.error_memory.0.is_zero() {
+        p.at(None, "health.error_memory", "must be above 0");
+    }
+    HealthSettings {
+        silence_fraction: f,
+        error_memory: raw.error_memory.0,
     }
 }
 
@@ -509,7 +570,10 @@ fn venue_setup(
         },
         breaker: Breaker {
             failure_threshold: raw.circuit_breaker.failure_threshold,
-            open_duration: raw.circuit_breaker.open_duration.0,
+            open_duration: raw
+                .circuit_breaker
+                .open_duration
+                .map_or(r.max_delay.0, |d| d.0),
             half_open_probes: raw.circuit_breaker.half_open_probes,
         },
         subscriptions,

@@ -5,5 +5,6 @@ pub mod raw;
 pub mod subjects;
 
 pub use compile::{
-    BookTop, Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_relay,
+    BookTop, Breaker, HealthSettings, Reconnect, RelayConfig, Subscription, VenueSetup,
+    compile_relay, load_relay,
 };

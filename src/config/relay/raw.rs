@@ -24,6 +24,9 @@ pub struct RelayFile {
     /// The NATS connection, publishing and JetStream streams.
     #[serde(default)]
     pub nats: RawNats,
+    /// How `/health` judges the connections.
+    #[serde(default)]
+    pub health: RawHealth,
     /// Queues between venue connections and the publisher, per data type.
     #[serde(default)]
     pub pipeline: BTreeMap<DataType, RawQueue>,
@@ -113,6 +116,38 @@ impl Default for RawHttp {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+/// `[health]`
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// A connection that has received no frame for this fraction of its
+    /// venue's `silence_timeout` makes the venue `degraded` in `/health`
+    /// (0 < fraction ≤ 1; default 0.5). At the whole timeout the
+    /// connection is replaced.
+    #[serde(default = "default_silence_fraction")]
+    pub silence_fraction: f64,
+    /// How long an error frame from a venue (a rejected subscription, for
+    /// example) keeps the venue `degraded` (default 5m).
+    #[serde(default = "default_error_memory")]
+    pub error_memory: Dur,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        RawHealth {
+            silence_fraction: default_silence_fraction(),
+            error_memory: default_error_memory(),
+        }
+    }
+}
+
+fn default_silence_fraction() -> f64 {
+    0.5
+}
+fn default_error_memory() -> Dur {
+    Dur(std::time::Duration::from_secs(300))
 }
 
 /// `[nats]`
@@ -527,9 +562,10 @@ pub struct RawBreaker {
     /// Consecutive failed connection attempts that open the breaker.
     #[serde(default = "default_threshold")]
     pub failure_threshold: u32,
-    /// How long the breaker stays open before a probe.
-    #[serde(default = "default_open")]
-    pub open_duration: Dur,
+    /// How long the breaker stays open before a probe. Default: the
+    /// reconnect `max_delay`, so an open breaker never slows a recovery
+    /// beyond what the backoff promises.
+    pub open_duration: Option<Dur>,
     /// Successful probes (half-open) needed to close it again.
     #[serde(default = "one_u32")]
     pub half_open_probes: u32,
@@ -539,7 +575,7 @@ impl Default for RawBreaker {
     fn default() -> Self {
         RawBreaker {
             failure_threshold: default_threshold(),
-            open_duration: default_open(),
+            open_duration: None,
             half_open_probes: 1,
         }
     }
@@ -547,9 +583,6 @@ impl Default for RawBreaker {
 
 fn default_threshold() -> u32 {
     5
-}
-fn default_open() -> Dur {
-    Dur(std::time::Duration::from_secs(60))
 }
 fn one_u32() -> u32 {
     1

@@ -145,11 +145,36 @@ pub async fn reconcile_and_check(
             ));
         }
     }
-    let live = streams::live_subjects(js).await?;
-    let patterns: Vec<String> = live.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
-    let missing = uncaptured(publish, &patterns);
+    // The configured streams' subjects as their own info answered, and
+    // every stream the server lists. In a cluster the list leaves out a
+    // stream whose leader is not elected yet (a stream just created, or
+    // during an election): look again before calling a subject uncaptured.
+    let mut patterns: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.live_subjects.iter().cloned())
+        .collect();
+    let mut names: Vec<String> = reports
+        .iter()
+        .filter(|r| r.action != Action::Missing)
+        .map(|r| r.name.clone())
+        .collect();
+    let mut missing = uncaptured(publish, &patterns);
+    for attempt in 0..3 {
+        if missing.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        for (name, subjects) in streams::live_subjects(js).await? {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            patterns.extend(subjects);
+        }
+        missing = uncaptured(&missing, &patterns);
+    }
     if !missing.is_empty() {
-        let names: Vec<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
         let text = format!(
             "{} subject(s) this relay publishes are captured by no stream on the server \
              (streams: [{}]), so their events cannot be stored: {}",

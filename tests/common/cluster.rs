@@ -54,18 +54,24 @@ impl Node {
     }
 }
 
+/// One cluster at a time in the test binary: three brokers and a relay at
+/// a steady rate are what two cores carry next to the other tests.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Three (or more) clustered `nats-server`s with JetStream, killed on drop.
 pub struct Cluster {
     /// The nodes, in start order.
     pub nodes: Vec<Node>,
     /// Configs, stores and logs (`<name>.log`).
     pub dir: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     /// Start `n` nodes routed to each other and wait until JetStream has a
     /// meta leader and every node reports healthy.
     pub async fn start(n: usize) -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..n)
             .map(|_| (free_port(), free_port(), free_port()))
@@ -106,7 +112,11 @@ impl Cluster {
         for node in &mut nodes {
             node.spawn();
         }
-        let cluster = Cluster { nodes, dir };
+        let cluster = Cluster {
+            nodes,
+            dir,
+            _turn: turn,
+        };
         cluster.wait_healthy(Duration::from_secs(30)).await;
         cluster
     }
@@ -195,7 +205,8 @@ impl Cluster {
     }
 
     /// The index of the node leading `stream` (from stream info's
-    /// `cluster.leader`), waiting up to 10 s for one.
+    /// `cluster.leader`), waiting up to 30 s for one (an election on two
+    /// busy cores can take a while).
     pub async fn stream_leader(&self, client: &async_nats::Client, stream: &str) -> usize {
         let js = async_nats::jetstream::new(client.clone());
         let t0 = Instant::now();
@@ -208,8 +219,9 @@ impl Cluster {
                 return i;
             }
             assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "stream {stream} has no leader"
+                t0.elapsed() < Duration::from_secs(30),
+                "stream {stream} has had no leader for 30 s; logs in {}",
+                self.dir.path().display()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

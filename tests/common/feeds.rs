@@ -147,14 +147,25 @@ impl Feeds {
             .sum()
     }
 
-    /// Wait until every server has sent its whole recording `clients`
-    /// times over.
-    pub async fn wait_sent(&self, clients: u64, timeout: Duration) {
-        let want = self.frames * clients;
-        super::wait_until(timeout, "the fake venues sent every frame", || {
-            self.sent() >= want
-        })
-        .await;
+    /// Wait until the servers have sent at least `at_least` frames and then
+    /// nothing for a second (every connected client has had its whole
+    /// recording, or its connection is gone).
+    pub async fn wait_done(&self, at_least: u64, timeout: Duration) {
+        let t0 = Instant::now();
+        let mut last = (self.sent(), Instant::now());
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.sent();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if now >= at_least && last.1.elapsed() >= Duration::from_secs(1) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "the fake venues did not finish within {timeout:?} ({now} of at least {at_least} frames sent)"
+            );
+        }
     }
 
     /// Stop every server.

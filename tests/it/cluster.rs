@@ -12,10 +12,10 @@ use crate::common::*;
 
 const STREAM: &str = "MARKET";
 
-fn stream_toml(replicas: usize, manage: &str) -> String {
+fn stream_toml(replicas: usize, manage: &str, max_age: &str) -> String {
     format!(
         "[[nats.streams]]\nname = \"{STREAM}\"\nsubjects = [\"market.>\"]\nreplicas = {replicas}\n\
-         manage = \"{manage}\"\nduplicate_window = \"5m\"\n"
+         manage = \"{manage}\"\nmax_age = \"{max_age}\"\nduplicate_window = \"5m\"\n"
     )
 }
 
@@ -43,49 +43,263 @@ fn check(t: &Tally, feeds: &Feeds, what: &str) {
     assert_eq!(t.twice, 0, "{what}: events stored twice");
 }
 
+/// Wait for the end of the recordings and for the stream to hold every
+/// expected id.
+async fn finish(feeds: &Feeds, client: &async_nats::Client) {
+    feeds.wait_done(feeds.frames, Duration::from_secs(60)).await;
+    wait_stored(
+        client,
+        STREAM,
+        feeds.expected.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_leader_killed_mid_stream_loses_nothing() {
     log_from_env();
-    let t0 = Instant::now();
     let mut cluster = Cluster::start(3).await;
+    let t0 = Instant::now();
     let feeds = Feeds::start(&CLUSTER_FEEDS).await;
     let config = format!(
         "[nats]\nurls = {}\n{}{}",
         cluster.urls_toml(),
-        stream_toml(3, "reconcile"),
+        stream_toml(3, "reconcile", "1h"),
         feeds.venues_toml(|_| true)
     );
     let relay = relay(&config).await;
     let client = cluster.client().await;
     wait_stored(&client, STREAM, 3_000, Duration::from_secs(20)).await;
     let leader = cluster.stream_leader(&client, STREAM).await;
-    let killed_at = t0.elapsed();
     cluster.kill(leader);
     eprintln!(
-        "killed stream leader {} at {killed_at:?}",
-        cluster.nodes[leader].name
+        "killed stream leader {} at {:?}",
+        cluster.nodes[leader].name,
+        t0.elapsed()
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     cluster.restart(leader).await;
-    let new_leader = cluster.stream_leader(&client, STREAM).await;
     eprintln!(
-        "restarted {} at {:?}; leader now {}",
+        "restarted {} at {:?}",
         cluster.nodes[leader].name,
         t0.elapsed(),
-        cluster.nodes[new_leader].name
     );
-    feeds.wait_sent(1, Duration::from_secs(60)).await;
-    wait_stored(
-        &client,
-        STREAM,
-        feeds.expected.len(),
-        Duration::from_secs(30),
-    )
-    .await;
+    finish(&feeds, &client).await;
     eprintln!("relay: {}", relay_metrics(&relay));
     relay.shutdown().await;
-    let t = tally(&client, STREAM, &feeds.expected).await;
-    check(&t, &feeds, "stream leader killed");
+    check(
+        &tally(&client, STREAM, &feeds.expected).await,
+        &feeds,
+        "stream leader killed",
+    );
     feeds.stop().await;
-    eprintln!("test took {:?}", t0.elapsed());
+    eprintln!("test took {:?} from the cluster's start", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_of_every_node_loses_nothing() {
+    log_from_env();
+    let mut cluster = Cluster::start(3).await;
+    let t0 = Instant::now();
+    let feeds = Feeds::start(&CLUSTER_FEEDS).await;
+    let config = format!(
+        "[nats]\nurls = {}\n{}{}",
+        cluster.urls_toml(),
+        stream_toml(3, "reconcile", "1h"),
+        feeds.venues_toml(|_| true)
+    );
+    let relay = relay(&config).await;
+    let client = cluster.client().await;
+    wait_stored(&client, STREAM, 1_500, Duration::from_secs(20)).await;
+    for i in 0..cluster.nodes.len() {
+        let leader = cluster.stream_leader(&client, STREAM).await;
+        let sent = feeds.sent();
+        assert!(
+            sent < feeds.frames,
+            "node {i} would go down after the recordings ended; it must happen while streaming"
+        );
+        cluster.kill(i);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.restart(i).await;
+        eprintln!(
+            "{} (stream leader {}) killed with {sent} of {} frames sent, back and current by {:?}",
+            cluster.nodes[i].name,
+            cluster.nodes[leader].name,
+            feeds.frames,
+            t0.elapsed(),
+        );
+    }
+    finish(&feeds, &client).await;
+    eprintln!("relay: {}", relay_metrics(&relay));
+    relay.shutdown().await;
+    check(
+        &tally(&client, STREAM, &feeds.expected).await,
+        &feeds,
+        "rolling restart",
+    );
+    feeds.stop().await;
+    eprintln!("test took {:?} from the cluster's start", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_sharded_by_venue_share_one_stream_with_one_owner() {
+    log_from_env();
+    let mut cluster = Cluster::start(3).await;
+    let t0 = Instant::now();
+    let feeds = Feeds::start(&CLUSTER_FEEDS).await;
+    // The owner reconciles the stream; the other relay's entry differs (a
+    // shorter max_age) and only verifies it, so it must not rewrite it.
+    let owner = relay(&format!(
+        "[nats]\nurls = {}\n{}{}",
+        cluster.urls_toml(),
+        stream_toml(3, "reconcile", "1h"),
+        feeds.venues_toml(|v| v.starts_with("binance"))
+    ))
+    .await;
+    let reader = relay(&format!(
+        "[nats]\nurls = {}\n{}{}",
+        cluster.urls_toml(),
+        stream_toml(3, "verify", "10m"),
+        feeds.venues_toml(|v| !v.starts_with("binance"))
+    ))
+    .await;
+    let client = cluster.client().await;
+    wait_stored(&client, STREAM, 3_000, Duration::from_secs(20)).await;
+    // A node other than the leader goes away and comes back meanwhile.
+    let leader = cluster.stream_leader(&client, STREAM).await;
+    let other = (leader + 1) % cluster.nodes.len();
+    cluster.kill(other);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.restart(other).await;
+    finish(&feeds, &client).await;
+    eprintln!(
+        "owner: {}; reader: {}",
+        relay_metrics(&owner),
+        relay_metrics(&reader)
+    );
+    owner.shutdown().await;
+    reader.shutdown().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let live = js
+        .get_stream(STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(
+        live.max_age,
+        Duration::from_secs(3600),
+        "the verifying relay left the owner's settings alone"
+    );
+    assert_eq!(live.num_replicas, 3);
+    check(
+        &tally(&client, STREAM, &feeds.expected).await,
+        &feeds,
+        "sharded relays",
+    );
+    feeds.stop().await;
+    eprintln!("test took {:?} from the cluster's start", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redundant_pair_with_one_relay_sigkilled_loses_nothing() {
+    log_from_env();
+    let cluster = Cluster::start(3).await;
+    let t0 = Instant::now();
+    let feeds = Feeds::start(&CLUSTER_FEEDS).await;
+    let config = format!(
+        "[nats]\nurls = {}\n{}{}",
+        cluster.urls_toml(),
+        stream_toml(3, "reconcile", "1h"),
+        feeds.venues_toml(|_| true)
+    );
+    // Two processes on the same venues and instruments: every event is
+    // published twice, stored once (same Nats-Msg-Id).
+    let mut a = RelayProcess::spawn(&config);
+    let mut b = RelayProcess::spawn(&config);
+    let client = cluster.client().await;
+    wait_stored(&client, STREAM, 4_000, Duration::from_secs(30)).await;
+    // Both publish (the first to reach the stream stores an event, the
+    // other's copy is acknowledged as a duplicate).
+    for (name, r) in [("A", &a), ("B", &b)] {
+        let (_, text) = http_get(r.http_addr(Duration::from_secs(5)).await, "/metrics").await;
+        let sent = metric(&text, "mdrelay_events_published_total", "")
+            + metric(&text, "mdrelay_events_duplicate_total", "");
+        eprintln!("relay {name} before the kill: {sent} events acknowledged");
+        assert!(sent > 500.0, "relay {name} publishes too");
+    }
+    a.kill();
+    eprintln!("SIGKILLed relay A at {:?}", t0.elapsed());
+    finish(&feeds, &client).await;
+    let status = b.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "relay B exit {status:?}\n{}",
+        b.log()
+    );
+    let log = b.log();
+    eprintln!(
+        "relay B: {}",
+        log.lines()
+            .find(|l| l.contains("relay stopped"))
+            .unwrap_or("no summary")
+    );
+    check(
+        &tally(&client, STREAM, &feeds.expected).await,
+        &feeds,
+        "redundant pair, one SIGKILLed",
+    );
+    feeds.stop().await;
+    eprintln!("test took {:?} from the cluster's start", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_against_a_stream_lacking_the_subjects_refuses_to_start() {
+    let cluster = Cluster::start(3).await;
+    let client = cluster.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["market.okx.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let config = format!(
+        "[nats]\nurls = {}\n{}[[venues]]\nid = \"binance-coinm\"\nurl = \"ws://127.0.0.1:9/\"\n\
+         [[venues.subscriptions]]\ninstrument = \"BTCUSD_PERP\"\ntypes = [\"ticker\"]\n",
+        cluster.urls_toml(),
+        stream_toml(3, "verify", "1h"),
+    );
+    let mut relay = RelayProcess::spawn(&config);
+    let status = relay
+        .wait_exit(Duration::from_secs(20))
+        .expect("the relay must refuse to start");
+    let log = relay.log();
+    eprintln!("{log}");
+    assert!(!status.success(), "non-zero exit: {status:?}");
+    for want in [
+        "stream `MARKET` (manage = \"verify\") cannot carry",
+        "subjects: live [market.okx.>], file [market.>]",
+        "market.binance-coinm.btc-usd_btc.ticker",
+        "market.binance-coinm.btc-usd_btc.status",
+        "max_age: live none, file 1h",
+    ] {
+        assert!(log.contains(want), "`{want}` missing from:\n{log}");
+    }
+    let live = js
+        .get_stream(STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(live.subjects, ["market.okx.>"], "verify never writes");
 }

@@ -25,6 +25,7 @@ mod nats_security;
 mod record;
 mod relay_config;
 mod schema;
+mod stream_ownership;
 mod two_relays;
 mod venue_config_errors;
 mod venue_faults;

@@ -24,6 +24,67 @@ pub struct Node {
 }
 
 impl Node {
+    /// Start a lone node named `name` in `dir` with `extra` configuration
+    /// (`jetstream { … }`, `leafnodes { … }`; `{store}` in it becomes the
+    /// node's store directory), and wait until it is healthy.
+    pub async fn start(dir: &std::path::Path, name: &str, extra: &str) -> Node {
+        let (port, monitor_port) = (free_port(), free_port());
+        let conf = dir.join(format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n\
+                 log_file: \"{log}\"\n{extra}\n",
+                log = dir.join(format!("{name}.log")).display(),
+                extra = extra.replace("{store}", &dir.join(name).display().to_string()),
+            ),
+        )
+        .unwrap();
+        let mut node = Node {
+            name: name.to_owned(),
+            port,
+            route_port: 0,
+            monitor_port,
+            conf,
+            child: None,
+        };
+        node.spawn();
+        node.wait_healthy(Duration::from_secs(30)).await;
+        node
+    }
+
+    /// Start it again (same ports and store) and wait until it is healthy.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_healthy(Duration::from_secs(30)).await;
+    }
+
+    /// Whether it answers `/healthz` with ok.
+    pub async fn healthy(&self) -> bool {
+        if !self.is_up() {
+            return false;
+        }
+        let addr = format!("127.0.0.1:{}", self.monitor_port).parse().unwrap();
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return false;
+        }
+        let (status, body) = http_get(addr, "/healthz").await;
+        status == 200 && body.contains("ok")
+    }
+
+    async fn wait_healthy(&self, timeout: Duration) {
+        let t0 = Instant::now();
+        while !self.healthy().await {
+            assert!(
+                t0.elapsed() < timeout,
+                "nats-server {} not healthy after {timeout:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The client URL.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -149,16 +210,7 @@ impl Cluster {
     /// Whether node `i` answers `/healthz` with ok (JetStream current,
     /// meta leader known).
     pub async fn healthy(&self, i: usize) -> bool {
-        let node = &self.nodes[i];
-        if !node.is_up() {
-            return false;
-        }
-        let addr = format!("127.0.0.1:{}", node.monitor_port).parse().unwrap();
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            return false;
-        }
-        let (status, body) = http_get(addr, "/healthz").await;
-        status == 200 && body.contains("ok")
+        self.nodes[i].healthy().await
     }
 
     /// Wait until every running node is healthy and there is a meta leader.

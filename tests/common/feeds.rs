@@ -95,6 +95,11 @@ pub struct Feeds {
 impl Feeds {
     /// Start one fake venue per feed.
     pub async fn start(feeds: &[Feed]) -> Feeds {
+        Self::start_scaled(feeds, 1.0).await
+    }
+
+    /// Start one fake venue per feed, at `scale` times the feeds' rates.
+    pub async fn start_scaled(feeds: &[Feed], scale: f64) -> Feeds {
         let mut running = Vec::new();
         let mut expected = HashSet::new();
         let mut total = 0;
@@ -105,7 +110,7 @@ impl Feeds {
             let replay = Replay::start(
                 ReplaySpec {
                     frames,
-                    rate: Some(feed.rate),
+                    rate: Some(feed.rate * scale),
                     ..Default::default()
                 },
                 None,

@@ -10,6 +10,7 @@ mod book_integrity;
 mod captures;
 mod checksum_scales;
 mod cluster;
+mod deployment_docs;
 mod e2e_books;
 mod e2e_relay;
 mod e2e_reload;

@@ -3,10 +3,10 @@
 //! run (the same events per second, so CPU per event compares), and the
 //! relay also subscribes idle instruments on four more venues, served by a
 //! fake venue that accepts the subscriptions and sends nothing. Runs: the
-//! feeds alone, then 10, 100 and 1,000 subscribed instruments in all (the
-//! feeds' recorded instruments included). Reported per run: venue
+//! feeds alone (their recorded instruments, 3 venues), then with 10, 100
+//! and 1,000 idle instruments more (7 venues). Reported per run: venue
 //! connections, RSS at the end of the window and its peak, relay CPU per
-//! event, and the RSS slope per idle instrument.
+//! event; then the RSS slope per idle instrument and the cost of a venue.
 //!
 //! The idle instruments' names are **synthetic** (`SYN0001USDT`, ...): a
 //! load test of subscription state, not recorded data. Within the window
@@ -135,43 +135,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.seconds
     );
     let mut runs: Vec<(usize, PhaseResult)> = Vec::new();
-    for total in [0usize, 10, 100, 1_000] {
+    for idle in [0usize, 10, 100, 1_000] {
         let mut replays = Children(Vec::new());
         let ports = start_replays(&exe, &root, Some(RATE), false, &mut replays)?;
         let mut cfg = relay_config_with(&root, &urls, 1, &ports, args.window, "json")?;
         let active = subscriptions(&cfg);
-        let idle = if total == 0 {
-            0
-        } else {
-            total.saturating_sub(active)
-        };
         cfg.push_str(&idle_venues(idle, idle_port));
         let instruments = subscriptions(&cfg);
-        let r = run_phase(&exe, &dir, &format!("scale-{total}"), &cfg, args.seconds)?;
+        let r = run_phase(&exe, &dir, &format!("scale-{idle}"), &cfg, args.seconds)?;
         println!(
-            "{instruments:>5} instruments ({active} streaming, {idle} idle), {} venues: {:>3.0} connections, RSS {:>6.1} MiB (peak {:>6.1}), relay cpu {:>5.2} s per 1M events, {:>6.0} events/s",
-            if idle == 0 {
-                3
-            } else {
-                3 + IDLE.len().min(idle)
-            },
+            "{instruments:>5} instruments ({active} streaming, {idle:>4} idle), {} venues: {:>3.0} connections, RSS {:>6.1} MiB (peak {:>6.1}), relay cpu {:>6.2} s per 1M events, {:>6.0} events/s",
+            3 + IDLE.len().min(idle),
             r.connections,
             r.rss_kib as f64 / 1024.0,
             r.peak_rss_kib as f64 / 1024.0,
             r.cpu_seconds / r.events.max(1.0) * 1e6,
             r.events / r.seconds,
         );
-        runs.push((instruments, r));
+        runs.push((idle, r));
         drop(replays);
     }
+    let kib = |r: &PhaseResult| r.rss_kib as f64;
     let slope = |a: &(usize, PhaseResult), b: &(usize, PhaseResult)| {
-        (b.1.rss_kib as f64 - a.1.rss_kib as f64) / (b.0 as f64 - a.0 as f64)
+        (kib(&b.1) - kib(&a.1)) / (b.0 as f64 - a.0 as f64)
     };
+    let per_instrument = slope(&runs[2], &runs[3]);
     println!(
-        "RSS per idle instrument: {:.1} KiB (10 -> 100), {:.1} KiB (100 -> 1,000); per idle venue with 2-3 instruments: {:.0} KiB",
+        "RSS per idle instrument: {:.1} KiB (10 -> 100 idle), {per_instrument:.1} KiB (100 -> 1,000 idle); per idle venue: {:.0} KiB (0 -> 10 idle instruments on 4 more venues, less 10 instruments)",
         slope(&runs[1], &runs[2]),
-        slope(&runs[2], &runs[3]),
-        (runs[1].1.rss_kib as f64 - runs[0].1.rss_kib as f64) / IDLE.len() as f64,
+        (kib(&runs[1].1) - kib(&runs[0].1) - 10.0 * per_instrument) / IDLE.len() as f64,
     );
     drop(kids);
     let _ = std::fs::remove_dir_all(&dir);

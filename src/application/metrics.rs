@@ -360,6 +360,9 @@ impl Metrics {
                 let _ = f.get_or_create(&l);
             }
             let _ = self.ack_latency.get_or_create(&l);
+            if DataType::MARKET.contains(&t) {
+                let _ = self.venue_lag.get_or_create(&l);
+            }
             for cause in DropCause::ALL {
                 let _ = self.dropped(venue, t, cause);
             }

@@ -187,6 +187,19 @@ impl Reloader {
                 });
             }
             Ok(new) => {
+                let refused = self.fixture_gate(&new);
+                if !refused.is_empty() {
+                    self.metrics.reload_failures.inc();
+                    for p in &refused {
+                        error!(problem = %p, "reload refused; the running configuration stays");
+                    }
+                    let _ = self.report.send(ReloadReport {
+                        at,
+                        ok: false,
+                        detail: refused,
+                    });
+                    return;
+                }
                 let detail = self.apply(new).await;
                 self.metrics.reloads.inc();
                 for d in &detail {
@@ -199,6 +212,47 @@ impl Reloader {
                 });
             }
         }
+    }
+
+    /// Each venue whose file changed must still pass its recorded fixture
+    /// cases, or the reload is refused: a mapping change that breaks what
+    /// the recorded frames give (a renamed route key, a truncated save)
+    /// would otherwise drop events silently. To accept a deliberate output
+    /// change, bless the cases first (`mdrelay validate --venue <id>
+    /// --bless`), then save.
+    fn fixture_gate(&self, new: &RelayConfig) -> Vec<String> {
+        let Some(dir) = &new.fixtures_dir else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        for setup in new.venues.iter().filter(|v| v.enabled) {
+            let unchanged = self
+                .running
+                .get(&setup.id)
+                .is_some_and(|r| r.setup.venue.source_hash == setup.venue.source_hash);
+            let cases = dir.join(&setup.id);
+            if unchanged || !cases.is_dir() {
+                continue;
+            }
+            let report = super::fixture::run_venue(&setup.venue, &cases, false);
+            problems.extend(
+                report
+                    .problems
+                    .iter()
+                    .map(|p| format!("venue `{}`: fixtures: {p}", setup.id)),
+            );
+            for case in report.cases.iter().filter(|c| c.mismatch.is_some()) {
+                let diff = case.mismatch.as_deref().unwrap_or_default();
+                problems.push(format!(
+                    "venue `{}`: recorded case `{}` no longer gives its expected output ({}); run `mdrelay validate --venue {} --bless` to accept the new output, then save again",
+                    setup.id,
+                    case.name,
+                    crate::domain::text::clip(diff.lines().next().unwrap_or_default()),
+                    setup.id
+                ));
+            }
+        }
+        problems
     }
 
     async fn apply(&mut self, new: RelayConfig) -> Vec<String> {

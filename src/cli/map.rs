@@ -66,9 +66,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 if args.verbose {
                     match outcome {
-                        Outcome::Control(c) => {
-                            writeln!(stdout, "# line {n}: control {}", c.kind.as_str())?
-                        }
+                        Outcome::Control(c) => match &c.message {
+                            Some(m) => writeln!(
+                                stdout,
+                                "# line {n}: control {}: {}",
+                                c.kind.as_str(),
+                                crate::domain::text::clip(m)
+                            )?,
+                            None => writeln!(stdout, "# line {n}: control {}", c.kind.as_str())?,
+                        },
                         Outcome::Unrouted => writeln!(stdout, "# line {n}: unrouted")?,
                         Outcome::Data { .. } => {}
                     }
@@ -76,9 +82,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failures += 1;
+                // What was printed before goes out first: stdout and
+                // stderr stay in frame order when both go to a terminal.
+                stdout.flush()?;
                 eprintln!("line {n}: {e}");
             }
         }
+        // One frame's events at a time, so a consumer of the output (or a
+        // person watching it) sees each frame as it is mapped.
+        stdout.flush()?;
     }
     stdout.flush()?;
     Ok(if failures == 0 {

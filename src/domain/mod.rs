@@ -11,6 +11,7 @@ mod event;
 mod payload;
 mod subject;
 mod symbol;
+pub mod text;
 mod time;
 
 pub use data_type::{DataType, UnknownDataType};

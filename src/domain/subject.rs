@@ -8,6 +8,8 @@
 /// Whether the subject filter `pattern` (with NATS wildcards) captures the
 /// literal `subject`. `market.>` captures `market.okx.btc-usdt.trade`;
 /// `market.*.btc-usdt.*` does too; `market.>` does not capture `market`.
+/// A `*` token in `subject` (standing for "any instrument") is captured
+/// only by a wildcard at that place in the pattern.
 pub fn subject_matches(pattern: &str, subject: &str) -> bool {
     let mut subject_tokens = subject.split('.');
     let mut pattern_tokens = pattern.split('.').peekable();
@@ -82,6 +84,13 @@ mod tests {
             "market.okx.btc-usdt.trade"
         ));
         assert!(subject_matches("market.ok*.x", "market.ok*.x"));
+        // A `*` in the subject: only a wildcard there captures it.
+        assert!(subject_matches("market.okx.*.trade", "market.okx.*.trade"));
+        assert!(subject_matches("market.okx.>", "market.okx.*.trade"));
+        assert!(!subject_matches(
+            "market.okx.btc.trade",
+            "market.okx.*.trade"
+        ));
         // `>` only as the last token is a wildcard.
         assert!(!subject_matches(
             "market.>.trade",

@@ -7,30 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-/// How much of an offending value (a frame, a string, an error text) logs
-/// and error messages quote.
-pub const CLIP: usize = 300;
-
-/// `s` cut to at most `max` bytes on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
-}
-
-/// `s` cut to [`CLIP`] bytes, with `…(N bytes)` appended when it was cut.
-pub fn clip(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.len() <= CLIP {
-        std::borrow::Cow::Borrowed(s)
-    } else {
-        std::borrow::Cow::Owned(format!("{}…({} bytes)", truncate(s, CLIP), s.len()))
-    }
-}
+pub use crate::domain::text::{CLIP, clip, truncate};
 
 /// Allows one log line per cause per interval, counting the rest.
 #[derive(Debug)]
@@ -99,15 +76,5 @@ mod tests {
         }
         assert_eq!(l.allow_at("a", t0 + Duration::from_secs(10)), Some(1000));
         assert_eq!(l.allow_at("a", t0 + Duration::from_secs(11)), None);
-    }
-
-    #[test]
-    fn values_are_clipped_on_character_boundaries() {
-        assert_eq!(clip("short"), "short");
-        let long = "é".repeat(1000);
-        let c = clip(&long);
-        assert!(c.len() < CLIP + 30, "{}", c.len());
-        assert!(c.ends_with("…(2000 bytes)"), "{c}");
-        assert_eq!(truncate("aé", 2), "a");
     }
 }

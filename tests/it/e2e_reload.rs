@@ -323,3 +323,100 @@ async fn added_broken_and_reconfigured_venues() {
 fn last_reload_text(h: &RelayHandle) -> String {
     h.health.report().1["last_reload"].to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_save_and_a_renamed_route_key_are_refused_and_lose_nothing() {
+    let nats = Nats::start();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&["fixtures/okx/trades.jsonl"]),
+            rate: Some(50.0),
+            looped: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let s = Setup::new(&["okx"]);
+    let okx_venue = venue_section(
+        "okx",
+        &replay.url(),
+        "fixtures/okx/trades.jsonl",
+        "\"trade\"",
+    );
+    s.write_config(&format!(
+        "fixtures_dir = \"{}\"\n{}{okx_venue}",
+        root().join("fixtures").display(),
+        nats_section(&nats)
+    ));
+    let (relay, _watch) = s.start().await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 20, Duration::from_secs(10)).await;
+    let trades = || metric_of(&relay, "mdrelay_events_mapped_total", "data_type=\"trade\"");
+    let original = std::fs::read_to_string(s.venues().join("okx.toml")).unwrap();
+
+    // 1. A truncated save: valid TOML, every route gone.
+    let cut = original.find("[[routes]]").unwrap();
+    s.edit_venue("okx", |t| t[..cut].to_owned());
+    wait_until(Duration::from_secs(10), "reload refused", || {
+        metric_of(&relay, "mdrelay_reload_failures_total", "") >= 1.0
+    })
+    .await;
+    let reload = last_reload(&relay).await;
+    assert_eq!(reload["ok"], false, "{reload}");
+    assert!(
+        reload["detail"]
+            .to_string()
+            .contains("no route that maps trade"),
+        "{reload}"
+    );
+    let at = trades();
+    wait_until(Duration::from_secs(10), "trades keep flowing", || {
+        trades() > at + 20.0
+    })
+    .await;
+
+    // 2. A renamed route key: the file compiles, but the recorded trades
+    // no longer map: the fixture gate refuses it.
+    s.edit_venue("okx", |_| {
+        original.replace(
+            "key = [\"trades\", \"trades-all\"]",
+            "key = [\"trade\", \"trades-all\"]",
+        )
+    });
+    wait_until(Duration::from_secs(10), "second reload refused", || {
+        metric_of(&relay, "mdrelay_reload_failures_total", "") >= 2.0
+    })
+    .await;
+    let reload = last_reload(&relay).await;
+    assert_eq!(reload["ok"], false, "{reload}");
+    let detail = reload["detail"].to_string();
+    assert!(
+        detail.contains("recorded case `trades`") && detail.contains("--bless"),
+        "{reload}"
+    );
+    let at = trades();
+    wait_until(Duration::from_secs(10), "trades still flowing", || {
+        trades() > at + 20.0
+    })
+    .await;
+    assert_eq!(
+        metric_of(&relay, "mdrelay_unrouted_frames_total", "okx"),
+        0.0,
+        "no frame fell through a refused mapping"
+    );
+    // Every recorded trade id is in the stream.
+    let want: std::collections::HashSet<String> =
+        std::fs::read_to_string(root().join("fixtures/okx/trades.expected.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["data_type"] == "trade")
+            .map(|v| v["event_id"].as_str().unwrap().to_owned())
+            .collect();
+    let stored: std::collections::HashSet<String> =
+        stream.all().await.into_iter().map(|m| m.id).collect();
+    assert!(want.is_subset(&stored), "trades lost");
+    relay.shutdown().await;
+    replay.stop().await;
+}

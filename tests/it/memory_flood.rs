@@ -47,15 +47,19 @@ async fn rss_levels_off_under_a_flood_with_nats_down() {
              subjects = [\"market.>\"]\nmax_messages = 200000\n\
              [pipeline.trade]\ncapacity = 8192\nwhen_full = \"block\"\n\
              [pipeline.l2_orderbook]\ncapacity = 8192\nwhen_full = \"drop_newest\"\n\
-             [[venues]]\nid = \"okx\"\nurl = \"{okx}\"\n[[venues.subscriptions]]\n\
-             instrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]\n\
-             [[venues]]\nid = \"binance-spot\"\nurl = \"{binance}\"\n[[venues.subscriptions]]\n\
-             instrument = \"BTCUSDT\"\ntypes = [\"trade\"]\n",
+             [[venues]]\nid = \"okx\"\nurl = \"{okx}\"\n{okx_subs}\
+             [[venues]]\nid = \"binance-spot\"\nurl = \"{binance}\"\n{binance_subs}",
             venues = root().join("venues").display(),
             http = free_port(),
             nats = nats.url(),
             okx = okx.url(),
             binance = binance.url(),
+            okx_subs = subs_for("okx", &["benches/data/okx.book.jsonl"], "\"l2_orderbook\""),
+            binance_subs = subs_for(
+                "binance-spot",
+                &["benches/data/binance-spot.trades.jsonl"],
+                "\"trade\""
+            ),
         ),
     )
     .unwrap();

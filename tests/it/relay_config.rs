@@ -149,6 +149,26 @@ fn table_of_malformed_settings() {
         ),
         ("[nats]\nurls = []", "nats.urls", "at least one URL"),
         (
+            "[health]\nsilence_fraction = 0",
+            "health.silence_fraction",
+            "must be above 0 and at most 1",
+        ),
+        (
+            "[health]\nsilence_fraction = 1.5",
+            "health.silence_fraction",
+            "must be above 0 and at most 1",
+        ),
+        (
+            "[health]\nerror_memory = \"0s\"",
+            "health.error_memory",
+            "must be above 0",
+        ),
+        (
+            "fixtures_dir = \"/nonexistent/fixtures\"",
+            "fixtures_dir",
+            "is not a directory",
+        ),
+        (
             "[nats]\nauth = { type = \"kerberos\" }",
             "nats.auth",
             "unknown variant",

@@ -23,6 +23,7 @@ use crate::application::subscribe::{Item, subscribe_messages};
 use crate::domain::{DataType, Event, Instrument, StatusState, Timestamp};
 use crate::engine::mapper::{MapError, Outcome, RawFrame};
 use crate::engine::venue::{ControlKind, Venue};
+use crate::infrastructure::logs::clip;
 use crate::infrastructure::ws::Message;
 
 impl<'c> Session<'c> {
@@ -34,7 +35,9 @@ impl<'c> Session<'c> {
         let body = match result {
             Ok(b) => b,
             Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "snapshot request failed; retrying");
+                if let Some(suppressed) = self.counters.log("snapshot request") {
+                    warn!(venue = %self.conn.venue_id, %instrument, error = %clip(&e), suppressed, "snapshot request failed; retrying");
+                }
                 self.fetch_snapshot(instrument, SNAPSHOT_RETRY);
                 return None;
             }
@@ -50,7 +53,9 @@ impl<'c> Session<'c> {
             Timestamp::now(),
             &mut self.events,
         ) {
-            warn!(venue = %self.conn.venue_id, %instrument, error = %e, body = truncate(&body, 200), "snapshot did not map; retrying");
+            if let Some(suppressed) = self.counters.log("snapshot mapping") {
+                warn!(venue = %self.conn.venue_id, %instrument, error = %e, body = truncate(&body, 200), suppressed, "snapshot did not map; retrying");
+            }
             self.fetch_snapshot(instrument, SNAPSHOT_RETRY);
             return None;
         }
@@ -79,7 +84,7 @@ impl<'c> Session<'c> {
                 self.books.set_scales(&self.venue.book, &instrument, scales);
             }
             Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, error = %e, "checksum scales unavailable (checksums unverified meanwhile); retrying");
+                warn!(venue = %self.conn.venue_id, %instrument, error = %clip(&e), "checksum scales unavailable (checksums unverified meanwhile); retrying");
                 self.fetch(Fetch::Scales, instrument, SNAPSHOT_RETRY);
             }
         }
@@ -131,18 +136,29 @@ impl<'c> Session<'c> {
                 for ev in events.drain(..) {
                     let t = ev.data_type();
                     c.mapped.get(t).inc();
+                    if let Some(at) = ev.exchange_time {
+                        // A venue clock ahead of ours reads as no lag.
+                        let lag = (ev.receive_time.0 - at.0).max(0);
+                        c.lag.get(t).observe(lag as f64 / 1e9);
+                    }
                     if end.is_some() {
                         // The connection is ending (shutdown): what the
                         // frame still held is not published.
                         self.dropped(t, DropCause::Shutdown);
                         continue;
                     }
-                    if !self.conn.plan.types.contains(&t)
-                        || !self
-                            .subscribed
-                            .contains(ev.instrument.venue_instrument.as_str())
+                    if !self.conn.plan.types.contains(&t) {
+                        c.unsubscribed.get(t).inc();
+                        continue;
+                    }
+                    let name = ev.instrument.venue_instrument.as_str();
+                    if !self.subscribed.contains(name)
+                        && !venue.channels.get(&t).is_some_and(|ch| ch.any_instrument)
                     {
                         c.unsubscribed.get(t).inc();
+                        if let Some(suppressed) = c.log("unsubscribed instrument") {
+                            warn!(venue = %self.conn.venue_id, conn = self.conn.index, instrument = %clip(name), data_type = %t, suppressed, "event of an instrument this connection did not subscribe: not published (dropped, cause unsubscribed; a channel subscribed by something broader than an instrument declares instruments = \"any\")");
+                        }
                         continue;
                     }
                     if book && t == DataType::L2Orderbook {
@@ -166,7 +182,9 @@ impl<'c> Session<'c> {
             }
             Err(e) => {
                 c.failures.inc();
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(frame), 200), "frame skipped");
+                if let Some(suppressed) = c.log("frame skipped") {
+                    warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %e, frame = truncate(frame_text(frame), 200), suppressed, "frame skipped (counted in mdrelay_mapping_failures_total)");
+                }
             }
         }
         None
@@ -189,7 +207,9 @@ impl<'c> Session<'c> {
             ControlKind::Error => {
                 self.counters.rejected.inc();
                 let msg = info.message.clone().unwrap_or_else(|| "error".into());
-                warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %msg, "venue reported an error");
+                if let Some(suppressed) = self.counters.log("venue error") {
+                    warn!(venue = %self.conn.venue_id, conn = self.conn.index, error = %clip(&msg), suppressed, "venue reported an error");
+                }
                 let error = crate::application::health::VenueError {
                     at_ms: Timestamp::now().as_millis(),
                     message: crate::infrastructure::logs::clip(&msg).into_owned(),
@@ -256,7 +276,9 @@ impl<'c> Session<'c> {
     /// only (REST snapshot, or unsubscribe + subscribe), or reconnect when
     /// the venue offers neither.
     async fn on_gap(&mut self, instrument: Arc<Instrument>, reason: String) -> Option<End<'c>> {
-        warn!(venue = %self.conn.venue_id, instrument = %instrument.venue_instrument, %reason, "book gap: resyncing");
+        if let Some(suppressed) = self.counters.log("book gap") {
+            warn!(venue = %self.conn.venue_id, instrument = %instrument.venue_instrument, %reason, suppressed, "book gap: resyncing");
+        }
         self.counters.gaps.inc();
         self.counters.resyncs.inc();
         self.conn

@@ -107,20 +107,20 @@ struct Pacing {
 
 /// Per data type counter handles of one venue, each created on first use
 /// (so no series appears for a type the venue never publishes).
-struct PerType {
-    cells: [std::sync::OnceLock<Counter>; crate::domain::DataType::ALL.len()],
-    make: Box<dyn Fn(crate::domain::DataType) -> Counter + Send + Sync>,
+struct PerType<M = Counter> {
+    cells: [std::sync::OnceLock<M>; crate::domain::DataType::ALL.len()],
+    make: Box<dyn Fn(crate::domain::DataType) -> M + Send + Sync>,
 }
 
-impl PerType {
-    fn new(make: impl Fn(crate::domain::DataType) -> Counter + Send + Sync + 'static) -> Self {
+impl<M> PerType<M> {
+    fn new(make: impl Fn(crate::domain::DataType) -> M + Send + Sync + 'static) -> Self {
         PerType {
             cells: Default::default(),
             make: Box::new(make),
         }
     }
 
-    fn get(&self, t: crate::domain::DataType) -> &Counter {
+    fn get(&self, t: crate::domain::DataType) -> &M {
         self.cells[t.index()].get_or_init(|| (self.make)(t))
     }
 }
@@ -134,6 +134,8 @@ struct Counters {
     unrouted: Counter,
     mapped: PerType,
     generated: PerType,
+    /// Venue event time to receipt.
+    lag: PerType<prometheus_client::metrics::histogram::Histogram>,
     /// Queue full (`drop_newest`): also counted in the older
     /// `mdrelay_queue_drops_total`.
     queue_full: PerType,
@@ -146,6 +148,22 @@ struct Counters {
     gaps: Counter,
     resyncs: Counter,
     mismatches: Counter,
+    /// One log line per cause per 10 s for what a venue can repeat at will
+    /// (bad frames, error frames, gaps); the rest are counted.
+    logs: Mutex<crate::infrastructure::logs::LogLimiter>,
+    suppressed: Counter,
+}
+
+impl Counters {
+    /// Whether a line for `cause` may be logged now (`Some(n)`: `n` were
+    /// left out since the last one).
+    fn log(&self, cause: &'static str) -> Option<u64> {
+        let allowed = self.logs.lock().ok().and_then(|mut l| l.allow(cause));
+        if allowed.is_none() {
+            self.suppressed.inc();
+        }
+        allowed
+    }
 }
 
 impl Counters {
@@ -178,6 +196,17 @@ impl Counters {
             failures: Metrics::venue(&m.mapping_failures, venue),
             unrouted: Metrics::venue(&m.unrouted_frames, venue),
             mapped: family(|m| &m.events_mapped),
+            lag: {
+                let (m, venue) = (m.clone(), venue.to_owned());
+                PerType::new(move |t| {
+                    m.venue_lag
+                        .get_or_create(&VenueTypeLabel {
+                            venue: venue.clone(),
+                            data_type: t.as_str().to_owned(),
+                        })
+                        .clone()
+                })
+            },
             generated: family(|m| &m.events_generated),
             queue_full: drops(DropCause::QueueFull),
             queue_drops: family(|m| &m.queue_drops),
@@ -189,6 +218,10 @@ impl Counters {
             gaps: Metrics::venue(&m.gaps, venue),
             resyncs: Metrics::venue(&m.resyncs, venue),
             mismatches: Metrics::venue(&m.checksum_mismatches, venue),
+            logs: Mutex::new(crate::infrastructure::logs::LogLimiter::new(
+                Duration::from_secs(10),
+            )),
+            suppressed: m.logs_suppressed.clone(),
         }
     }
 }

@@ -19,7 +19,8 @@ use crate::config::{ConfigError, Problem, Problems, env};
 use crate::domain::DataType;
 use crate::engine::venue::Venue;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
+    "fixtures_dir",
     "service",
     "http",
     "nats",
@@ -49,6 +50,9 @@ pub struct RelayConfig {
     pub queues: Vec<(usize, WhenFull)>,
     /// Where venue files live.
     pub venues_dir: PathBuf,
+    /// Where their recorded fixture cases live, if anywhere (the hot-reload
+    /// gate).
+    pub fixtures_dir: Option<PathBuf>,
     /// The venues, compiled.
     pub venues: Vec<VenueSetup>,
 }
@@ -232,6 +236,7 @@ pub fn compile_relay(
     let pipeline: BTreeMap<DataType, RawQueue> =
         opt(take("pipeline"), "pipeline", &mut p).unwrap_or_default();
     let venues_dir: Option<PathBuf> = opt(take("venues_dir"), "venues_dir", &mut p);
+    let fixtures_dir: Option<PathBuf> = opt(take("fixtures_dir"), "fixtures_dir", &mut p);
     let raw_venues: Vec<Option<RawVenue>> = match take("venues") {
         Some(v) => {
             let span = v.span();
@@ -275,6 +280,21 @@ pub fn compile_relay(
     }
     let queues = queues(pipeline, &mut p);
     let venues_dir = venues_dir.unwrap_or_else(|| PathBuf::from("venues"));
+    let fixtures_dir = match fixtures_dir {
+        Some(d) if !d.is_dir() => {
+            p.at(
+                None,
+                "fixtures_dir",
+                format!("{} is not a directory", d.display()),
+            );
+            None
+        }
+        Some(d) => Some(d),
+        None => venues_dir
+            .parent()
+            .map(|p| p.join("fixtures"))
+            .filter(|d| d.is_dir()),
+    };
     let mut venues = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, raw) in raw_venues.into_iter().enumerate() {
@@ -315,10 +335,18 @@ pub fn compile_relay(
             health,
             queues,
             venues_dir,
+            fixtures_dir,
             venues,
         }),
         _ => Err(problems),
     }
+}
+
+/// Whether a venue file has a route producing `t` (books may also come from
+/// the REST snapshot alone).
+fn venue_maps(venue: &Venue, t: DataType) -> bool {
+    venue.routes.iter().any(|r| r.data_type == t)
+        || (t == DataType::L2Orderbook && venue.book.snapshot.is_some())
 }
 
 fn health_settings(raw: &RawHealth, p: &mut Problems<'_>) -> HealthSettings {
@@ -486,6 +514,19 @@ fn venue_setup(
                     format!("{sat}.types"),
                     format!("venue `{}` has no channel for {t}", venue.id),
                 ),
+                Some(_) if !venue_maps(&venue, *t) => {
+                    // A venue file with a channel but no route for the type
+                    // (truncated, or its routes renamed away) would drop
+                    // every such frame as unrouted.
+                    p.at(
+                        None,
+                        format!("{sat}.types"),
+                        format!(
+                            "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
+                            venue.id
+                        ),
+                    )
+                }
                 Some(ch) => {
                     if let Some(m) = &s.market
                         && !ch.markets.is_empty()

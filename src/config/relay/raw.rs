@@ -33,6 +33,11 @@ pub struct RelayFile {
     /// Directory of venue definition files (default `venues`; a relative
     /// path is relative to the working directory).
     pub venues_dir: Option<PathBuf>,
+    /// Directory of recorded fixture cases (`<dir>/<venue>/*.jsonl`). A
+    /// changed venue file is hot-reloaded only if its cases still give
+    /// their expected output. Default: `fixtures` next to the venues
+    /// directory, when it exists.
+    pub fixtures_dir: Option<PathBuf>,
     /// The venues to relay.
     #[serde(default)]
     pub venues: Vec<RawVenue>,

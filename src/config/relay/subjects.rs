@@ -3,6 +3,11 @@
 //! running relay derives it (the config's `symbol`, else the venue file's
 //! symbol rules). Used to check, before publishing, that some stream
 //! captures each of them.
+//!
+//! A channel that publishes any instrument it delivers (`instruments =
+//! "any"` in the venue file) adds `market.<venue>.*.<type>`: the `*` stands
+//! for instruments not known in advance, and only a stream filter with a
+//! wildcard there (`market.>`, `market.<venue>.*.<type>`) captures it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,6 +42,9 @@ pub fn publish_subjects(venues: &[VenueSetup]) -> BTreeSet<String> {
             let instrument = mapper.resolve_symbol(&v.venue, &s.instrument);
             for t in published_types(s) {
                 out.insert(subject(&v.id, &instrument.token, t));
+                if v.venue.channels.get(&t).is_some_and(|ch| ch.any_instrument) {
+                    out.insert(subject(&v.id, "*", t));
+                }
             }
         }
     }
@@ -73,6 +81,28 @@ mod tests {
             root.join("venues").display()
         );
         compile_relay(&root.join("config/test.toml"), &text, |_| None).unwrap()
+    }
+
+    #[test]
+    fn a_channel_of_any_instrument_adds_a_wildcard_only_wildcards_capture() {
+        let cfg = config(
+            r#"
+[[venues]]
+id = "okx"
+[[venues.subscriptions]]
+instrument = "BTC-USDT-SWAP"
+types = ["liquidation"]
+"#,
+        );
+        let got = publish_subjects(&cfg.venues);
+        assert!(got.contains("market.okx.*.liquidation"), "{got:?}");
+        assert!(
+            got.contains("market.okx.btc-usdt_usdt.liquidation"),
+            "{got:?}"
+        );
+        let lacking = uncaptured(&got, &["market.okx.btc-usdt_usdt.>".into()]);
+        assert_eq!(lacking, ["market.okx.*.liquidation"]);
+        assert!(uncaptured(&got, &["market.okx.*.*".into()]).is_empty());
     }
 
     #[test]

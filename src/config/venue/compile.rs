@@ -396,6 +396,7 @@ impl Compiler<'_> {
                     name: ch.name,
                     params,
                     markets: ch.markets,
+                    any_instrument: ch.instruments == super::raw::InstrumentScope::Any,
                 },
             );
         }

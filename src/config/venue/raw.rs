@@ -252,6 +252,24 @@ pub struct RawChannel {
     /// Markets that offer this channel (default: all).
     #[serde(default)]
     pub markets: Vec<String>,
+    /// Which instruments' events of this channel are published:
+    /// `subscribed` (default) keeps only the instruments the relay config
+    /// subscribes; `any` keeps every instrument the channel delivers, for
+    /// channels subscribed by something broader than an instrument (an
+    /// instrument type, an underlying, companion index or mark streams).
+    #[serde(default)]
+    pub instruments: InstrumentScope,
+}
+
+/// Which instruments a channel's events may belong to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstrumentScope {
+    /// Only the instruments the relay config subscribes.
+    #[default]
+    Subscribed,
+    /// Every instrument the channel delivers.
+    Any,
 }
 
 /// `[symbols]`

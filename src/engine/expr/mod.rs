@@ -10,6 +10,7 @@
 //! must give the same result; `tests/it/fast_path_agreement.rs` checks that for
 //! every expression of every shipped venue over the recorded frames.
 
+pub mod budget;
 mod fast;
 mod guard;
 mod jq;
@@ -18,7 +19,7 @@ mod value;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
-use jaq_json::Val;
+use jq::JVal;
 
 pub use jq::JqCompileError;
 pub use value::{V, parse_decimal};
@@ -92,9 +93,12 @@ enum ErrKind {
 }
 
 impl ExprError {
-    /// A runtime error with a message.
+    /// A runtime error with a message (cut to a few hundred bytes: it may
+    /// quote a value of the frame).
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        ExprError(Repr::Error(message.into().into_owned().into_boxed_str()))
+        let message = message.into();
+        let short = crate::domain::text::clip(&message).into_owned();
+        ExprError(Repr::Error(short.into_boxed_str()))
     }
 
     pub(crate) fn fallback() -> Self {
@@ -136,7 +140,7 @@ impl std::error::Error for ExprError {}
 #[derive(Clone)]
 pub struct Scope<'a> {
     vars: [V<'a>; VARS.len()],
-    jq: OnceCell<Vec<Val>>,
+    jq: OnceCell<Vec<JVal>>,
 }
 
 impl<'a> Scope<'a> {
@@ -161,7 +165,7 @@ impl<'a> Scope<'a> {
     }
 
     /// The variables as jaq values, converted once per scope.
-    fn jq_vars(&self) -> &[Val] {
+    fn jq_vars(&self) -> &[JVal] {
         self.jq
             .get_or_init(|| self.vars.iter().map(jq::v_to_val).collect())
     }
@@ -231,6 +235,7 @@ impl Expr {
         scope: &Scope<'a>,
         out: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>,
     ) -> Result<(), ExprError> {
+        let _budget = budget::enter();
         let Some(op) = &self.fast else {
             return self.run_jq(input, scope, out);
         };
@@ -247,6 +252,7 @@ impl Expr {
             if emitted > MAX_OUTPUTS {
                 return Err(ExprError::new(format!("more than {MAX_OUTPUTS} outputs")));
             }
+            budget::step().map_err(|e| ExprError::new(e.message()))?;
             out(v)
         });
         match result {

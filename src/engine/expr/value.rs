@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use jaq_json::Val;
+use super::jq::{JStr, JVal};
 use rust_decimal::Decimal;
 
 use super::ExprError;
@@ -24,7 +24,7 @@ pub enum V<'a> {
     /// An array or object inside a parsed document (frame or context).
     Doc(Value<'a>),
     /// An array or object computed by the jq interpreter.
-    Jq(Val),
+    Jq(JVal),
 }
 
 impl<'a> V<'a> {
@@ -47,8 +47,8 @@ impl<'a> V<'a> {
             V::Num(_) => Kind::Number,
             V::Str(_) => Kind::String,
             V::Doc(d) => d.kind(),
-            V::Jq(Val::Arr(_)) => Kind::Array,
-            V::Jq(Val::Obj(_)) => Kind::Object,
+            V::Jq(JVal::Arr(_)) => Kind::Array,
+            V::Jq(JVal::Obj(_)) => Kind::Object,
             V::Jq(other) => super::jq::val_kind(other),
         }
     }
@@ -75,8 +75,8 @@ impl<'a> V<'a> {
         match self {
             V::Null => Ok(V::Null),
             V::Doc(d) if d.kind() == Kind::Object => Ok(d.get(key).map_or(V::Null, V::from_doc)),
-            V::Jq(Val::Obj(o)) => {
-                let k = Val::from(key.to_owned());
+            V::Jq(JVal::Obj(o)) => {
+                let k = JStr::from_str(key);
                 Ok(o.get(&k)
                     .map_or(V::Null, |v| super::jq::val_to_v(v.clone())))
             }
@@ -92,7 +92,7 @@ impl<'a> V<'a> {
         match self {
             V::Null => Ok(V::Null),
             V::Doc(d) if d.kind() == Kind::Array => Ok(d.index(i).map_or(V::Null, V::from_doc)),
-            V::Jq(Val::Arr(a)) => {
+            V::Jq(JVal::Arr(a)) => {
                 let len = a.len() as i64;
                 let j = if i < 0 { len + i } else { i };
                 Ok(if (0..len).contains(&j) {
@@ -110,13 +110,19 @@ impl<'a> V<'a> {
 
     /// `.[]`: call `f` with each element (array) or member value (object).
     pub fn each(&self, f: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>) -> Result<(), ExprError> {
+        // Each element is a step of the evaluation budget (nested
+        // iterations over a large frame multiply).
+        let f = &mut |v: V<'a>| {
+            super::budget::step().map_err(|e| ExprError::new(e.message()))?;
+            f(v)
+        };
         match self {
             V::Doc(d) if d.kind() == Kind::Array => {
                 d.elements().try_for_each(|e| f(V::from_doc(e)))
             }
             V::Doc(d) => d.members().try_for_each(|(_, e)| f(V::from_doc(e))),
-            V::Jq(Val::Arr(a)) => a.iter().try_for_each(|e| f(super::jq::val_to_v(e.clone()))),
-            V::Jq(Val::Obj(o)) => o
+            V::Jq(JVal::Arr(a)) => a.iter().try_for_each(|e| f(super::jq::val_to_v(e.clone()))),
+            V::Jq(JVal::Obj(o)) => o
                 .values()
                 .try_for_each(|e| f(super::jq::val_to_v(e.clone()))),
             other => Err(ExprError::new(format!(
@@ -134,8 +140,8 @@ impl<'a> V<'a> {
             V::Num(n) => V::Num(Cow::Owned(n.trim_start_matches('-').to_owned())),
             V::Str(s) => V::Num(Cow::Owned(s.chars().count().to_string())),
             V::Doc(d) => V::Num(Cow::Owned(d.len().to_string())),
-            V::Jq(Val::Arr(a)) => V::Num(Cow::Owned(a.len().to_string())),
-            V::Jq(Val::Obj(o)) => V::Num(Cow::Owned(o.len().to_string())),
+            V::Jq(JVal::Arr(a)) => V::Num(Cow::Owned(a.len().to_string())),
+            V::Jq(JVal::Obj(o)) => V::Num(Cow::Owned(o.len().to_string())),
             V::Jq(_) => return Err(ExprError::fallback()),
         })
     }

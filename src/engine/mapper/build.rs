@@ -30,10 +30,15 @@ fn field_name(route: &Route, f: Field) -> &'static str {
 }
 
 fn err(route: &Route, f: Field, message: impl Into<String>) -> MapError {
+    let message = message.into();
     MapError::Field {
         route: route.name.clone(),
         field: field_name(route, f),
-        message: message.into(),
+        // The message may quote a value of the frame: keep it short.
+        message: match crate::domain::text::clip(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(short) => short,
+        },
     }
 }
 

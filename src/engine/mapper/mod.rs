@@ -12,6 +12,7 @@ mod decode;
 mod memory;
 mod symbols;
 
+use crate::engine::expr::budget;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,6 +189,7 @@ impl Mapper {
         receive_time: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<usize, MapError> {
+        let _budget = budget::frame(budget::Limits::for_frame(text.len()));
         let Mapper {
             venue_id,
             market,
@@ -243,6 +245,8 @@ impl Mapper {
         out: &mut Vec<Event>,
     ) -> Result<Outcome, MapError> {
         let limit = venue.connection.max_frame_bytes;
+        // Everything this frame's mapping evaluates shares one budget.
+        let _budget = budget::frame(budget::Limits::for_frame(frame.len()));
         if frame.len() > limit {
             return Err(MapError::TooLarge {
                 size: frame.len(),

@@ -137,6 +137,9 @@ pub struct Channel {
     pub params: serde_json::Value,
     /// Markets offering the channel (empty = all).
     pub markets: Vec<String>,
+    /// Whether events of any instrument the channel delivers are published,
+    /// not only the subscribed instruments'.
+    pub any_instrument: bool,
 }
 
 /// Instrument → canonical symbol.

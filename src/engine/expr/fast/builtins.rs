@@ -115,7 +115,7 @@ fn split<'a>(x: &V<'a>, sep: &V<'a>) -> Result<V<'a>, ExprError> {
     match (x, sep) {
         (V::Str(s), V::Str(sep)) if !s.is_empty() && !sep.is_empty() => Ok(V::Jq(
             s.split(sep.as_ref())
-                .map(|p| jaq_json::Val::from(p.to_owned()))
+                .map(crate::engine::expr::jq::JVal::str)
                 .collect(),
         )),
         _ => Err(ExprError::fallback()),
@@ -201,7 +201,7 @@ fn has_null_member(x: &V<'_>, key: &str) -> bool {
 pub(super) fn array_len(x: &V<'_>) -> usize {
     match x {
         V::Doc(d) => d.len(),
-        V::Jq(jaq_json::Val::Arr(a)) => a.len(),
+        V::Jq(crate::engine::expr::jq::JVal::Arr(a)) => a.len(),
         _ => 0,
     }
 }

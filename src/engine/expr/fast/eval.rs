@@ -123,7 +123,7 @@ pub(super) fn lit(v: &Lit) -> V<'_> {
         Lit::Num(n) => V::Num(Cow::Borrowed(n)),
         Lit::Str(s) => V::Str(Cow::Borrowed(s)),
         Lit::EmptyArr => V::Jq(std::iter::empty().collect()),
-        Lit::EmptyObj => V::Jq(jaq_json::Val::obj(Default::default())),
+        Lit::EmptyObj => V::Jq(super::super::jq::JVal::obj(Default::default())),
     }
 }
 

@@ -1,21 +1,28 @@
 //! The jq interpreter side: compiling with `jaq-core` and running a filter
-//! on our values. Used for every expression the fast path cannot express, and
-//! by tests that check both forms agree.
+//! on our own value type ([`JVal`]: exact decimals, every step counted
+//! against the evaluation budget). Used for every expression the fast path
+//! cannot express, and by tests that check both forms agree.
+
+mod natives;
+mod num;
+mod val;
+mod valt;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::rc::Rc;
 use std::sync::{Arc, LazyLock};
 
 use jaq_core::load::{Arena, File, Loader, lex, parse};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
-use jaq_json::{Num, Val};
 
-use super::{ExprError, Scope, V, VARS};
+pub use num::Num;
+pub use val::{JStr, JVal};
+
+use super::{ExprError, Scope, V, VARS, budget};
 use crate::engine::json::{Kind, Value};
 
 /// A compiled jq filter. `Send + Sync`, shared between connections.
-pub(crate) type JqFilter = Arc<jaq_core::Filter<data::JustLut<Val>>>;
+pub(crate) type JqFilter = Arc<jaq_core::Filter<data::JustLut<JVal>>>;
 
 /// Built-in filters a mapping may not call: they read the environment or the
 /// clock, read input, write to stderr or stop the process.
@@ -109,7 +116,7 @@ pub(crate) fn compile(code: &str) -> Result<JqFilter, Vec<JqCompileError>> {
         .filter(|d| needed.contains(d.name) && !DENIED.contains(&d.name));
     let funs = jaq_core::funs()
         .chain(jaq_std::funs())
-        .chain(jaq_json::funs())
+        .chain(natives::funs())
         .filter(|(name, _, _)| !DENIED.contains(name));
     let loader = Loader::new(defs);
     let arena = Arena::default();
@@ -176,7 +183,9 @@ pub(crate) fn compile(code: &str) -> Result<JqFilter, Vec<JqCompileError>> {
 }
 
 /// Run `filter` on `input`, calling `out` with each output, at most `limit`
-/// outputs. Errors of the filter become [`ExprError`]s.
+/// outputs. Errors of the filter become [`ExprError`]s, and so does
+/// passing the evaluation budget (even when the expression catches the
+/// error it raised).
 pub(crate) fn run<'a>(
     filter: &JqFilter,
     input: &V<'a>,
@@ -184,115 +193,72 @@ pub(crate) fn run<'a>(
     limit: usize,
     out: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>,
 ) -> Result<(), ExprError> {
+    let _budget = budget::enter();
     let vars = scope.jq_vars();
-    let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new(vars.iter().cloned()));
+    let ctx = Ctx::<data::JustLut<JVal>>::new(&filter.lut, Vars::new(vars.iter().cloned()));
     let mut n = 0usize;
     for item in filter.id.run((ctx, v_to_val(input))).map(unwrap_valr) {
+        if let Some(e) = budget::exceeded() {
+            return Err(ExprError::new(e.message()));
+        }
         match item {
             Ok(v) => {
                 n += 1;
                 if n > limit {
                     return Err(ExprError::new(format!("more than {limit} outputs")));
                 }
+                budget::step().map_err(|e| ExprError::new(e.message()))?;
                 out(val_to_v(v))?;
             }
-            Err(e) => return Err(ExprError::new(truncate(e.to_string()))),
+            Err(e) => return Err(ExprError::new(e.to_string())),
         }
     }
-    Ok(())
-}
-
-fn truncate(mut s: String) -> String {
-    const MAX: usize = 300;
-    if s.len() > MAX {
-        let mut cut = MAX;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
-}
-
-/// The JSON kind of a jaq value.
-pub(crate) fn val_kind(v: &Val) -> Kind {
-    match v {
-        Val::Null => Kind::Null,
-        Val::Bool(_) => Kind::Bool,
-        Val::Num(_) => Kind::Number,
-        Val::BStr(_) | Val::TStr(_) => Kind::String,
-        Val::Arr(_) => Kind::Array,
-        Val::Obj(_) => Kind::Object,
+    match budget::exceeded() {
+        Some(e) => Err(ExprError::new(e.message())),
+        None => Ok(()),
     }
 }
 
-/// Our value → jaq value. Numbers stay exact (decimal text is kept as jaq's
-/// `Dec`, integers become jaq integers).
-pub(crate) fn v_to_val(v: &V<'_>) -> Val {
+/// Our value → interpreter value. Numbers stay exact.
+pub(crate) fn v_to_val(v: &V<'_>) -> JVal {
     match v {
-        V::Null => Val::Null,
-        V::Bool(b) => Val::Bool(*b),
-        V::Num(n) => num_to_val(n),
-        V::Str(s) => Val::from(s.to_string()),
-        V::Doc(d) => doc_to_val(*d),
+        V::Null => JVal::Null,
+        V::Bool(b) => JVal::Bool(*b),
+        V::Num(n) => JVal::Num(Num::parse(n)),
+        V::Str(s) => JVal::str(s),
+        V::Doc(d) => JVal::from_doc(*d),
         V::Jq(v) => v.clone(),
     }
 }
 
-fn num_to_val(text: &str) -> Val {
-    let is_int = text
-        .bytes()
-        .enumerate()
-        .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'));
-    match is_int.then(|| Num::from_str_radix(text, 10)).flatten() {
-        Some(n) => Val::Num(n),
-        None => Val::Num(Num::Dec(Rc::new(text.to_owned()))),
-    }
+/// A document value → interpreter value (deep copy).
+pub(crate) fn doc_to_val(d: Value<'_>) -> JVal {
+    JVal::from_doc(d)
 }
 
-/// A document value → jaq value (deep copy).
-pub(crate) fn doc_to_val(d: Value<'_>) -> Val {
-    match d.kind() {
-        Kind::Null => Val::Null,
-        Kind::Bool => Val::Bool(d.as_bool() == Some(true)),
-        Kind::Number => num_to_val(d.number_text().unwrap_or("0")),
-        Kind::String => Val::from(d.as_str().unwrap_or_default().into_owned()),
-        Kind::Array => d.elements().map(doc_to_val).collect(),
-        Kind::Object => Val::obj(
-            d.members()
-                .map(|(k, v)| (Val::from(k.into_owned()), doc_to_val(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// jaq value → our value (arrays and objects stay jaq values).
-pub(crate) fn val_to_v(v: Val) -> V<'static> {
+/// Interpreter value → our value (arrays and objects stay interpreter
+/// values).
+pub(crate) fn val_to_v(v: JVal) -> V<'static> {
     match v {
-        Val::Null => V::Null,
-        Val::Bool(b) => V::Bool(b),
-        Val::Num(n) => V::Num(Cow::Owned(num_text(&n))),
-        Val::TStr(b) | Val::BStr(b) => V::Str(Cow::Owned(String::from_utf8_lossy(&b).into_owned())),
-        other @ (Val::Arr(_) | Val::Obj(_)) => V::Jq(other),
-    }
-}
-
-fn num_text(n: &Num) -> String {
-    match n {
-        Num::Dec(s) => s.to_string(),
-        Num::Float(f) if f.is_finite() => {
-            // Shortest text that round-trips, without exponent.
-            let s = format!("{f}");
-            if s.contains('.') || s.contains('e') {
-                s
+        JVal::Null => V::Null,
+        JVal::Bool(b) => V::Bool(b),
+        JVal::Num(n) => {
+            let mut s = String::new();
+            n.write(&mut s);
+            if s == "null" {
+                V::Null
             } else {
-                s.to_string()
+                V::Num(Cow::Owned(s))
             }
         }
-        Num::Float(_) => "null".to_owned(),
-        other => other.to_string(),
+        JVal::Str(s) => V::Str(Cow::Owned(s.text().into_owned())),
+        other @ (JVal::Arr(_) | JVal::Obj(_)) => V::Jq(other),
     }
+}
+
+/// The JSON kind of an interpreter value.
+pub(crate) fn val_kind(v: &JVal) -> Kind {
+    v.kind()
 }
 
 #[cfg(test)]

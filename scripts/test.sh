@@ -6,7 +6,8 @@
 # (.ci/run exports it: 2.15.x).
 #
 # The integration tests are one binary (tests/it); most of their time is spent
-# waiting on sockets and timers, so they run four at a time even on 2 cores.
+# waiting on sockets and timers, so they run four at a time even on 2 cores;
+# the cluster cases (tests/it/cluster.rs) run after them, one at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
@@ -15,5 +16,11 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --all-targets --locked -- -D warnings
-step "cargo test"
-cargo test --all-targets --locked
+step "cargo test (the JetStream cluster cases apart)"
+cargo test --locked --lib --bins --tests -- --skip cluster::
+step "cargo test: benchmarks run once as tests"
+cargo test --locked --benches
+# Three brokers and a relay streaming at 1,100 frames/s each: on their own,
+# one at a time, so neither they nor the other tests' timings suffer.
+step "cargo test: JetStream cluster cases, one at a time"
+cargo test --test it --locked cluster:: -- --test-threads=1

@@ -16,5 +16,6 @@ pub mod record;
 pub mod relay;
 pub mod reload;
 pub mod status;
+pub mod streams;
 pub mod subscribe;
 pub mod templates;

@@ -23,6 +23,7 @@ use super::metrics::Metrics;
 use super::pipeline::Queues;
 use super::publisher::{self, PublishSettings, PublishSignals, PublisherReport};
 use super::subscribe::plan_connections;
+use crate::config::relay::subjects::publish_subjects;
 use crate::config::relay::{RelayConfig, VenueSetup};
 use crate::engine::venue::Venue;
 use crate::infrastructure::http::{self, Observe};
@@ -37,6 +38,10 @@ pub enum RelayError {
     /// refusing the configured streams).
     #[error(transparent)]
     Infra(#[from] InfraError),
+    /// The JetStream streams cannot store what the relay publishes
+    /// (`manage = "verify"` mismatches, subjects no stream captures).
+    #[error(transparent)]
+    Streams(#[from] super::streams::StreamsError),
 }
 
 /// Options the command line (or a test) sets on top of the config.
@@ -273,45 +278,70 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
     })
 }
 
-/// Reconcile streams once if NATS answers quickly; a refusal is fatal, an
-/// unreachable server is retried in the background (publishers wait).
+/// Reconcile and check the streams once if NATS answers quickly: a refusal
+/// is fatal. An unreachable or not yet ready server is retried in the
+/// background (publishers wait); a refusal found then is logged and
+/// retried too, so a relay started before the stream's owner waits for it.
 async fn reconcile_first(
     js: &async_nats::jetstream::Context,
     cfg: &RelayConfig,
     ready: &watch::Sender<bool>,
 ) -> Result<(), RelayError> {
-    let streams = cfg.nats.streams.clone();
-    match tokio::time::timeout(cfg.nats.connect_timeout.0, nats::reconcile(js, &streams)).await {
-        Ok(Ok(done)) => {
-            for d in done {
-                info!(change = %d, "jetstream");
-            }
+    let nats = Arc::new((cfg.nats.streams.clone(), cfg.nats.missing_stream));
+    let publish = Arc::new(publish_subjects(&cfg.venues));
+    info!(subjects = publish.len(), "subjects to publish");
+    let first = tokio::time::timeout(
+        cfg.nats.connect_timeout.0,
+        super::streams::reconcile_and_check(js, &nats.0, nats.1, &publish),
+    )
+    .await;
+    match first {
+        Ok(Ok(())) => {
             let _ = ready.send(true);
             Ok(())
         }
-        Ok(Err(e @ InfraError::JetStream { .. })) if !e.to_string().contains("timed out") => {
+        Ok(Err(e)) if !e.is_transient() => {
             error!(error = %e, "JetStream refused the configuration");
             Err(e.into())
         }
-        _ => {
+        Ok(Err(e)) => {
+            warn!(error = %e, "JetStream not ready yet; streams will be reconciled when it is");
+            retry_in_background(js.clone(), nats, publish, ready.clone());
+            Ok(())
+        }
+        Err(_) => {
             warn!("NATS not reachable yet; streams will be reconciled when it is");
-            let (js, ready) = (js.clone(), ready.clone());
-            tokio::spawn(async move {
-                loop {
-                    match nats::reconcile(&js, &streams).await {
-                        Ok(_) => {
-                            let _ = ready.send(true);
-                            info!("JetStream streams ready");
-                            break;
-                        }
-                        Err(e) => warn!(error = %e, "stream reconcile failed; retrying"),
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            });
+            retry_in_background(js.clone(), nats, publish, ready.clone());
             Ok(())
         }
     }
+}
+
+fn retry_in_background(
+    js: async_nats::jetstream::Context,
+    nats: Arc<(
+        Vec<crate::config::relay::raw::RawStream>,
+        crate::config::relay::raw::MissingStream,
+    )>,
+    publish: Arc<std::collections::BTreeSet<String>>,
+    ready: watch::Sender<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match super::streams::reconcile_and_check(&js, &nats.0, nats.1, &publish).await {
+                Ok(()) => {
+                    let _ = ready.send(true);
+                    info!("JetStream streams ready");
+                    break;
+                }
+                Err(e) if e.is_transient() => {
+                    warn!(error = %e, "stream reconcile failed; retrying")
+                }
+                Err(e) => error!(error = %e, "streams refused; publishing waits, retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
 }
 
 async fn drain_all(

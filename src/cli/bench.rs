@@ -45,6 +45,15 @@ pub struct Args {
     /// they cost; peak RSS then no longer means "all venues").
     #[arg(long)]
     pub no_background: bool,
+    /// Instead: the relay against one node with an R1 stream, a three-node
+    /// cluster with R1 and with R3 (throughput at full speed, frame-to-ack
+    /// latency at `--steady-rate`, CPU per event); see `bench_cluster`.
+    #[arg(long, conflicts_with = "scale")]
+    pub cluster: bool,
+    /// Instead: relay RSS, CPU per event and connections at 10, 100 and
+    /// 1,000 subscribed instruments over several venues; see `bench_scale`.
+    #[arg(long)]
+    pub scale: bool,
 }
 
 /// Arguments of the child `mdrelay bench-relay`.
@@ -58,14 +67,14 @@ pub struct RelayPhaseArgs {
     pub seconds: u64,
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
 }
 
-fn wait_port(port: u16) -> anyhow::Result<()> {
+pub(super) fn wait_port(port: u16) -> anyhow::Result<()> {
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if t0.elapsed() > Duration::from_secs(10) {
@@ -76,7 +85,8 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Children(Vec<Child>);
+/// Child processes, killed on drop.
+pub(super) struct Children(pub(super) Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -89,7 +99,7 @@ impl Drop for Children {
 
 /// Start replay servers, one per feed and one per background venue;
 /// returns their ports (feeds first).
-fn start_replays(
+pub(super) fn start_replays(
     exe: &Path,
     root: &Path,
     rate_total: Option<u32>,
@@ -113,7 +123,7 @@ fn start_replays(
 
 /// Start `mdrelay replay` looping over `files` (at `rate` frames/s, or as
 /// fast as read) on a free port; wait until it listens and return the port.
-fn spawn_replay(
+pub(super) fn spawn_replay(
     exe: &Path,
     files: impl IntoIterator<Item = PathBuf>,
     rate: Option<f64>,
@@ -143,12 +153,28 @@ fn relay_config(
     window: usize,
     format: &str,
 ) -> anyhow::Result<String> {
+    let urls = [format!("nats://127.0.0.1:{nats_port}")];
+    relay_config_with(root, &urls, 1, ports, window, format)
+}
+
+/// The benchmark relay config: NATS at `urls`, a stream with `replicas`,
+/// and the feeds (and background venues) on `ports`.
+pub(super) fn relay_config_with(
+    root: &Path,
+    urls: &[String],
+    replicas: usize,
+    ports: &[u16],
+    window: usize,
+    format: &str,
+) -> anyhow::Result<String> {
+    let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    let urls = urls.join(", ");
     // The relay's default runtime unless MDRELAY_BENCH_THREADS sets one.
     let threads = std::env::var("MDRELAY_BENCH_THREADS")
         .map(|n| format!("worker_threads = {n}\n"))
         .unwrap_or_default();
     let mut s = format!(
-        "venues_dir = \"{}\"\n[service]\n{threads}log_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [\"nats://127.0.0.1:{nats_port}\"]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
+        "venues_dir = \"{}\"\n[service]\n{threads}log_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [{urls}]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nreplicas = {replicas}\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
         root.join("venues").display()
     );
     // Subscribe to everything the captures carry: every instrument (events
@@ -222,18 +248,24 @@ fn recorded_instruments(
 
 /// Results of one relay phase (printed as JSON by the child).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct PhaseResult {
-    seconds: f64,
-    frames: f64,
-    events: f64,
-    cpu_seconds: f64,
-    p50_us: u32,
-    p99_us: u32,
-    max_us: u32,
-    peak_rss_kib: u64,
+pub(super) struct PhaseResult {
+    pub(super) seconds: f64,
+    pub(super) frames: f64,
+    pub(super) events: f64,
+    pub(super) cpu_seconds: f64,
+    pub(super) p50_us: u32,
+    pub(super) p99_us: u32,
+    pub(super) max_us: u32,
+    pub(super) peak_rss_kib: u64,
+    /// Resident set size at the end of the measured window.
+    #[serde(default)]
+    pub(super) rss_kib: u64,
+    /// Open venue connections at the end of the measured window.
+    #[serde(default)]
+    pub(super) connections: f64,
 }
 
-fn run_phase(
+pub(super) fn run_phase(
     exe: &Path,
     dir: &Path,
     name: &str,
@@ -257,6 +289,12 @@ fn run_phase(
 
 /// Run the whole benchmark and print the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.cluster {
+        return super::bench_cluster::run(&args);
+    }
+    if args.scale {
+        return super::bench_scale::run(&args);
+    }
     let exe = std::env::current_exe()?;
     let root = args.root.canonicalize().context("repository root")?;
     let dir = tempfile_dir()?;
@@ -400,7 +438,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("mdrelay-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -418,10 +456,15 @@ fn cpu_seconds() -> f64 {
 
 /// Peak resident set size in KiB, from /proc/self/status.
 fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// A `kB` field of /proc/self/status (`VmHWM:`, `VmRSS:`).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
@@ -477,6 +520,13 @@ pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let (f1, e1) = counts();
         let c1 = cpu_seconds();
+        let rss_kib = status_kib("VmRSS:");
+        let connections: f64 = m
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("mdrelay_connections{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
         let seconds = t0.elapsed().as_secs_f64();
         let mut lat = probe.take();
         lat.sort_unstable();
@@ -490,6 +540,8 @@ pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
             p99_us: quantile(&lat, 0.99),
             max_us: lat.last().copied().unwrap_or(0),
             peak_rss_kib: peak_rss_kib(),
+            rss_kib,
+            connections,
         })
     })?;
     println!("{}", serde_json::to_string(&result)?);

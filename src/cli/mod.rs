@@ -3,7 +3,9 @@
 
 pub mod bench;
 mod bench_ceiling;
+mod bench_cluster;
 mod bench_feeds;
+mod bench_scale;
 mod map;
 pub mod record;
 pub mod replay;

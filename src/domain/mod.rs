@@ -9,6 +9,7 @@
 mod data_type;
 mod event;
 mod payload;
+mod subject;
 mod symbol;
 pub mod text;
 mod time;
@@ -19,5 +20,6 @@ pub use payload::{
     BookKind, BookUpdate, DecimalText, FundingRate, Level, Liquidation, Payload, Side, Status,
     StatusState, Ticker, Trade, write_decimal,
 };
+pub use subject::subject_matches;
 pub use symbol::{subject, subject_token};
 pub use time::{HumanDuration, TimeUnit, Timestamp};

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod nats;
 pub mod replay;
 pub mod rest;
+pub mod streams;
 pub mod ws;
 
 /// Errors of the infrastructure layer. Each says what the caller should do:
@@ -27,6 +28,15 @@ pub enum InfraError {
         /// Stream or consumer.
         what: String,
         /// The server's reason.
+        message: String,
+    },
+    /// JetStream did not answer a stream request, or answered that it is
+    /// not available yet (no meta leader during a cluster election): retry.
+    #[error("JetStream did not answer for {what}: {message}")]
+    Unavailable {
+        /// What was asked.
+        what: String,
+        /// The client's or server's reason.
         message: String,
     },
     /// An I/O failure on an established connection: reconnect.

@@ -1,17 +1,15 @@
-//! NATS: connecting with the configured auth and TLS, and reconciling the
-//! configured JetStream streams and consumers.
+//! NATS: connecting with the configured auth and TLS (streams and consumers:
+//! [`super::streams`]).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, Event};
 use tracing::{info, warn};
 
 use super::InfraError;
-use crate::config::relay::raw::{
-    AckPolicy, DeliverPolicy, Discard, RawAuth, RawConsumer, RawNats, RawStream, Retention, Storage,
-};
+use crate::config::relay::raw::{RawAuth, RawNats};
 
 /// Connect to NATS. The client keeps reconnecting on its own afterwards;
 /// with `wait`, the first connection is retried until it succeeds.
@@ -163,170 +161,6 @@ pub fn jetstream(client: Client, ack_timeout: Duration) -> jetstream::Context {
     let mut js = jetstream::new(client);
     js.set_timeout(ack_timeout);
     js
-}
-
-fn stream_config(s: &RawStream) -> stream::Config {
-    stream::Config {
-        name: s.name.clone(),
-        subjects: s.subjects.clone(),
-        storage: match s.storage {
-            Storage::File => stream::StorageType::File,
-            Storage::Memory => stream::StorageType::Memory,
-        },
-        retention: match s.retention {
-            Retention::Limits => stream::RetentionPolicy::Limits,
-            Retention::Interest => stream::RetentionPolicy::Interest,
-            Retention::WorkQueue => stream::RetentionPolicy::WorkQueue,
-        },
-        max_age: s.max_age.map_or(Duration::ZERO, |d| d.0),
-        max_bytes: s.max_bytes.unwrap_or(-1),
-        max_messages: s.max_messages.unwrap_or(-1),
-        num_replicas: s.replicas,
-        duplicate_window: s.duplicate_window.map_or(Duration::from_secs(120), |d| d.0),
-        discard: match s.discard {
-            Discard::Old => stream::DiscardPolicy::Old,
-            Discard::New => stream::DiscardPolicy::New,
-        },
-        ..Default::default()
-    }
-}
-
-/// The settings we manage, for comparing with what the server has.
-fn managed(c: &stream::Config) -> impl PartialEq + std::fmt::Debug {
-    (
-        c.subjects.clone(),
-        c.storage,
-        c.retention,
-        c.max_age,
-        c.max_bytes,
-        c.max_messages,
-        c.num_replicas,
-        c.duplicate_window,
-        c.discard,
-    )
-}
-
-fn consumer_config(c: &RawConsumer) -> consumer::pull::Config {
-    consumer::pull::Config {
-        durable_name: Some(c.durable_name.clone()),
-        filter_subject: c.filter_subject.clone().unwrap_or_default(),
-        ack_policy: match c.ack_policy {
-            AckPolicy::Explicit => consumer::AckPolicy::Explicit,
-            AckPolicy::All => consumer::AckPolicy::All,
-            AckPolicy::None => consumer::AckPolicy::None,
-        },
-        deliver_policy: match c.deliver_policy {
-            DeliverPolicy::All => consumer::DeliverPolicy::All,
-            DeliverPolicy::Last => consumer::DeliverPolicy::Last,
-            DeliverPolicy::New => consumer::DeliverPolicy::New,
-            DeliverPolicy::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
-        },
-        ..Default::default()
-    }
-}
-
-/// What reconciling did, per stream and consumer, for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reconciled {
-    /// Created.
-    Created(String),
-    /// Updated to the configured settings.
-    Updated(String),
-    /// Already as configured.
-    Unchanged(String),
-}
-
-impl std::fmt::Display for Reconciled {
-    /// `created stream MARKET`, `unchanged consumer `a` on stream `MARKET``.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reconciled::Created(what) => write!(f, "created {what}"),
-            Reconciled::Updated(what) => write!(f, "updated {what}"),
-            Reconciled::Unchanged(what) => write!(f, "unchanged {what}"),
-        }
-    }
-}
-
-/// Create missing streams and consumers and update those that differ.
-pub async fn reconcile(
-    js: &jetstream::Context,
-    streams: &[RawStream],
-) -> Result<Vec<Reconciled>, InfraError> {
-    let mut done = Vec::new();
-    for s in streams {
-        let want = stream_config(s);
-        let refused = |e: &dyn std::fmt::Display| InfraError::JetStream {
-            what: format!("stream `{}`", s.name),
-            message: e.to_string(),
-        };
-        let stream = match js.get_stream(&s.name).await {
-            Ok(mut existing) => {
-                let have = existing
-                    .info()
-                    .await
-                    .map_err(|e| refused(&e))?
-                    .config
-                    .clone();
-                if managed(&have) == managed(&want) {
-                    done.push(Reconciled::Unchanged(format!("stream {}", s.name)));
-                } else {
-                    js.update_stream(&want).await.map_err(|e| refused(&e))?;
-                    done.push(Reconciled::Updated(format!("stream {}", s.name)));
-                }
-                existing
-            }
-            Err(e)
-                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j)
-                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                let created = js.create_stream(&want).await.map_err(|e| refused(&e))?;
-                done.push(Reconciled::Created(format!("stream {}", s.name)));
-                created
-            }
-            Err(e) => return Err(refused(&e)),
-        };
-        for c in &s.consumers {
-            let want = consumer_config(c);
-            let what = format!("consumer `{}` on stream `{}`", c.durable_name, s.name);
-            let refused = |e: &dyn std::fmt::Display| InfraError::JetStream {
-                what: what.clone(),
-                message: e.to_string(),
-            };
-            match stream
-                .get_consumer::<consumer::pull::Config>(&c.durable_name)
-                .await
-            {
-                Ok(mut existing) => {
-                    let have = existing
-                        .info()
-                        .await
-                        .map_err(|e| refused(&e))?
-                        .config
-                        .clone();
-                    let same = have.filter_subject == want.filter_subject
-                        && have.ack_policy == want.ack_policy
-                        && have.deliver_policy == want.deliver_policy;
-                    if same {
-                        done.push(Reconciled::Unchanged(what.clone()));
-                    } else {
-                        stream
-                            .create_consumer(want)
-                            .await
-                            .map_err(|e| refused(&e))?;
-                        done.push(Reconciled::Updated(what.clone()));
-                    }
-                }
-                Err(_) => {
-                    stream
-                        .create_consumer(want)
-                        .await
-                        .map_err(|e| refused(&e))?;
-                    done.push(Reconciled::Created(what.clone()));
-                }
-            }
-        }
-    }
-    Ok(done)
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! the in-process fake venue (`mdrelay replay`), and the relay itself.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod feeds;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -227,6 +230,21 @@ pub async fn relay(config: &str) -> RelayHandle {
 
 /// Start the relay from config text with venue files from `venues_dir`.
 pub async fn relay_in(venues_dir: &Path, config: &str) -> RelayHandle {
+    try_relay_in(venues_dir, config).await.unwrap()
+}
+
+/// Start the relay from config text (venue files from the repository);
+/// the error when it refuses to start.
+pub async fn try_relay(
+    config: &str,
+) -> Result<RelayHandle, mdrelay::application::relay::RelayError> {
+    try_relay_in(&root().join("venues"), config).await
+}
+
+async fn try_relay_in(
+    venues_dir: &Path,
+    config: &str,
+) -> Result<RelayHandle, mdrelay::application::relay::RelayError> {
     let path = root().join("config/test.toml");
     let text = format!("venues_dir = \"{}\"\n{config}", venues_dir.display());
     let cfg = match compile_relay(&path, &text, |_| None) {
@@ -241,7 +259,6 @@ pub async fn relay_in(venues_dir: &Path, config: &str) -> RelayHandle {
         },
     )
     .await
-    .unwrap()
 }
 
 /// A JetStream view of a stream for assertions.
@@ -402,6 +419,17 @@ pub fn book_events_from_lines<'l>(
     events
 }
 
+/// Log the in-process relay to the test's output when `MDRELAY_TEST_LOG`
+/// holds a filter (e.g. `warn` or `mdrelay=debug`), for diagnosing a run.
+pub fn log_from_env() {
+    if let Ok(filter) = std::env::var("MDRELAY_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// The venue instruments whose events the frames of `files` carry.
 pub fn instruments(venue: &str, market: Option<&str>, files: &[&str]) -> Vec<String> {
     let v =
@@ -424,4 +452,110 @@ pub fn subs_for(venue: &str, files: &[&str], types: &str) -> String {
         .iter()
         .map(|i| format!("[[venues.subscriptions]]\ninstrument = \"{i}\"\ntypes = [{types}]\n"))
         .collect()
+}
+
+/// The `mdrelay` binary running `mdrelay run` as a child process, its log
+/// (stderr) in a file; killed on drop.
+pub struct RelayProcess {
+    /// The process.
+    pub child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl RelayProcess {
+    /// Run `mdrelay run --no-watch` with `config` (venue files from the
+    /// repository, `/health` on a free port) at log level `info`.
+    pub fn spawn(config: &str) -> RelayProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "venues_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n{config}",
+                root().join("venues").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("relay.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mdrelay"))
+            .args(["run", "--no-watch", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        RelayProcess { child, dir }
+    }
+
+    /// What it logged so far (colour codes removed).
+    pub fn log(&self) -> String {
+        let raw = std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for d in chars.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Where it serves `/health` and `/metrics` (from its log), once started.
+    pub async fn http_addr(&self, timeout: Duration) -> SocketAddr {
+        let t0 = Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(addr) = log
+                .lines()
+                .find(|l| l.contains("relay started"))
+                .and_then(|l| l.split("http_addr=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+            {
+                return addr;
+            }
+            assert!(t0.elapsed() < timeout, "relay did not start:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait_exit(timeout)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

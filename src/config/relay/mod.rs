@@ -2,6 +2,7 @@
 
 mod compile;
 pub mod raw;
+pub mod subjects;
 
 pub use compile::{
     BookTop, Breaker, HealthSettings, Reconnect, RelayConfig, Subscription, VenueSetup,

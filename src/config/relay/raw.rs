@@ -176,9 +176,27 @@ pub struct RawNats {
     /// Publishing settings.
     #[serde(default)]
     pub publish: RawPublish,
-    /// JetStream streams to create or update at start.
+    /// JetStream streams to reconcile, create or verify at start (each
+    /// entry's `manage` says which).
     #[serde(default)]
     pub streams: Vec<RawStream>,
+    /// What to do when a subject the relay will publish is captured by no
+    /// stream on the server (checked at start and after each reconcile):
+    /// `refuse` (default: do not start, naming the subjects) or `warn` (log
+    /// them and start; their events cannot be stored).
+    #[serde(default)]
+    pub missing_stream: MissingStream,
+}
+
+/// `[nats] missing_stream`: a published subject that no stream captures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingStream {
+    /// Do not start; the error names the subjects.
+    #[default]
+    Refuse,
+    /// Log the subjects and start anyway.
+    Warn,
 }
 
 /// Like the derived form, with `user:password@` and query strings of the
@@ -198,6 +216,7 @@ impl std::fmt::Debug for RawNats {
             .field("payload_format", &self.payload_format)
             .field("publish", &self.publish)
             .field("streams", &self.streams)
+            .field("missing_stream", &self.missing_stream)
             .finish()
     }
 }
@@ -212,6 +231,7 @@ impl Default for RawNats {
             payload_format: PayloadFormat::default(),
             publish: RawPublish::default(),
             streams: Vec::new(),
+            missing_stream: MissingStream::default(),
         }
     }
 }
@@ -310,6 +330,16 @@ fn default_retries() -> Vec<Dur> {
 pub struct RawStream {
     /// Stream name.
     pub name: String,
+    /// Who owns the stream's settings: `reconcile` (default: create it, and
+    /// update it to match this entry), `create` (create it if missing, never
+    /// change it) or `verify` (never write; refuse to start when it is
+    /// missing or cannot carry the relay's subjects). In a fleet of relays
+    /// one owns the stream (`reconcile`) and the others `verify` it, so
+    /// relays with different settings do not rewrite each other's stream.
+    /// A live stream that differs from this entry is logged field by field
+    /// in every mode.
+    #[serde(default)]
+    pub manage: StreamManage,
     /// Subjects captured, e.g. `market.>`.
     pub subjects: Vec<String>,
     /// `file` or `memory`.
@@ -339,6 +369,23 @@ pub struct RawStream {
 
 fn one() -> usize {
     1
+}
+
+/// `manage` of a `[[nats.streams]]` entry: what the relay may do to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamManage {
+    /// Create the stream and its consumers when missing, and update them to
+    /// match this entry when they differ.
+    #[default]
+    Reconcile,
+    /// Create the stream and its consumers when missing; never change
+    /// existing ones (differences are logged).
+    Create,
+    /// Never write. The stream must exist and capture the relay's subjects
+    /// that this entry lists; otherwise the relay does not start and says
+    /// why, field by field.
+    Verify,
 }
 
 /// Stream storage.

@@ -9,9 +9,17 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 /// A jq expression as written in a config file, with its position.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Jq(pub Spanned<String>);
+
+/// The text only: where the expression sits in its file is not part of
+/// what it says (a venue's connection fingerprint hashes this form).
+impl std::fmt::Debug for Jq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.text(), f)
+    }
+}
 
 impl Jq {
     /// The expression text.

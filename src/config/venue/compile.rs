@@ -134,6 +134,7 @@ pub fn compile_venue(id: &str, path: &Path, src: &str) -> Result<Venue, Vec<Prob
     let routes: Vec<Option<RawRoute>> = array(take("routes"), "routes", &mut p);
     let book: Option<RawBook> = section(take("book"), "book", false, &mut p);
 
+    let fingerprint = fingerprint(&(&connection, &markets, &subscribe, &channels, &heartbeat));
     let mut c = Compiler { src, p };
     let markets = markets.unwrap_or_default();
     let connection = connection.map(|r| c.connection(r, &markets));
@@ -170,7 +171,6 @@ pub fn compile_venue(id: &str, path: &Path, src: &str) -> Result<Venue, Vec<Prob
                     )
                 })
                 .collect();
-            let fingerprint = fingerprint(&connection, &markets, &subscribe, &channels, &heartbeat);
             let control_index =
                 Dispatch::new(control.iter().map(|r: &ControlRule| r.keys.as_slice()));
             let route_index = Dispatch::new(routes.iter().map(|r: &Route| r.keys.as_slice()));

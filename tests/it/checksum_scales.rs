@@ -97,10 +97,9 @@ async fn the_pairs_precision_from_rest_makes_the_doc_checksums_match() {
     let (books, gaps, requests) = run(4, 8).await;
     assert_eq!(gaps, 0, "no checksum mismatch at 4 / 8 places");
     assert_eq!(requests, 1, "one scales request per instrument");
-    assert_eq!(
-        books, 2,
-        "the snapshot and the update (repeats deduplicated)"
-    );
+    // These book events carry no update id: their ids chain, so every
+    // looped repeat is an event of its own, each checked without a gap.
+    assert!(books >= 2, "the snapshot and the update, repeated: {books}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,10 +236,9 @@ async fn a_nats_restart_mid_stream_loses_nothing_that_fit_in_the_buffer() {
     let mut nats = Nats::start();
     let files = ["benches/data/okx.book.jsonl"];
     let frames = frames(&files);
-    // The recording repeats 10 frames byte for byte (same id): 1,490
-    // distinct events.
-    let text = std::fs::read_to_string(root().join(files[0])).unwrap();
-    let distinct = text.lines().collect::<HashSet<_>>().len();
+    // The recording repeats 10 frames byte for byte; its books carry no
+    // update id, so those are chained into distinct events: 1,500.
+    let distinct = frames.len();
     let total = frames.len();
     let replay = Replay::start(
         ReplaySpec {
@@ -428,6 +427,63 @@ async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_bac
         relay.health.report().0
     })
     .await;
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_book_deltas_without_ids_are_both_stored() {
+    let nats = Nats::start();
+    // A recorded Coinbase Exchange book (no update ids, no per-delta time
+    // in level2_batch), with one of its deltas sent twice, byte for byte.
+    let file = "fixtures/coinbase-exchange/book.jsonl";
+    let mut all = frames(&[file]);
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let delta = text
+        .lines()
+        .position(|l| l.contains("\"l2update\""))
+        .expect("a delta in the recording");
+    let repeated = all[delta].clone();
+    all.insert(delta + 1, repeated);
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: all,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("coinbase-exchange", &[file], "\"l2_orderbook\"");
+    let relay = relay(&config(&nats, "coinbase-exchange", &replay.url(), &subs)).await;
+    let metrics = relay.metrics.clone();
+    let want = common::book_events(
+        &mdrelay::config::venue::load_venue(&root().join("venues/coinbase-exchange.toml")).unwrap(),
+        std::path::Path::new(file),
+        None,
+    )
+    .len() as f64
+        + 1.0;
+    wait_until(Duration::from_secs(15), "every book event acked", || {
+        let m = metrics.encode();
+        common::metric(&m, "mdrelay_events_published_total", "l2_orderbook")
+            + common::metric(&m, "mdrelay_events_duplicate_total", "l2_orderbook")
+            >= want
+    })
+    .await;
+    let m = metrics.encode();
+    assert_eq!(
+        common::metric(&m, "mdrelay_events_duplicate_total", "l2_orderbook"),
+        0.0,
+        "the repeated delta is an event of its own, not a duplicate"
+    );
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let books = stream
+        .all()
+        .await
+        .into_iter()
+        .filter(|s| s.subject.ends_with(".l2_orderbook"))
+        .count() as f64;
+    assert_eq!(books, want);
     relay.shutdown().await;
     replay.stop().await;
 }

@@ -70,24 +70,39 @@ side = '"buy"'
 
     /// One change per field: (the line as in BASE, the changed line).
     const CHANGES: &[(&str, &str)] = &[
-        ("url = \"wss://a.example/ws\"", "url = \"wss://b.example/ws\""),
+        (
+            "url = \"wss://a.example/ws\"",
+            "url = \"wss://b.example/ws\"",
+        ),
         ("url_query = '\"x=1\"'", "url_query = '\"x=2\"'"),
         ("max_streams = 10", "max_streams = 11"),
         ("max_messages_per_second = 5", "max_messages_per_second = 6"),
         ("max_lifetime = \"24h\"", "max_lifetime = \"23h\""),
         ("max_frame_bytes = 1000000", "max_frame_bytes = 1000001"),
         ("method = \"POST\"", "method = \"GET\""),
-        ("url = \"https://a.example/token\"", "url = \"https://b.example/token\""),
+        (
+            "url = \"https://a.example/token\"",
+            "url = \"https://b.example/token\"",
+        ),
         ("body = \"{}\"", "body = \"{ }\""),
         ("ws_url = '.url'", "ws_url = '.url2'"),
         ("ping_interval_ms = '.ping'", "ping_interval_ms = '.ping2'"),
-        ("url = \"wss://a.example/spot\"", "url = \"wss://b.example/spot\""),
+        (
+            "url = \"wss://a.example/spot\"",
+            "url = \"wss://b.example/spot\"",
+        ),
         ("max_items_per_message = 10", "max_items_per_message = 9"),
         ("batch = \"channel\"", "batch = \"instrument\""),
         ("max_items_per_message = 20", "max_items_per_message = 21"),
         ("message = '{op: \"sub\"}'", "message = '{op: \"sub2\"}'"),
-        ("unsubscribe = '{op: \"unsub\"}'", "unsubscribe = '{op: \"unsub2\"}'"),
-        ("on_connect = ['{op: \"hello\"}']", "on_connect = ['{op: \"hi\"}']"),
+        (
+            "unsubscribe = '{op: \"unsub\"}'",
+            "unsubscribe = '{op: \"unsub2\"}'",
+        ),
+        (
+            "on_connect = ['{op: \"hello\"}']",
+            "on_connect = ['{op: \"hi\"}']",
+        ),
         ("ack_timeout = \"5s\"", "ack_timeout = \"6s\""),
         ("name = \"trades\"", "name = \"trade\""),
         ("params = { a = 1 }", "params = { a = 2 }"),
@@ -132,7 +147,9 @@ side = '"buy"'
         // `bootstrap` is a table: its own fields are listed.
         for f in fields.iter().filter(|f| *f != "bootstrap") {
             assert!(
-                CHANGES.iter().any(|(line, _)| line.starts_with(&format!("{f} ="))),
+                CHANGES
+                    .iter()
+                    .any(|(line, _)| line.starts_with(&format!("{f} ="))),
                 "field `{f}` has no change in CHANGES"
             );
         }

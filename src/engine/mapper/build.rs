@@ -129,31 +129,45 @@ pub(super) fn symbol<'a>(
     owned_text(route, Field::Symbol, item, scope)
 }
 
-/// Build the event for `item` (instrument already resolved).
+/// Build the event for `item` (instrument already resolved), and whether
+/// its id is a book event's content hash (to be chained, see
+/// [`super::chain`]).
 pub(super) fn event<'a>(
     route: &'a Route,
     item: &V<'a>,
     instrument: Arc<crate::domain::Instrument>,
     env: &ItemEnv<'_, 'a>,
-) -> Result<Event, MapError> {
+) -> Result<(Event, bool), MapError> {
     let s = env.scope;
     let exchange_time = conv(route, Field::ExchangeTime, item, s, |v| {
         convert::time(v, route.time_unit)
     })?;
     let payload = payload(route, item, s, env.memory)?;
     let (venue, t, name) = (&**env.venue, route.data_type, &*instrument.venue_instrument);
-    let id = match owned_text(route, Field::EventKey, item, s)? {
-        Some(k) => EventId::new(venue, t, name, &k),
-        None => default_id(venue, t, name, &payload, exchange_time),
+    let (id, content_keyed) = match owned_text(route, Field::EventKey, item, s)? {
+        Some(k) => (EventId::new(venue, t, name, &k), false),
+        None => (
+            default_id(venue, t, name, &payload, exchange_time),
+            matches!(
+                &payload,
+                Payload::Book(BookUpdate {
+                    last_update_id: None,
+                    ..
+                })
+            ),
+        ),
     };
-    Ok(Event {
-        venue: env.venue.clone(),
-        instrument,
-        exchange_time,
-        receive_time: env.receive_time,
-        id,
-        payload,
-    })
+    Ok((
+        Event {
+            venue: env.venue.clone(),
+            instrument,
+            exchange_time,
+            receive_time: env.receive_time,
+            id,
+            payload,
+        },
+        content_keyed,
+    ))
 }
 
 /// The id of an event without a mapped `event_key`: the trade id, `s`/`d`

@@ -7,6 +7,7 @@
 //! next frame on.
 
 mod build;
+mod chain;
 mod convert;
 mod decode;
 mod memory;
@@ -135,6 +136,7 @@ pub struct Mapper {
     conn_seq: Option<i64>,
     gap: Option<SequenceGap>,
     memory: Memory,
+    chains: chain::Chains,
 }
 
 impl Mapper {
@@ -155,6 +157,7 @@ impl Mapper {
             conn_seq: None,
             gap: None,
             memory: Memory::default(),
+            chains: chain::Chains::default(),
         }
     }
 
@@ -196,6 +199,7 @@ impl Mapper {
             parser,
             symbols,
             memory,
+            chains,
             ..
         } = self;
         let root = V::from_doc(parser.parse(text)?);
@@ -219,7 +223,11 @@ impl Mapper {
             build::event(route, &root, inst, &env)
         });
         *memory = settle(cell, event.is_ok());
-        out.push(event?);
+        let (mut event, chained) = event?;
+        if chained {
+            chains.chain(&mut event);
+        }
+        out.push(event);
         Ok(1)
     }
 
@@ -233,6 +241,7 @@ impl Mapper {
     pub fn reset_context(&mut self) {
         self.context.clear();
         self.memory.clear();
+        self.chains.clear();
     }
 
     /// Map one frame, appending events to `out`. On error nothing is appended
@@ -263,6 +272,7 @@ impl Mapper {
             conn_seq,
             gap,
             memory,
+            chains,
         } = self;
         let text = decode::decode(frame, venue.frames.compression, limit, inflate)?;
         let root = match parser.parse(text) {
@@ -322,6 +332,8 @@ impl Mapper {
 
         let start = out.len();
         let mut matched = false;
+        // Indices (in `out`) of book events keyed by their content.
+        let mut to_chain: Vec<usize> = Vec::new();
         let cell = RefCell::new(std::mem::take(memory));
         let env = build::ItemEnv {
             scope: &scope,
@@ -349,7 +361,10 @@ impl Mapper {
                     build::event(route, &item, inst, &env)
                 });
                 match result {
-                    Ok(ev) => {
+                    Ok((ev, chained)) => {
+                        if chained {
+                            to_chain.push(out.len());
+                        }
                         out.push(ev);
                         Ok(())
                     }
@@ -378,6 +393,10 @@ impl Mapper {
             }
         }
         *memory = settle(cell, true);
+        // The frame mapped: its content-keyed book events join their chains.
+        for i in to_chain {
+            chains.chain(&mut out[i]);
+        }
         Ok(if matched {
             Outcome::Data {
                 events: out.len() - start,

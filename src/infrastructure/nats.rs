@@ -145,6 +145,8 @@ fn stream_config(s: &RawStream) -> stream::Config {
         max_age: s.max_age.map_or(Duration::ZERO, |d| d.0),
         max_bytes: s.max_bytes.unwrap_or(-1),
         max_messages: s.max_messages.unwrap_or(-1),
+        max_messages_per_subject: s.max_msgs_per_subject.unwrap_or(-1),
+        allow_direct: s.allow_direct,
         num_replicas: s.replicas,
         duplicate_window: s.duplicate_window.map_or(Duration::from_secs(120), |d| d.0),
         discard: match s.discard {
@@ -164,6 +166,8 @@ fn managed(c: &stream::Config) -> impl PartialEq + std::fmt::Debug {
         c.max_age,
         c.max_bytes,
         c.max_messages,
+        c.max_messages_per_subject,
+        c.allow_direct,
         c.num_replicas,
         c.duplicate_window,
         c.discard,

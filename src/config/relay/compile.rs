@@ -126,7 +126,12 @@ pub struct Subscription {
     pub types: Vec<DataType>,
     /// Periodic top-N snapshots of the maintained book, if wanted.
     pub book_top: Option<BookTop>,
+    /// Interval of full-depth `l2_snapshot`s of the book, if wanted.
+    pub book_snapshot: Option<Duration>,
 }
+
+/// Interval of `l2_snapshot`s when `book_snapshot` gives none.
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Periodic top-N snapshots of one instrument's book (`book_top`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +387,35 @@ fn queues(pipeline: BTreeMap<DataType, RawQueue>, p: &mut Problems<'_>) -> Vec<(
     q
 }
 
+/// A subscription's snapshot interval: its own `book_snapshot`, else the
+/// venue's (for subscriptions with books).
+fn book_snapshot(
+    at: &str,
+    own: Option<&RawBookSnapshot>,
+    venue: Option<&RawBookSnapshot>,
+    types: &[DataType],
+    p: &mut Problems<'_>,
+) -> Option<Duration> {
+    let books = types.contains(&DataType::L2Orderbook);
+    if own.is_some_and(|o| o.enabled) && !books {
+        p.at(
+            None,
+            format!("{at}.book_snapshot"),
+            "needs `l2_orderbook` in `types` (the book is built from it)",
+        );
+    }
+    let wish = own.or(venue).filter(|w| w.enabled && books)?;
+    let interval = wish.interval.map_or(DEFAULT_SNAPSHOT_INTERVAL, |d| d.0);
+    if interval.as_millis() < 100 || interval.subsec_nanos() % 1_000_000 != 0 {
+        p.at(
+            None,
+            format!("{at}.book_snapshot.interval"),
+            "must be at least 100ms, in whole milliseconds",
+        );
+    }
+    Some(interval)
+}
+
 fn venue_setup(
     at: &str,
     raw: RawVenue,
@@ -488,12 +522,20 @@ fn venue_setup(
                 interval: t.interval.0,
             }
         });
+        let book_snapshot = book_snapshot(
+            &sat,
+            s.book_snapshot.as_ref(),
+            raw.book_snapshot.as_ref(),
+            &s.types,
+            p,
+        );
         subscriptions.push(Subscription {
             instrument: s.instrument,
             symbol: s.symbol,
             market: s.market,
             types: s.types,
             book_top,
+            book_snapshot,
         });
     }
     Some(VenueSetup {

@@ -8,6 +8,7 @@ mod common;
 mod book_integrity;
 mod captures;
 mod checksum_scales;
+mod consumers;
 mod e2e_books;
 mod e2e_relay;
 mod e2e_reload;

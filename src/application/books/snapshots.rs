@@ -5,12 +5,13 @@
 //! A snapshot says exactly where it sits in the instrument's `l2_orderbook`
 //! stream, so that a consumer joining late can tell, for every later delta,
 //! whether the snapshot already contains it:
-//! - venues with a `[book] sequence` rule: the last venue update id applied
-//!   (ids are the venue's, so they mean the same on every connection and in
-//!   every relay);
-//! - venues without one: the relay's [`RelayMark`] of the last book event
-//!   published. Every published book event of such an instrument is stamped
-//!   with a mark (and its id keyed by it), at the moment it is queued.
+//! - venues with a `[book] sequence` rule whose events carry update ids: the
+//!   last venue update id applied (ids are the venue's, so they mean the
+//!   same on every connection and in every relay);
+//! - other books: the relay's [`RelayMark`] of the last book event published.
+//!   Every published book event of such a book is stamped with a mark (and
+//!   its id keyed by it), at the moment it is queued. Which of the two is
+//!   decided at each snapshot the book starts from.
 //!
 //! One is due when the book is (re)synchronized (the first snapshot after
 //! the start, a gap or a new connection, including a handover's successor)
@@ -48,8 +49,11 @@ fn next_epoch(now: Timestamp) -> i64 {
 #[derive(Debug)]
 pub(super) struct Snap {
     every_ms: i64,
-    /// Stamp relay marks (the venue has no sequence rule).
-    marks: bool,
+    /// The venue has a sequence rule.
+    sequenced: bool,
+    /// The current epoch is positioned by venue update ids (a sequence rule,
+    /// and ids in the events); else by relay marks.
+    by_ids: bool,
     /// The book changed since the last snapshot.
     changed: bool,
     /// Not synchronized since the start or the last gap.
@@ -80,20 +84,22 @@ impl Snap {
         self.fresh = true;
         self.due = false;
         self.mark = None;
+        self.by_ids = false;
     }
 }
 
 impl BookKeeper {
     /// Maintain the instrument's full book and offer it as `l2_snapshot`s
-    /// every `every` (see [`BookKeeper::snapshots`]); without a sequence
-    /// rule, also stamp its published events with relay marks
+    /// every `every` (see [`BookKeeper::snapshots`]); unless its events are
+    /// positioned by update ids, also stamp them with relay marks
     /// ([`BookKeeper::stamp`]).
     pub fn keep_snapshot(&mut self, rules: &BookRules, instrument: &str, every: Duration) {
         let b = self.entry(rules, instrument);
         b.local.get_or_insert_with(LocalBook::new);
         b.snap = Some(Snap {
             every_ms: i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1),
-            marks: rules.sequence.is_none(),
+            sequenced: rules.sequence.is_some(),
+            by_ids: false,
             changed: false,
             fresh: true,
             due: false,
@@ -108,27 +114,32 @@ impl BookKeeper {
     }
 
     /// A book event is being published: stamp its relay mark (and key its
-    /// id by it) when its instrument is marked. A snapshot, or the first
-    /// event of the instrument in this session, starts a new epoch.
+    /// id by it) unless its book is positioned by venue update ids. A
+    /// snapshot, or the first event of the instrument in this session,
+    /// starts a new epoch, positioned by ids when the venue has a sequence
+    /// rule and the event carries an update id, else by marks.
     pub fn stamp(&mut self, ev: &mut Event) {
         let key = ev.instrument.venue_instrument.as_str();
-        let Some(snap) = self
-            .books
-            .get_mut(key)
-            .and_then(|b| b.snap.as_mut())
-            .filter(|s| s.marks)
-        else {
+        let Some(snap) = self.books.get_mut(key).and_then(|b| b.snap.as_mut()) else {
             return;
         };
         let Payload::Book(u) = &mut ev.payload else {
             return;
         };
-        let mark = match (u.kind, snap.mark) {
-            (BookKind::Delta, Some(m)) => RelayMark {
+        let start = u.kind == BookKind::Snapshot || (snap.mark.is_none() && !snap.by_ids);
+        if start {
+            snap.by_ids = snap.sequenced && u.last_update_id.is_some();
+            snap.mark = None;
+        }
+        if snap.by_ids {
+            return;
+        }
+        let mark = match snap.mark {
+            Some(m) => RelayMark {
                 epoch: m.epoch,
                 seq: m.seq + 1,
             },
-            _ => RelayMark {
+            None => RelayMark {
                 epoch: next_epoch(ev.receive_time),
                 seq: 0,
             },
@@ -165,10 +176,10 @@ impl BookKeeper {
             let Some(instrument) = snap.instrument.clone() else {
                 continue;
             };
-            let (last, mark) = if snap.marks {
-                (None, snap.mark)
-            } else {
+            let (last, mark) = if snap.by_ids {
                 (b.last, None)
+            } else {
+                (None, snap.mark)
             };
             let id = match (last, mark) {
                 (Some(last), _) => {

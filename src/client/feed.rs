@@ -208,10 +208,7 @@ impl BookFeed {
         let ev = match decode(ct, &m.payload) {
             Ok(ev) if ev.data_type() == want => ev,
             Ok(ev) => {
-                return Some(self.bad(format!(
-                    "a {} event on `{subject}`",
-                    ev.data_type()
-                )));
+                return Some(self.bad(format!("a {} event on `{subject}`", ev.data_type())));
             }
             Err(e) => return Some(self.bad(format!("`{subject}`: {e}"))),
         };
@@ -344,9 +341,7 @@ impl Replay {
     }
 
     /// The next message of either.
-    async fn next(
-        &mut self,
-    ) -> Option<Result<jetstream::Message, consumer::pull::OrderedError>> {
+    async fn next(&mut self) -> Option<Result<jetstream::Message, consumer::pull::OrderedError>> {
         let (m, i) = tokio::select! {
             m = self.book.next() => (m, 0),
             m = self.status.next() => (m, 1),
@@ -367,7 +362,8 @@ async fn ordered(
     subject: &str,
     start: consumer::DeliverPolicy,
 ) -> Result<(consumer::pull::Ordered, bool), ClientError> {
-    let err = |e: &dyn std::fmt::Display| ClientError::JetStream(format!("replay of `{subject}`: {e}"));
+    let err =
+        |e: &dyn std::fmt::Display| ClientError::JetStream(format!("replay of `{subject}`: {e}"));
     let mut consumer = market
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: subject.to_owned(),

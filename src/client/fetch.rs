@@ -77,12 +77,15 @@ pub(super) async fn stream_for(
     subject: &str,
 ) -> Result<Stream, ClientError> {
     use jetstream::context::GetStreamByNameErrorKind as K;
-    let name = js.stream_by_subject(subject).await.map_err(|e| match e.kind() {
-        K::NotFound => ClientError::NoStream {
-            subject: subject.to_owned(),
-        },
-        _ => ClientError::JetStream(format!("finding the stream of `{subject}`: {e}")),
-    })?;
+    let name = js
+        .stream_by_subject(subject)
+        .await
+        .map_err(|e| match e.kind() {
+            K::NotFound => ClientError::NoStream {
+                subject: subject.to_owned(),
+            },
+            _ => ClientError::JetStream(format!("finding the stream of `{subject}`: {e}")),
+        })?;
     js.get_stream(&name)
         .await
         .map_err(|e| ClientError::JetStream(format!("stream `{name}`: {e}")))
@@ -206,9 +209,15 @@ mod tests {
 
     #[test]
     fn subject_filters() {
-        assert!(matches("market.*.*.l2_snapshot", "market.okx.btc-usdt.l2_snapshot"));
+        assert!(matches(
+            "market.*.*.l2_snapshot",
+            "market.okx.btc-usdt.l2_snapshot"
+        ));
         assert!(matches("market.>", "market.okx.btc-usdt.l2_snapshot"));
-        assert!(!matches("market.*.*.trade", "market.okx.btc-usdt.l2_snapshot"));
+        assert!(!matches(
+            "market.*.*.trade",
+            "market.okx.btc-usdt.l2_snapshot"
+        ));
         assert!(!matches("market.*", "market.okx.btc-usdt"));
         assert!(!matches("market.okx.btc-usdt.x.y", "market.okx.btc-usdt.x"));
     }

@@ -369,16 +369,31 @@ mod tests {
         );
         let mut t = BookTracker::from_snapshot(&s, Timestamp(5));
         assert_eq!(t.state(), SyncState::Resyncing);
-        let d = |f, l, p| ev(Payload::Book(upd(BookKind::Delta, vec![lv(p, 2)], (Some(f), Some(l)))), 9);
+        let d = |f, l, p| {
+            ev(
+                Payload::Book(upd(BookKind::Delta, vec![lv(p, 2)], (Some(f), Some(l)))),
+                9,
+            )
+        };
         assert_eq!(t.on_event(&d(95, 99, 9)), Verdict::Contained);
-        assert_eq!(t.on_event(&d(99, 103, 9)), Verdict::Applied(1), "spans the snapshot");
+        assert_eq!(
+            t.on_event(&d(99, 103, 9)),
+            Verdict::Applied(1),
+            "spans the snapshot"
+        );
         assert_eq!(t.on_event(&d(104, 104, 8)), Verdict::Applied(1));
         assert!(t.caught_up());
         assert_eq!(t.state(), SyncState::Synced);
-        assert!(matches!(t.on_event(&d(106, 107, 7)), Verdict::Stale(_)), "105 missing");
+        assert!(
+            matches!(t.on_event(&d(106, 107, 7)), Verdict::Stale(_)),
+            "105 missing"
+        );
         assert_eq!(t.on_event(&d(108, 108, 7)), Verdict::Ignored);
         // The venue's snapshot in the stream recovers it.
-        let snap = ev(Payload::Book(upd(BookKind::Snapshot, vec![lv(5, 1)], (None, Some(200)))), 20);
+        let snap = ev(
+            Payload::Book(upd(BookKind::Snapshot, vec![lv(5, 1)], (None, Some(200)))),
+            20,
+        );
         assert_eq!(t.on_event(&snap), Verdict::Reset);
         assert_eq!(t.state(), SyncState::Synced);
         assert_eq!(t.book().len(), (1, 0));
@@ -392,7 +407,10 @@ mod tests {
             Some(SequenceRule::Step),
         );
         let mut t = BookTracker::from_snapshot(&s, Timestamp(5));
-        let d = ev(Payload::Book(upd(BookKind::Delta, vec![], (None, Some(102)))), 9);
+        let d = ev(
+            Payload::Book(upd(BookKind::Delta, vec![], (None, Some(102)))),
+            9,
+        );
         assert!(matches!(t.on_event(&d), Verdict::Stale(_)));
     }
 
@@ -401,17 +419,41 @@ mod tests {
         let mut first = upd(BookKind::Snapshot, vec![lv(10, 1)], (None, None));
         first.mark = Some(RelayMark { epoch: 7, seq: 3 });
         let mut t = BookTracker::from_snapshot(&snapshot(first, None), Timestamp(5));
-        assert_eq!(t.on_event(&marked(BookKind::Snapshot, vec![], 7, 0)), Verdict::Contained);
-        assert_eq!(t.on_event(&marked(BookKind::Delta, vec![], 7, 3)), Verdict::Contained);
-        assert_eq!(t.on_event(&marked(BookKind::Delta, vec![], 6, 9)), Verdict::Contained);
-        assert_eq!(t.on_event(&marked(BookKind::Delta, vec![lv(11, 1)], 7, 4)), Verdict::Applied(1));
-        assert!(matches!(t.on_event(&marked(BookKind::Delta, vec![], 7, 6)), Verdict::Stale(_)));
+        assert_eq!(
+            t.on_event(&marked(BookKind::Snapshot, vec![], 7, 0)),
+            Verdict::Contained
+        );
+        assert_eq!(
+            t.on_event(&marked(BookKind::Delta, vec![], 7, 3)),
+            Verdict::Contained
+        );
+        assert_eq!(
+            t.on_event(&marked(BookKind::Delta, vec![], 6, 9)),
+            Verdict::Contained
+        );
+        assert_eq!(
+            t.on_event(&marked(BookKind::Delta, vec![lv(11, 1)], 7, 4)),
+            Verdict::Applied(1)
+        );
+        assert!(matches!(
+            t.on_event(&marked(BookKind::Delta, vec![], 7, 6)),
+            Verdict::Stale(_)
+        ));
         // A later epoch starts with a snapshot.
-        assert_eq!(t.on_event(&marked(BookKind::Snapshot, vec![lv(1, 1)], 8, 0)), Verdict::Reset);
-        assert_eq!(t.on_event(&marked(BookKind::Delta, vec![lv(2, 1)], 8, 1)), Verdict::Applied(1));
+        assert_eq!(
+            t.on_event(&marked(BookKind::Snapshot, vec![lv(1, 1)], 8, 0)),
+            Verdict::Reset
+        );
+        assert_eq!(
+            t.on_event(&marked(BookKind::Delta, vec![lv(2, 1)], 8, 1)),
+            Verdict::Applied(1)
+        );
         assert_eq!(t.book().len(), (2, 0));
         // A delta of a later epoch without its snapshot: something is missing.
-        assert!(matches!(t.on_event(&marked(BookKind::Delta, vec![], 9, 1)), Verdict::Stale(_)));
+        assert!(matches!(
+            t.on_event(&marked(BookKind::Delta, vec![], 9, 1)),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
@@ -428,8 +470,14 @@ mod tests {
             )
         };
         assert_eq!(t.on_event(&status(StatusState::Gap, 50)), Verdict::Ignored);
-        assert_eq!(t.on_event(&status(StatusState::Resubscribed, 150)), Verdict::Ignored);
-        assert!(matches!(t.on_event(&status(StatusState::Disconnected, 150)), Verdict::Stale(_)));
+        assert_eq!(
+            t.on_event(&status(StatusState::Resubscribed, 150)),
+            Verdict::Ignored
+        );
+        assert!(matches!(
+            t.on_event(&status(StatusState::Disconnected, 150)),
+            Verdict::Stale(_)
+        ));
         assert_eq!(t.state(), SyncState::Stale);
         assert!(t.stale_reason().unwrap().contains("disconnected"));
     }
@@ -437,12 +485,19 @@ mod tests {
     #[test]
     fn the_relays_depth_cap_is_applied() {
         let mut s = snapshot(
-            upd(BookKind::Snapshot, vec![lv(10, 1), lv(9, 1)], (None, Some(1))),
+            upd(
+                BookKind::Snapshot,
+                vec![lv(10, 1), lv(9, 1)],
+                (None, Some(1)),
+            ),
             Some(SequenceRule::Increasing),
         );
         s.depth = Some(2);
         let mut t = BookTracker::from_snapshot(&s, Timestamp(1));
-        t.on_event(&ev(Payload::Book(upd(BookKind::Delta, vec![lv(11, 1)], (None, Some(2)))), 2));
+        t.on_event(&ev(
+            Payload::Book(upd(BookKind::Delta, vec![lv(11, 1)], (None, Some(2)))),
+            2,
+        ));
         let prices: Vec<_> = t.book().bids().map(|l| l.price).collect();
         assert_eq!(prices, [11.into(), 10.into()] as [Decimal; 2]);
         assert_eq!(t.spread(), None);

@@ -208,7 +208,8 @@ struct JsonData<'a> {
 }
 
 fn need<'v>(field: &str, v: &'v Option<Cow<'_, str>>) -> Result<&'v str, DecodeError> {
-    v.as_deref().ok_or_else(|| invalid(format!("`{field}` is missing")))
+    v.as_deref()
+        .ok_or_else(|| invalid(format!("`{field}` is missing")))
 }
 
 fn json_time(field: &str, text: &str) -> Result<Timestamp, DecodeError> {

@@ -9,6 +9,7 @@ mod book_integrity;
 mod captures;
 mod checksum_scales;
 mod consumers;
+mod consumers_faults;
 mod e2e_books;
 mod e2e_relay;
 mod e2e_reload;

@@ -62,7 +62,7 @@ pub(super) struct Snap {
     due: bool,
     /// The instrument (known from its first update).
     instrument: Option<Arc<Instrument>>,
-    /// The mark of the last book event published (`marks` only).
+    /// The mark of the last book event published (when not `by_ids`).
     mark: Option<RelayMark>,
 }
 
@@ -169,7 +169,9 @@ impl BookKeeper {
             let (Some(snap), Some(local), State::Live) = (&mut b.snap, &b.local, &b.state) else {
                 continue;
             };
-            let periodic = snap.changed && boundary_ms % snap.every_ms == 0;
+            // A book built without a snapshot since the start or a gap is
+            // not the venue's: never published.
+            let periodic = !snap.fresh && snap.changed && boundary_ms % snap.every_ms == 0;
             if !(snap.due || periodic) {
                 continue;
             }
@@ -373,6 +375,28 @@ mod tests {
         k.snapshots(&venue, &rules, 1_100, Timestamp(0), &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(snapshot_of(&out[1]).book.last_update_id, Some(200));
+    }
+
+    #[test]
+    fn a_sequenced_book_without_ids_is_marked_and_an_unsynced_one_never_published() {
+        let rules = BookRules {
+            sequence: Some(SequenceRule::PrevMatches),
+            ..Default::default()
+        };
+        let venue: Arc<str> = Arc::from("v");
+        let mut k = BookKeeper::new();
+        k.keep_snapshot(&rules, "X", Duration::from_secs(1));
+        feed(&mut k, &rules, vec![book(BookKind::Delta, 11, None)]);
+        let mut out = Vec::new();
+        k.snapshots(&venue, &rules, 1_000, Timestamp(0), &mut out);
+        assert!(out.is_empty(), "deltas without a snapshot are not a book");
+        let published = feed(&mut k, &rules, vec![book(BookKind::Snapshot, 10, None)]);
+        let Payload::Book(u) = &published[0].payload else {
+            unreachable!()
+        };
+        assert_eq!(u.mark.map(|m| m.seq), Some(0));
+        k.snapshots(&venue, &rules, 1_100, Timestamp(0), &mut out);
+        assert_eq!(snapshot_of(&out[0]).book.mark, u.mark);
     }
 
     #[test]

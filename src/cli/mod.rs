@@ -1,14 +1,19 @@
-//! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`.
+//! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`,
+//! `bench`, and the bus readers `tail` and `book`.
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
 mod bench_ceiling;
 mod bench_feeds;
+pub mod book;
+pub mod bus;
+mod ladder;
 mod map;
 pub mod record;
 pub mod replay;
 pub mod run;
 mod schema;
+pub mod tail;
 mod validate;
 
 use std::path::PathBuf;
@@ -45,6 +50,10 @@ pub enum Command {
     Map(map::Args),
     /// Write the JSON Schemas of the venue and relay files.
     Schema(schema::Args),
+    /// Print the events on the bus, decoded, one per line.
+    Tail(tail::Args),
+    /// Show one order book from the bus: a live ladder, or the book once.
+    Book(book::Args),
 }
 
 /// Entry point of the binary.
@@ -59,6 +68,8 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Map(a) => map::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Tail(a) => tail::run(a),
+        Command::Book(a) => book::run(a),
     };
     match result {
         Ok(code) => code,

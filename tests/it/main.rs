@@ -10,6 +10,7 @@ mod captures;
 mod checksum_scales;
 mod consumers;
 mod consumers_faults;
+mod consumers_tools;
 mod e2e_books;
 mod e2e_relay;
 mod e2e_reload;

@@ -151,6 +151,46 @@ pub fn load_relay(path: &Path) -> Result<RelayConfig, ConfigError> {
     compile_relay(path, &text, |k| std::env::var(k).ok()).map_err(ConfigError::Invalid)
 }
 
+/// Read only the `[nats]` section of a relay config (environment variables
+/// substituted), for the commands that read the bus (`mdrelay tail`,
+/// `mdrelay book`): they need the relay's NATS and its auth, not its venues.
+pub fn load_nats(path: &Path) -> Result<RawNats, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        file: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let (src, unresolved) = env::substitute(&text, lookup);
+    let mut raw_problems = Problems::new(path, &text);
+    for u in unresolved {
+        raw_problems.at(Some(u.span), "", u.message);
+    }
+    let mut problems = raw_problems.into_vec();
+    let mut p = Problems::new(path, &src);
+    let nats = match DeTable::parse(&src) {
+        Ok(t) => {
+            let section = t
+                .into_inner()
+                .into_iter()
+                .find(|(k, _)| k.get_ref() == "nats")
+                .map(|(_, v)| v);
+            let nats: Option<RawNats> = opt(section, "nats", &mut p);
+            check_nats(nats.as_ref().unwrap_or(&RawNats::default()), &mut p);
+            nats
+        }
+        Err(e) => {
+            p.at(e.span(), "", format!("TOML syntax: {}", e.message()));
+            None
+        }
+    };
+    problems.extend(p.into_vec());
+    if problems.is_empty() {
+        Ok(nats.unwrap_or_default())
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
 /// Compile relay config text; `lookup` resolves `${VAR}`.
 pub fn compile_relay(
     path: &Path,

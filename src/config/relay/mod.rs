@@ -4,5 +4,6 @@ mod compile;
 pub mod raw;
 
 pub use compile::{
-    BookTop, Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_relay,
+    BookTop, Breaker, Reconnect, RelayConfig, Subscription, VenueSetup, compile_relay, load_nats,
+    load_relay,
 };

@@ -326,7 +326,7 @@ impl Replay {
             start_time: async_nats::datetime::from_nanos(nanos)
                 .map_err(|e| ClientError::JetStream(format!("start time: {e}")))?,
         };
-        let (book, book_done) = ordered(market, &subjects.book, start.clone()).await?;
+        let (book, book_done) = ordered(market, &subjects.book, start).await?;
         let (status, status_done) = ordered(market, &subjects.status, start).await?;
         Ok(Replay {
             book,

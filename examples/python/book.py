@@ -38,7 +38,7 @@ import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-LOOKBACK = timedelta(seconds=2)
+LOOKBACK = timedelta(seconds=1)
 
 
 def token_of(symbol):

@@ -8,7 +8,9 @@
 //! 3. the relay at a steady rate (default 20k frames/s, and a quarter of
 //!    the ceiling when that is lower): frame-to-ack latency;
 //! 4. the broker alone at that steady rate, the ceiling again, and the
-//!    ceiling with the relay's lean publish protocol (`bench_ceiling`).
+//!    ceiling with the relay's lean publish protocol (`bench_ceiling`);
+//! 5. the consumer half (`bench_consumers`): the relay at full speed with
+//!    `book_snapshot` off and on, and late joins to a 400-level book.
 //!
 //! Each relay phase runs in its own child process (`mdrelay bench-relay`),
 //! so its CPU time and peak RSS are its own. Linux only (reads /proc).
@@ -45,6 +47,16 @@ pub struct Args {
     /// they cost; peak RSS then no longer means "all venues").
     #[arg(long)]
     pub no_background: bool,
+    /// Only the consumer phases: the cost of `book_snapshot` (full speed,
+    /// off and on, alternating) and late-join latency.
+    #[arg(long)]
+    pub consumers: bool,
+    /// Rounds of the `book_snapshot` off/on phases (each round: one of each).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Late joins measured in the join-latency phase.
+    #[arg(long, default_value_t = 200)]
+    pub joins: usize,
 }
 
 /// Arguments of the child `mdrelay bench-relay`.
@@ -76,7 +88,7 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Children(Vec<Child>);
+pub(super) struct Children(pub(super) Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -113,7 +125,7 @@ fn start_replays(
 
 /// Start `mdrelay replay` looping over `files` (at `rate` frames/s, or as
 /// fast as read) on a free port; wait until it listens and return the port.
-fn spawn_replay(
+pub(super) fn spawn_replay(
     exe: &Path,
     files: impl IntoIterator<Item = PathBuf>,
     rate: Option<f64>,
@@ -142,7 +154,14 @@ fn relay_config(
     ports: &[u16],
     window: usize,
     format: &str,
+    snapshots: bool,
 ) -> anyhow::Result<String> {
+    // Full-depth snapshots of every book, at the default config's interval.
+    let snapshot = if snapshots {
+        "book_snapshot = { interval = \"10s\" }\n"
+    } else {
+        ""
+    };
     // The relay's default runtime unless MDRELAY_BENCH_THREADS sets one.
     let threads = std::env::var("MDRELAY_BENCH_THREADS")
         .map(|n| format!("worker_threads = {n}\n"))
@@ -155,7 +174,7 @@ fn relay_config(
     for (feed, port) in feeds(root)?.iter().zip(ports) {
         let types: Vec<String> = feed.types.iter().map(|t| format!("\"{t}\"")).collect();
         s.push_str(&format!(
-            "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\n[[venues.subscriptions]]\ninstrument = \"{}\"\ntypes = [{}]\n",
+            "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\n{snapshot}[[venues.subscriptions]]\ninstrument = \"{}\"\ntypes = [{}]\n",
             feed.venue,
             feed.instrument,
             types.join(", ")
@@ -172,7 +191,7 @@ fn relay_config(
                 .unwrap_or_default();
             let types: Vec<String> = v.types.iter().map(|t| format!("\"{t}\"")).collect();
             s.push_str(&format!(
-                "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\nrest_url = \"http://127.0.0.1:{port}\"\n[venues.reconnect]\ninitial_delay = \"1s\"\n[[venues.subscriptions]]\ninstrument = \"BENCH\"\n{market}types = [{}]\n",
+                "[[venues]]\nid = \"{}\"\nurl = \"ws://127.0.0.1:{port}/\"\nrest_url = \"http://127.0.0.1:{port}\"\n{snapshot}[venues.reconnect]\ninitial_delay = \"1s\"\n[[venues.subscriptions]]\ninstrument = \"BENCH\"\n{market}types = [{}]\n",
                 v.id,
                 types.join(", ")
             ));
@@ -183,18 +202,18 @@ fn relay_config(
 
 /// Results of one relay phase (printed as JSON by the child).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct PhaseResult {
-    seconds: f64,
-    frames: f64,
-    events: f64,
-    cpu_seconds: f64,
+pub(super) struct PhaseResult {
+    pub(super) seconds: f64,
+    pub(super) frames: f64,
+    pub(super) events: f64,
+    pub(super) cpu_seconds: f64,
     p50_us: u32,
     p99_us: u32,
     max_us: u32,
     peak_rss_kib: u64,
 }
 
-fn run_phase(
+pub(super) fn run_phase(
     exe: &Path,
     dir: &Path,
     name: &str,
@@ -247,6 +266,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.window, args.seconds
     );
 
+    // The consumer phases (nats-server, in `kids`, keeps running).
+    let consumers = || -> anyhow::Result<()> {
+        super::bench_consumers::snapshot_cost(
+            &exe,
+            &dir,
+            args.seconds,
+            args.rounds,
+            |snapshots, replays| {
+                let ports = start_replays(&exe, &root, None, !args.no_background, replays)?;
+                relay_config(&root, nats_port, &ports, args.window, "json", snapshots)
+            },
+        )?;
+        // The OKX file at 2,000 frames/s carries ~130 BTC-USDT updates a
+        // second (a busy book); at 300, ~20.
+        for rate in [2_000, 300] {
+            super::bench_consumers::join_latency(&exe, &root, nats_port, rate, args.joins)?;
+        }
+        Ok(())
+    };
+    if args.consumers {
+        consumers()?;
+        drop(kids);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -266,7 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for format in ["json", "protobuf"] {
         let mut replays = Children(Vec::new());
         let ports = start_replays(&exe, &root, None, !args.no_background, &mut replays)?;
-        let cfg = relay_config(&root, nats_port, &ports, args.window, format)?;
+        let cfg = relay_config(&root, nats_port, &ports, args.window, format, false)?;
         let r = run_phase(&exe, &dir, &format!("max-{format}"), &cfg, args.seconds)?;
         drop(replays);
         println!(
@@ -293,7 +337,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (i, rate) in rates.into_iter().enumerate() {
         let mut replays = Children(Vec::new());
         let ports = start_replays(&exe, &root, Some(rate), !args.no_background, &mut replays)?;
-        let cfg = relay_config(&root, nats_port, &ports, args.window, "json")?;
+        let cfg = relay_config(&root, nats_port, &ports, args.window, "json", false)?;
         let r = run_phase(&exe, &dir, &format!("steady-{rate}"), &cfg, args.seconds)?;
         drop(replays);
         let why = if i == 0 { "target" } else { "= ceiling/4" };
@@ -352,6 +396,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             100.0 * r.events / r.seconds / lean
         );
     }
+    consumers()?;
     drop(kids);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)

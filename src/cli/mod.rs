@@ -4,6 +4,7 @@
 
 pub mod bench;
 mod bench_ceiling;
+mod bench_consumers;
 mod bench_feeds;
 pub mod book;
 pub mod bus;

@@ -34,7 +34,7 @@ pub struct JoinOptions {
 impl Default for JoinOptions {
     fn default() -> Self {
         JoinOptions {
-            lookback: Duration::from_secs(2),
+            lookback: Duration::from_secs(1),
             stale_poll: Duration::from_secs(1),
             wait: Duration::ZERO,
         }
@@ -116,12 +116,14 @@ impl BookFeed {
     ) -> Result<BookFeed, ClientError> {
         let js = jetstream::new(client.clone());
         let subjects = Subjects::new(venue, symbol);
-        let snapshots = stream_for(&js, &subjects.snapshot).await?;
-        let market = stream_for(&js, &subjects.book).await?;
-        let mut notify = client
-            .subscribe(subjects.snapshot.clone())
-            .await
-            .map_err(|e| ClientError::JetStream(format!("subscribing: {e}")))?;
+        // Independent requests: in parallel.
+        let (snapshots, market, notify) = tokio::join!(
+            stream_for(&js, &subjects.snapshot),
+            stream_for(&js, &subjects.book),
+            client.subscribe(subjects.snapshot.clone()),
+        );
+        let (snapshots, market) = (snapshots?, market?);
+        let mut notify = notify.map_err(|e| ClientError::JetStream(format!("subscribing: {e}")))?;
         let fetched = first_snapshot(&snapshots, &subjects, &mut notify, opts.wait).await?;
         let tracker = BookTracker::from_snapshot(fetched.snapshot(), fetched.event.receive_time);
         let replay = Replay::start(&market, &subjects, &fetched, &opts).await?;
@@ -326,8 +328,11 @@ impl Replay {
             start_time: async_nats::datetime::from_nanos(nanos)
                 .map_err(|e| ClientError::JetStream(format!("start time: {e}")))?,
         };
-        let (book, book_done) = ordered(market, &subjects.book, start).await?;
-        let (status, status_done) = ordered(market, &subjects.status, start).await?;
+        let (book, status) = tokio::join!(
+            ordered(market, &subjects.book, start),
+            ordered(market, &subjects.status, start)
+        );
+        let ((book, book_done), (status, status_done)) = (book?, status?);
         Ok(Replay {
             book,
             status,
@@ -364,7 +369,7 @@ async fn ordered(
 ) -> Result<(consumer::pull::Ordered, bool), ClientError> {
     let err =
         |e: &dyn std::fmt::Display| ClientError::JetStream(format!("replay of `{subject}`: {e}"));
-    let mut consumer = market
+    let consumer = market
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: subject.to_owned(),
             deliver_policy: start,
@@ -372,7 +377,8 @@ async fn ordered(
         })
         .await
         .map_err(|e| err(&e))?;
-    let empty = consumer.info().await.map_err(|e| err(&e))?.num_pending == 0;
+    // As the server answered the creation.
+    let empty = consumer.cached_info().num_pending == 0;
     let messages = consumer.messages().await.map_err(|e| err(&e))?;
     Ok((messages, empty))
 }

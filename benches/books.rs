@@ -3,6 +3,9 @@
 //! iteration runs a fresh keeper over the whole file; criterion reports the
 //! time per update (throughput in elements = updates).
 //!
+//! Each venue also runs with `book_snapshot` on (`+snapshots`): the cost of
+//! keeping full books, stamping relay marks and taking a snapshot.
+//!
 //! Allocation counts are asserted by `tests/book_alloc.rs`.
 
 use std::path::Path;
@@ -55,6 +58,39 @@ fn bench_keeper(c: &mut Criterion, venue: &str, file: &str) {
                     k.on_update(&v.book, e, &mut steps);
                 }
                 std::hint::black_box(steps.len());
+                steps
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The same with `book_snapshot` on every instrument: the full book kept
+    // (for venues that did not keep one), each published event stamped
+    // (relay marks when the events carry no update ids), and one full
+    // snapshot taken per run of the file.
+    let instruments: std::collections::BTreeSet<String> = events
+        .iter()
+        .map(|e| e.instrument.venue_instrument.clone())
+        .collect();
+    let venue_id: std::sync::Arc<str> = std::sync::Arc::from(venue);
+    g.bench_function(format!("{venue}/{what}+snapshots"), |b| {
+        b.iter_batched(
+            || (events.clone(), Vec::with_capacity(events.len())),
+            |(evs, mut steps): (Vec<Event>, Vec<Step>)| {
+                let mut k = BookKeeper::new();
+                for i in &instruments {
+                    k.keep_snapshot(&v.book, i, std::time::Duration::from_secs(10));
+                }
+                for e in evs {
+                    k.on_update(&v.book, e, &mut steps);
+                }
+                for s in &mut steps {
+                    if let Step::Publish(e) = s {
+                        k.stamp(e);
+                    }
+                }
+                let mut snaps = Vec::new();
+                k.snapshots(&venue_id, &v.book, 0, Timestamp(0), &mut snaps);
+                std::hint::black_box((steps.len(), snaps.len()));
                 steps
             },
             BatchSize::LargeInput,

@@ -151,6 +151,7 @@ fn hand_depth(frame: &str, venue: &Arc<str>, inst: &Arc<Instrument>) -> Event {
             last_update_id: Some(d.last),
             prev_update_id: None,
             checksum: None,
+            mark: None,
         }),
     }
 }

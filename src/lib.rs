@@ -15,11 +15,18 @@
 //!   jaq) and the mapper that turns one frame into events.
 //! - [`config`]: venue files and the relay config, compiled in two stages
 //!   (raw TOML types → checked plans) with every error located.
+//! - [`application`]: connections, book integrity and snapshots, queues,
+//!   publishers, health, metrics, reload.
+//! - [`infrastructure`]: NATS, WebSocket client and replay server, HTTP.
+//! - [`serialization`]: the wire forms (JSON, protobuf), written and read.
+//! - [`client`]: the consumer side: join any book from the bus and follow it.
+//! - [`cli`]: the `mdrelay` commands.
 
 #![warn(missing_docs)]
 
 pub mod application;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod engine;

@@ -51,6 +51,7 @@ pub fn outgoing(ev: Event, format: PayloadFormat, received: Instant) -> Outgoing
     // allocation, no regrowth for all but the largest images.
     let levels = match &ev.payload {
         Payload::Book(u) | Payload::BookTop(u) => u.bids.len() + u.asks.len(),
+        Payload::BookSnapshot(s) => s.book.bids.len() + s.book.asks.len(),
         _ => 0,
     };
     let mut buf = Vec::with_capacity(320 + 48 * levels);

@@ -3,6 +3,7 @@
 //! limit), and the subscribe messages built by the venue's templates.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -48,14 +49,18 @@ pub struct ConnPlan {
     /// Instrument → periodic top-N snapshots wanted (its book is on this
     /// connection).
     pub book_tops: BTreeMap<String, BookTop>,
+    /// Instrument → interval of full-depth `l2_snapshot`s (its book is on
+    /// this connection).
+    pub book_snapshots: BTreeMap<String, Duration>,
 }
 
-/// Items, data types, pinned symbols and top-N wishes of one market.
+/// Items, data types, pinned symbols, top-N and snapshot wishes of one market.
 type MarketGroup = (
     Vec<Item>,
     BTreeSet<DataType>,
     HashMap<String, String>,
     BTreeMap<String, BookTop>,
+    BTreeMap<String, Duration>,
 );
 
 /// Split a venue's subscriptions into connection plans: one group per
@@ -70,6 +75,9 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
         }
         if let Some(top) = s.book_top {
             entry.3.insert(s.instrument.clone(), top);
+        }
+        if let Some(every) = s.book_snapshot {
+            entry.4.insert(s.instrument.clone(), every);
         }
         for t in &s.types {
             let Some(ch) = venue.channels.get(t) else {
@@ -96,7 +104,7 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
     }
     let max = venue.connection.max_streams.unwrap_or(usize::MAX).max(1);
     let mut plans = Vec::new();
-    for (market, (items, types, pinned, tops)) in by_market {
+    for (market, (items, types, pinned, tops, snapshots)) in by_market {
         for chunk in items.chunks(max) {
             let mut instruments: Vec<String> = chunk.iter().map(|i| i.instrument.clone()).collect();
             instruments.dedup();
@@ -107,6 +115,11 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
                 .filter(|i| i.data_type == DataType::L2Orderbook)
                 .filter_map(|i| Some((i.instrument.clone(), *tops.get(&i.instrument)?)))
                 .collect();
+            let book_snapshots = chunk
+                .iter()
+                .filter(|i| i.data_type == DataType::L2Orderbook)
+                .filter_map(|i| Some((i.instrument.clone(), *snapshots.get(&i.instrument)?)))
+                .collect();
             plans.push(ConnPlan {
                 market: market.clone(),
                 items: chunk.to_vec(),
@@ -114,6 +127,7 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
                 pinned: pinned.clone(),
                 instruments,
                 book_tops,
+                book_snapshots,
             });
         }
     }

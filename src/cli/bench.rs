@@ -8,7 +8,9 @@
 //! 3. the relay at a steady rate (default 20k frames/s, and a quarter of
 //!    the ceiling when that is lower): frame-to-ack latency;
 //! 4. the broker alone at that steady rate, the ceiling again, and the
-//!    ceiling with the relay's lean publish protocol (`bench_ceiling`).
+//!    ceiling with the relay's lean publish protocol (`bench_ceiling`);
+//! 5. the consumer half (`bench_consumers`): the relay at full speed with
+//!    `book_snapshot` off and on, and late joins to a 400-level book.
 //!
 //! Each relay phase runs in its own child process (`mdrelay bench-relay`),
 //! so its CPU time and peak RSS are its own. Linux only (reads /proc).
@@ -45,6 +47,16 @@ pub struct Args {
     /// they cost; peak RSS then no longer means "all venues").
     #[arg(long)]
     pub no_background: bool,
+    /// Only the consumer phases: the cost of `book_snapshot` (full speed,
+    /// off and on, alternating) and late-join latency.
+    #[arg(long)]
+    pub consumers: bool,
+    /// Rounds of the `book_snapshot` off/on phases (each round: one of each).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Late joins measured in the join-latency phase.
+    #[arg(long, default_value_t = 200)]
+    pub joins: usize,
     /// Instead: the relay against one node with an R1 stream, a three-node
     /// cluster with R1 and with R3 (throughput at full speed, frame-to-ack
     /// latency at `--steady-rate`, CPU per event); see `bench_cluster`.
@@ -152,9 +164,19 @@ fn relay_config(
     ports: &[u16],
     window: usize,
     format: &str,
+    snapshots: bool,
 ) -> anyhow::Result<String> {
     let urls = [format!("nats://127.0.0.1:{nats_port}")];
-    relay_config_with(root, &urls, 1, ports, window, format)
+    let mut cfg = relay_config_with(root, &urls, 1, ports, window, format)?;
+    if snapshots {
+        // Full-depth snapshots of every book, at the default config's
+        // interval: inserted into every venue entry.
+        cfg = cfg.replace(
+            "[[venues]]\n",
+            "[[venues]]\nbook_snapshot = { interval = \"10s\" }\n",
+        );
+    }
+    Ok(cfg)
 }
 
 /// The benchmark relay config: NATS at `urls`, a stream with `replicas`,
@@ -328,6 +350,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.window, args.seconds
     );
 
+    // The consumer phases (nats-server, in `kids`, keeps running).
+    let consumers = || -> anyhow::Result<()> {
+        super::bench_consumers::snapshot_cost(
+            &exe,
+            &dir,
+            args.seconds,
+            args.rounds,
+            |snapshots, replays| {
+                let ports = start_replays(&exe, &root, None, !args.no_background, replays)?;
+                relay_config(&root, nats_port, &ports, args.window, "json", snapshots)
+            },
+        )?;
+        // The OKX file at 2,000 frames/s carries ~130 BTC-USDT updates a
+        // second (a busy book); at 300, ~20.
+        for rate in [2_000, 300] {
+            super::bench_consumers::join_latency(&exe, &root, nats_port, rate, args.joins)?;
+        }
+        Ok(())
+    };
+    if args.consumers {
+        consumers()?;
+        drop(kids);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -347,7 +394,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for format in ["json", "protobuf"] {
         let mut replays = Children(Vec::new());
         let ports = start_replays(&exe, &root, None, !args.no_background, &mut replays)?;
-        let cfg = relay_config(&root, nats_port, &ports, args.window, format)?;
+        let cfg = relay_config(&root, nats_port, &ports, args.window, format, false)?;
         let r = run_phase(&exe, &dir, &format!("max-{format}"), &cfg, args.seconds)?;
         drop(replays);
         println!(
@@ -374,7 +421,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (i, rate) in rates.into_iter().enumerate() {
         let mut replays = Children(Vec::new());
         let ports = start_replays(&exe, &root, Some(rate), !args.no_background, &mut replays)?;
-        let cfg = relay_config(&root, nats_port, &ports, args.window, "json")?;
+        let cfg = relay_config(&root, nats_port, &ports, args.window, "json", false)?;
         let r = run_phase(&exe, &dir, &format!("steady-{rate}"), &cfg, args.seconds)?;
         drop(replays);
         let why = if i == 0 { "target" } else { "= ceiling/4" };
@@ -433,6 +480,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             100.0 * r.events / r.seconds / lean
         );
     }
+    consumers()?;
     drop(kids);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)

@@ -1,16 +1,22 @@
-//! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`.
+//! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`,
+//! `bench`, and the bus readers `tail` and `book`.
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
 mod bench_ceiling;
 mod bench_cluster;
+mod bench_consumers;
 mod bench_feeds;
 mod bench_scale;
+pub mod book;
+pub mod bus;
+mod ladder;
 mod map;
 pub mod record;
 pub mod replay;
 pub mod run;
 mod schema;
+pub mod tail;
 mod validate;
 pub mod venue_arg;
 
@@ -48,6 +54,10 @@ pub enum Command {
     Map(map::Args),
     /// Write the JSON Schemas of the venue and relay files.
     Schema(schema::Args),
+    /// Print the events on the bus, decoded, one per line.
+    Tail(tail::Args),
+    /// Show one order book from the bus: a live ladder, or the book once.
+    Book(book::Args),
 }
 
 /// Entry point of the binary.
@@ -62,6 +72,8 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Map(a) => map::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Tail(a) => tail::run(a),
+        Command::Book(a) => book::run(a),
     };
     match result {
         Ok(code) => code,

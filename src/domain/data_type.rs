@@ -30,12 +30,16 @@ pub enum DataType {
     /// venue's `l2_orderbook` stream (a subscription's `book_top`). Published
     /// by the relay itself.
     L2Top,
+    /// A full-depth snapshot of the book the relay maintains, positioned in
+    /// the `l2_orderbook` stream (a subscription's `book_snapshot`): where a
+    /// late consumer starts. Published by the relay itself.
+    L2Snapshot,
 }
 
 /// Error for a string that names no data type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown data type `{0}` (expected one of: trade, ticker, l2_orderbook, funding_rate, liquidation, status, l2_top)"
+    "unknown data type `{0}` (expected one of: trade, ticker, l2_orderbook, funding_rate, liquidation, status, l2_top, l2_snapshot)"
 )]
 pub struct UnknownDataType(pub String);
 
@@ -51,7 +55,7 @@ impl DataType {
 
     /// Every data type, in [`DataType::index`] order: the market types,
     /// then the ones the relay publishes itself.
-    pub const ALL: [DataType; 7] = [
+    pub const ALL: [DataType; 8] = [
         DataType::Trade,
         DataType::Ticker,
         DataType::L2Orderbook,
@@ -59,6 +63,7 @@ impl DataType {
         DataType::Liquidation,
         DataType::Status,
         DataType::L2Top,
+        DataType::L2Snapshot,
     ];
 
     /// The wire name, e.g. `l2_orderbook`.
@@ -71,10 +76,11 @@ impl DataType {
             DataType::Liquidation => "liquidation",
             DataType::Status => "status",
             DataType::L2Top => "l2_top",
+            DataType::L2Snapshot => "l2_snapshot",
         }
     }
 
-    /// A dense index (0..7) for per-type tables.
+    /// A dense index (0..8) for per-type tables.
     pub const fn index(self) -> usize {
         self as usize
     }

@@ -102,6 +102,17 @@ fn opt(h: &mut Xxh3, d: &Option<Decimal>) {
     }
 }
 
+fn hash_book(h: &mut Xxh3, b: &crate::domain::BookUpdate) {
+    h.update(&[b.kind as u8]);
+    for side in [&b.bids, &b.asks] {
+        h.update(&(side.len() as u64).to_le_bytes());
+        for l in side {
+            dec(h, &l.price);
+            dec(h, &l.quantity);
+        }
+    }
+}
+
 fn hash_payload(h: &mut Xxh3, payload: &Payload) {
     h.update(payload.data_type().as_str().as_bytes());
     match payload {
@@ -115,16 +126,8 @@ fn hash_payload(h: &mut Xxh3, payload: &Payload) {
                 opt(h, f);
             }
         }
-        Payload::Book(b) | Payload::BookTop(b) => {
-            h.update(&[b.kind as u8]);
-            for side in [&b.bids, &b.asks] {
-                h.update(&(side.len() as u64).to_le_bytes());
-                for l in side {
-                    dec(h, &l.price);
-                    dec(h, &l.quantity);
-                }
-            }
-        }
+        Payload::Book(b) | Payload::BookTop(b) => hash_book(h, b),
+        Payload::BookSnapshot(s) => hash_book(h, &s.book),
         Payload::Funding(f) => {
             dec(h, &f.rate);
             h.update(&f.next_funding_time.map_or(i64::MIN, |t| t.0).to_le_bytes());

@@ -9,6 +9,7 @@
 mod data_type;
 mod event;
 mod payload;
+mod sequence;
 mod subject;
 mod symbol;
 pub mod text;
@@ -17,9 +18,10 @@ mod time;
 pub use data_type::{DataType, UnknownDataType};
 pub use event::{Event, EventId, Instrument};
 pub use payload::{
-    BookKind, BookUpdate, DecimalText, FundingRate, Level, Liquidation, Payload, Side, Status,
-    StatusState, Ticker, Trade, write_decimal,
+    BookKind, BookSnapshot, BookUpdate, DecimalText, FundingRate, Level, Liquidation, Payload,
+    RelayMark, Side, Status, StatusState, Ticker, Trade, write_decimal,
 };
+pub use sequence::{SequenceCheck, SequenceRule};
 pub use subject::subject_matches;
 pub use symbol::{subject, subject_token};
 pub use time::{HumanDuration, TimeUnit, Timestamp};

@@ -147,6 +147,45 @@ pub struct BookUpdate {
     /// The venue's checksum of the book after this message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<i64>,
+    /// The relay's position mark (books of venues without a sequence rule
+    /// whose subscription publishes `l2_snapshot`s); `None` otherwise.
+    #[serde(skip)]
+    pub mark: Option<RelayMark>,
+}
+
+/// Where a book event sits in the relay's own numbering of an instrument's
+/// book stream, for venues whose updates carry no usable sequence ids.
+///
+/// An epoch starts at every published book snapshot (and at the first book
+/// event of a connection session); epochs only grow within a relay process.
+/// `seq` counts the instrument's published book events within the epoch
+/// (the snapshot that starts it is 0). A delta `(e, s)` follows `(e, s - 1)`;
+/// an `l2_snapshot` marked `(e, s)` contains every book event `(e, s')` with
+/// `s' <= s` and every event of an older epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelayMark {
+    /// The epoch (microseconds since the Unix epoch when it started, made
+    /// strictly increasing within the process).
+    pub epoch: i64,
+    /// The event's number within the epoch.
+    pub seq: i64,
+}
+
+/// A full-depth snapshot of the book the relay maintains for an instrument
+/// (`l2_snapshot`), with what a consumer needs to continue it from the
+/// `l2_orderbook` stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BookSnapshot {
+    /// Every level the relay holds (`kind` snapshot). `last_update_id` is the
+    /// last venue update id applied (venues with a sequence rule); `mark` is
+    /// the relay mark of the last book event applied (venues without one).
+    pub book: BookUpdate,
+    /// The venue's sequence rule: how each later delta links to the one
+    /// before (absent: the venue has none; use the marks).
+    pub sequence: Option<super::SequenceRule>,
+    /// Levels per side the relay keeps (the venue caps its book): after
+    /// applying a delta, drop the levels beyond it, as the relay does.
+    pub depth: Option<usize>,
 }
 
 /// A funding-rate update of a perpetual contract.
@@ -223,6 +262,8 @@ pub enum Payload {
     Status(Status),
     /// A top-N snapshot of the book the relay maintains (`kind` snapshot).
     BookTop(BookUpdate),
+    /// A full-depth snapshot of the book the relay maintains.
+    BookSnapshot(Box<BookSnapshot>),
 }
 
 impl Ticker {
@@ -259,6 +300,7 @@ impl Payload {
             Payload::Liquidation(_) => DataType::Liquidation,
             Payload::Status(_) => DataType::Status,
             Payload::BookTop(_) => DataType::L2Top,
+            Payload::BookSnapshot(_) => DataType::L2Snapshot,
         }
     }
 }

@@ -91,6 +91,8 @@ pub fn stream_config(s: &RawStream) -> stream::Config {
         max_age: s.max_age.map_or(Duration::ZERO, |d| d.0),
         max_bytes: s.max_bytes.unwrap_or(-1),
         max_messages: s.max_messages.unwrap_or(-1),
+        max_messages_per_subject: s.max_msgs_per_subject.unwrap_or(-1),
+        allow_direct: s.allow_direct,
         num_replicas: s.replicas,
         duplicate_window: s.duplicate_window.map_or(Duration::from_secs(120), |d| d.0),
         discard: match s.discard {
@@ -148,6 +150,16 @@ pub fn diff(live: &stream::Config, file: &stream::Config) -> Vec<FieldDiff> {
         "max_messages",
         limit(live.max_messages),
         limit(file.max_messages),
+    );
+    push(
+        "max_msgs_per_subject",
+        limit(live.max_messages_per_subject),
+        limit(file.max_messages_per_subject),
+    );
+    push(
+        "allow_direct",
+        live.allow_direct.to_string(),
+        file.allow_direct.to_string(),
     );
     push(
         "replicas",
@@ -446,6 +458,8 @@ mod tests {
             max_age: Some(Dur(Duration::from_secs(3600))),
             max_bytes: None,
             max_messages: Some(1000),
+            max_msgs_per_subject: None,
+            allow_direct: false,
             replicas,
             duplicate_window: None,
             discard: Discard::Old,

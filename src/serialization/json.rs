@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use rust_decimal::Decimal;
 
-use crate::domain::{DecimalText, Event, Level, Payload, Timestamp};
+use crate::domain::{BookUpdate, DecimalText, Event, Level, Payload, Timestamp};
 use crate::engine::json::write_str;
 
 struct Obj<'o> {
@@ -86,6 +86,27 @@ impl<'o> Obj<'o> {
     }
 }
 
+fn book(o: &mut Obj<'_>, b: &BookUpdate) {
+    o.str(
+        "kind",
+        if b.kind == crate::domain::BookKind::Snapshot {
+            "snapshot"
+        } else {
+            "delta"
+        },
+    );
+    o.levels("bids", &b.bids);
+    o.levels("asks", &b.asks);
+    o.int("first_update_id", b.first_update_id);
+    o.int("last_update_id", b.last_update_id);
+    o.int("prev_update_id", b.prev_update_id);
+    o.int("checksum", b.checksum);
+    if let Some(m) = b.mark {
+        o.int("relay_epoch", Some(m.epoch));
+        o.int("relay_seq", Some(m.seq));
+    }
+}
+
 fn data(p: &Payload, out: &mut String) {
     let mut o = Obj::open(out);
     match p {
@@ -113,21 +134,13 @@ fn data(p: &Payload, out: &mut String) {
             o.opt_dec("index_price", &t.index_price);
             o.opt_dec("open_interest", &t.open_interest);
         }
-        Payload::Book(b) | Payload::BookTop(b) => {
-            o.str(
-                "kind",
-                if b.kind == crate::domain::BookKind::Snapshot {
-                    "snapshot"
-                } else {
-                    "delta"
-                },
-            );
-            o.levels("bids", &b.bids);
-            o.levels("asks", &b.asks);
-            o.int("first_update_id", b.first_update_id);
-            o.int("last_update_id", b.last_update_id);
-            o.int("prev_update_id", b.prev_update_id);
-            o.int("checksum", b.checksum);
+        Payload::Book(b) | Payload::BookTop(b) => book(&mut o, b),
+        Payload::BookSnapshot(s) => {
+            book(&mut o, &s.book);
+            if let Some(rule) = s.sequence {
+                o.str("sequence", rule.as_str());
+            }
+            o.int("depth", s.depth.map(|d| d as i64));
         }
         Payload::Funding(f) => {
             o.dec("rate", &f.rate);
@@ -196,31 +209,46 @@ mod tests {
         }
     }
 
+    fn reference_book(b: &BookUpdate) -> serde_json::Value {
+        let lv = |ls: &[Level]| {
+            ls.iter()
+                .map(|l| serde_json::json!([l.price.to_string(), l.quantity.to_string()]))
+                .collect::<Vec<_>>()
+        };
+        let mut v = serde_json::json!({"kind": b.kind, "bids": lv(&b.bids), "asks": lv(&b.asks)});
+        for (k, x) in [
+            ("first_update_id", b.first_update_id),
+            ("last_update_id", b.last_update_id),
+            ("prev_update_id", b.prev_update_id),
+            ("checksum", b.checksum),
+        ] {
+            if let Some(x) = x {
+                v[k] = x.into();
+            }
+        }
+        if let Some(m) = b.mark {
+            v["relay_epoch"] = m.epoch.into();
+            v["relay_seq"] = m.seq.into();
+        }
+        v
+    }
+
     /// What serde_json makes of the same data (the reference rendering).
     fn reference(e: &Event) -> serde_json::Value {
         let data = match &e.payload {
             Payload::Trade(t) => serde_json::to_value(t).unwrap(),
             Payload::Ticker(t) => serde_json::to_value(t).unwrap(),
-            Payload::Book(b) | Payload::BookTop(b) => {
-                let lv = |ls: &[Level]| {
-                    ls.iter()
-                        .map(|l| serde_json::json!([l.price.to_string(), l.quantity.to_string()]))
-                        .collect::<Vec<_>>()
-                };
-                let mut v =
-                    serde_json::json!({"kind": b.kind, "bids": lv(&b.bids), "asks": lv(&b.asks)});
-                for (k, x) in [
-                    ("first_update_id", b.first_update_id),
-                    ("last_update_id", b.last_update_id),
-                    ("prev_update_id", b.prev_update_id),
-                    ("checksum", b.checksum),
-                ] {
-                    if let Some(x) = x {
-                        v[k] = x.into();
-                    }
+            Payload::BookSnapshot(s) => {
+                let mut v = reference_book(&s.book);
+                if let Some(r) = s.sequence {
+                    v["sequence"] = r.as_str().into();
+                }
+                if let Some(d) = s.depth {
+                    v["depth"] = d.into();
                 }
                 v
             }
+            Payload::Book(b) | Payload::BookTop(b) => reference_book(b),
             Payload::Funding(f) => serde_json::to_value(f).unwrap(),
             Payload::Liquidation(l) => serde_json::to_value(l).unwrap(),
             Payload::Status(s) => serde_json::to_value(s).unwrap(),
@@ -259,7 +287,25 @@ mod tests {
                 last_update_id: None,
                 prev_update_id: Some(3),
                 checksum: Some(-12),
+                mark: Some(RelayMark { epoch: 7, seq: 0 }),
             }),
+            Payload::BookSnapshot(Box::new(BookSnapshot {
+                book: BookUpdate {
+                    kind: BookKind::Snapshot,
+                    bids: vec![Level {
+                        price: d("2.5"),
+                        quantity: d("1"),
+                    }],
+                    asks: vec![],
+                    first_update_id: None,
+                    last_update_id: Some(9),
+                    prev_update_id: None,
+                    checksum: None,
+                    mark: None,
+                },
+                sequence: Some(SequenceRule::PrevMatches),
+                depth: Some(400),
+            })),
             Payload::Funding(FundingRate {
                 rate: d("0.0001"),
                 next_funding_time: Some(Timestamp(1_700_000_000_000_000_000)),

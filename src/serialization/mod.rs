@@ -1,12 +1,14 @@
 //! Wire forms of canonical events: JSON (decimals as strings, times as
 //! RFC 3339) and protobuf (`proto/market_data.proto`). `docs/wire-format.md`
-//! is the contract for both.
+//! is the contract for both; `decode` reads both back.
 
+pub mod decode;
 pub mod frames;
 mod json;
 mod protobuf;
 mod protobuf_direct;
 
+pub use decode::{DecodeError, decode};
 pub use json::{to_json, to_json_line};
 pub use protobuf::{proto, to_message, to_protobuf, to_protobuf_via_prost};
 

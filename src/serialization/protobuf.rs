@@ -58,6 +58,11 @@ fn data(p: &Payload) -> proto::event::Data {
         }),
         Payload::Book(b) => D::L2Orderbook(book(b)),
         Payload::BookTop(b) => D::L2Top(book(b)),
+        Payload::BookSnapshot(s) => D::L2Snapshot(proto::BookUpdate {
+            sequence: s.sequence.map(|r| r.as_str().to_owned()),
+            depth: s.depth.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+            ..book(&s.book)
+        }),
         Payload::Funding(f) => D::FundingRate(proto::FundingRate {
             rate: f.rate.to_string(),
             next_funding_time_ns: f.next_funding_time.map_or(0, |t| t.0),
@@ -94,6 +99,10 @@ fn book(b: &crate::domain::BookUpdate) -> proto::BookUpdate {
         last_update_id: b.last_update_id,
         prev_update_id: b.prev_update_id,
         checksum: b.checksum,
+        relay_epoch: b.mark.map(|m| m.epoch),
+        relay_seq: b.mark.map(|m| m.seq),
+        sequence: None,
+        depth: None,
     }
 }
 
@@ -107,6 +116,7 @@ fn data_type(e: &Event) -> i32 {
         T::Liquidation => proto::DataType::Liquidation,
         T::Status => proto::DataType::Status,
         T::L2Top => proto::DataType::L2Top,
+        T::L2Snapshot => proto::DataType::L2Snapshot,
     }) as i32
 }
 

@@ -133,6 +133,10 @@ fn book(b: &mut Vec<u8>, u: &BookUpdate) {
     opt_int(b, 5, u.last_update_id);
     opt_int(b, 6, u.prev_update_id);
     opt_int(b, 7, u.checksum);
+    if let Some(m) = u.mark {
+        opt_int(b, 8, Some(m.epoch));
+        opt_int(b, 9, Some(m.seq));
+    }
 }
 
 fn data(buf: &mut Vec<u8>, p: &Payload) {
@@ -150,6 +154,14 @@ fn data(buf: &mut Vec<u8>, p: &Payload) {
         }),
         Payload::Book(u) => nested(buf, 12, |b| book(b, u)),
         Payload::BookTop(u) => nested(buf, 16, |b| book(b, u)),
+        Payload::BookSnapshot(s) => nested(buf, 17, |b| {
+            book(b, &s.book);
+            opt_string(b, 10, s.sequence.map(|r| r.as_str()));
+            if let Some(d) = s.depth {
+                key(b, 11, VARINT);
+                varint(b, u64::from(u32::try_from(d).unwrap_or(u32::MAX)));
+            }
+        }),
         Payload::Funding(f) => nested(buf, 13, |b| {
             decimal(b, 1, &f.rate);
             int(b, 2, f.next_funding_time.map_or(0, |t| t.0));
@@ -188,6 +200,7 @@ fn data_type(e: &Event) -> i64 {
         T::Liquidation => 5,
         T::Status => 6,
         T::L2Top => 7,
+        T::L2Snapshot => 8,
     }
 }
 

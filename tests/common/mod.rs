@@ -320,6 +320,24 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Every stored message, in order: subject, `Content-Type`, payload.
+    pub async fn all_raw(&self) -> Vec<(String, Option<String>, bytes::Bytes)> {
+        let stream = self.js.get_stream(&self.name).await.unwrap();
+        let mut s = stream.clone();
+        let info = s.info().await.unwrap().clone();
+        let mut out = Vec::new();
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            let Ok(m) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let ct = m.headers.get("Content-Type").map(|v| v.to_string());
+            out.push((m.subject.to_string(), ct, m.payload));
+        }
+        out
+    }
+}
+
 /// Wait until the stream holds at least `n` messages.
 pub async fn wait_for_count(stream: &Stream, n: u64, timeout: Duration) -> u64 {
     wait_for_count_every(stream, n, timeout, Duration::from_millis(100)).await

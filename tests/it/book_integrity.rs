@@ -296,6 +296,7 @@ fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
             last_update_id: Some(last),
             prev_update_id: prev,
             checksum: None,
+            mark: None,
         }),
     };
     let mut k = BookKeeper::new();

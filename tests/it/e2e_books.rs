@@ -15,11 +15,11 @@ use axum::routing::get;
 use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
 
-type Requests = Arc<Mutex<HashMap<String, usize>>>;
+pub(crate) type Requests = Arc<Mutex<HashMap<String, usize>>>;
 
 /// A recorded diff-depth feed and its REST snapshots.
 #[derive(Clone, Copy)]
-struct Feed {
+pub(crate) struct Feed {
     venue: &'static str,
     /// Recorded depth frames (benches/data).
     frames: &'static str,
@@ -31,7 +31,7 @@ struct Feed {
     futures: bool,
 }
 
-const SPOT: Feed = Feed {
+pub(crate) const SPOT: Feed = Feed {
     venue: "binance-spot",
     frames: "benches/data/binance-spot.book.jsonl",
     rest_path: "/api/v3/depth",
@@ -51,7 +51,7 @@ const COINM: Feed = Feed {
 };
 
 /// A fake REST endpoint serving the recorded snapshots by symbol.
-async fn snapshot_server(feed: Feed) -> (String, Requests) {
+pub(crate) async fn snapshot_server(feed: Feed) -> (String, Requests) {
     let dir = root().join(format!("fixtures/{}/rest", feed.venue));
     let mut bodies = HashMap::new();
     for e in std::fs::read_dir(&dir).unwrap() {

@@ -235,6 +235,21 @@ fn table_of_malformed_settings() {
             "1..=1000",
         ),
         (
+            "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\nbook_snapshot = {}",
+            "venues[0].subscriptions[0].book_snapshot",
+            "needs `l2_orderbook`",
+        ),
+        (
+            "[[venues]]\nid = \"okx\"\nbook_snapshot = { interval = \"50ms\" }\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]",
+            "venues[0].subscriptions[0].book_snapshot.interval",
+            "at least 100ms",
+        ),
+        (
+            "[[nats.streams]]\nname = \"S\"\nsubjects = [\"market.>\"]\nmax_msgs_per_subject = \"one\"",
+            "nats",
+            "max_msgs_per_subject",
+        ),
+        (
             "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_top\"]",
             "venues[0].subscriptions[0].types",
             "no channel for l2_top",
@@ -258,6 +273,37 @@ fn table_of_malformed_settings() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `book_snapshot`: the venue's applies to its subscriptions with books
+/// (default interval 10 s), a subscription's own wins, `enabled = false`
+/// turns it off.
+#[test]
+fn book_snapshots_come_from_the_venue_or_the_subscription() {
+    let cfg = compile(
+        "[[venues]]\nid = \"okx\"\nbook_snapshot = {}\n\
+         [[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]\n\
+         [[venues.subscriptions]]\ninstrument = \"ETH-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_snapshot = { interval = \"2s\" }\n\
+         [[venues.subscriptions]]\ninstrument = \"SOL-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_snapshot = { enabled = false }\n\
+         [[venues.subscriptions]]\ninstrument = \"XRP-USDT\"\ntypes = [\"trade\"]\n",
+        &[],
+    )
+    .unwrap();
+    let got: Vec<_> = cfg.venues[0]
+        .subscriptions
+        .iter()
+        .map(|s| s.book_snapshot)
+        .collect();
+    use std::time::Duration;
+    assert_eq!(
+        got,
+        [
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(2)),
+            None,
+            None
+        ]
+    );
 }
 
 /// A bad config stops `mdrelay run` before anything starts.

@@ -1,6 +1,6 @@
 //! The direct protobuf writer produces exactly prost's bytes for every
 //! event of every venue fixture (and status events), and decodes back to
-//! the same message.
+//! the same message; both forms decode back to the event.
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use mdrelay::application::fixture::{FrameLine, parse_frame_line};
 use mdrelay::config::venue::load_venues_dir;
 use mdrelay::domain::{Event, Instrument, StatusState, Timestamp};
 use mdrelay::engine::mapper::Mapper;
-use mdrelay::serialization::{proto, to_message, to_protobuf, to_protobuf_via_prost};
+use mdrelay::serialization::{decode, proto, to_message, to_protobuf, to_protobuf_via_prost};
 use prost::Message;
 
 fn root() -> &'static Path {
@@ -23,6 +23,17 @@ fn same_bytes(e: &Event) {
     assert_eq!(
         proto::Event::decode(direct.as_slice()).unwrap(),
         to_message(e)
+    );
+    // What a consumer reads back (`mdrelay tail`, `mdrelay::client`) is the
+    // event itself, from either form.
+    let mut json = Vec::new();
+    mdrelay::serialization::to_json(e, &mut json);
+    assert_eq!(&decode(None, &direct).unwrap(), e, "{}", e.id);
+    assert_eq!(
+        &decode(Some("application/json"), &json).unwrap(),
+        e,
+        "{}",
+        e.id
     );
 }
 

@@ -130,7 +130,9 @@ impl<'c> Session<'c> {
                 c.data_frames.inc();
                 self.awaiting_ack = None;
                 self.saw_data();
-                let book = venue.book.active() || !self.conn.plan.book_tops.is_empty();
+                let book = venue.book.active()
+                    || !self.conn.plan.book_tops.is_empty()
+                    || !self.conn.plan.book_snapshots.is_empty();
                 let mut events = std::mem::take(&mut self.events);
                 let mut end = None;
                 for ev in events.drain(..) {
@@ -357,7 +359,7 @@ impl<'c> Session<'c> {
     /// Queue an event. Book events of a successor that has not taken over
     /// yet are held; after the takeover, those the old session already
     /// covered are dropped.
-    pub(super) async fn publish(&mut self, ev: Event, received: Instant) -> Option<End<'c>> {
+    pub(super) async fn publish(&mut self, mut ev: Event, received: Instant) -> Option<End<'c>> {
         if ev.data_type() == DataType::L2Orderbook {
             if let Some(gate) = self.gate.as_mut() {
                 if self.holding {
@@ -372,6 +374,7 @@ impl<'c> Session<'c> {
                 }
             }
             handover::record(&mut self.published, &ev);
+            self.books.stamp(&mut ev);
         }
         self.enqueue(status::outgoing(ev, self.conn.format, received))
             .await

@@ -266,6 +266,7 @@ mod tests {
                 last_update_id: id,
                 prev_update_id: None,
                 checksum: None,
+                mark: None,
             }),
         }
     }

@@ -8,6 +8,7 @@
 //! - `handover`: the planned, overlapping reconnect (book gate);
 //! - `successor`: the session side of a handover;
 //! - `books`: order-book resync (REST snapshots, resubscribing one instrument);
+//! - `tops`, `snapshots`: the timers publishing `l2_top` and `l2_snapshot`;
 //! - `messages`: building the messages sent to the venue.
 
 mod books;
@@ -15,6 +16,7 @@ mod handling;
 pub mod handover;
 mod messages;
 mod session;
+mod snapshots;
 mod successor;
 mod tops;
 

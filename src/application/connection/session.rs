@@ -201,6 +201,7 @@ impl<'c> Session<'c> {
         }
         self.start_book_sync();
         let mut top_timer = self.start_tops();
+        let mut snapshot_timer = self.start_snapshots();
 
         let ping_every = ping_override.or(self.venue.heartbeat.interval);
         let mut ping_tick =
@@ -260,6 +261,9 @@ impl<'c> Session<'c> {
                 },
                 boundary = async { top_timer.as_mut().expect("guarded").tick().await }, if top_timer.is_some() => {
                     self.publish_tops(boundary).await
+                }
+                boundary = async { snapshot_timer.as_mut().expect("guarded").tick().await }, if snapshot_timer.is_some() => {
+                    self.publish_snapshots(boundary).await
                 }
                 _ = async { ping_tick.as_mut().expect("guarded").tick().await }, if ping_tick.is_some() => {
                     counter += 1;

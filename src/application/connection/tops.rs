@@ -27,13 +27,15 @@ fn gcd(a: u64, b: u64) -> u64 {
 impl TopTimer {
     /// A timer for `tops`, or `None` when no snapshots are wanted.
     pub(super) fn new<'t>(tops: impl IntoIterator<Item = &'t BookTop>) -> Option<TopTimer> {
-        let period = tops
+        Self::every(tops.into_iter().map(|t| t.interval))
+    }
+
+    /// A timer whose ticks fall on every one of `intervals`, or `None` when
+    /// there is none.
+    pub(super) fn every(intervals: impl IntoIterator<Item = Duration>) -> Option<TopTimer> {
+        let period = intervals
             .into_iter()
-            .map(|t| {
-                u64::try_from(t.interval.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1)
-            })
+            .map(|i| u64::try_from(i.as_millis()).unwrap_or(u64::MAX).max(1))
             .reduce(gcd)?;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -170,7 +170,12 @@ pub struct Subscription {
     pub types: Vec<DataType>,
     /// Periodic top-N snapshots of the maintained book, if wanted.
     pub book_top: Option<BookTop>,
+    /// Interval of full-depth `l2_snapshot`s of the book, if wanted.
+    pub book_snapshot: Option<Duration>,
 }
+
+/// Interval of `l2_snapshot`s when `book_snapshot` gives none.
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Periodic top-N snapshots of one instrument's book (`book_top`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +193,46 @@ pub fn load_relay(path: &Path) -> Result<RelayConfig, ConfigError> {
         message: e.to_string(),
     })?;
     compile_relay(path, &text, |k| std::env::var(k).ok()).map_err(ConfigError::Invalid)
+}
+
+/// Read only the `[nats]` section of a relay config (environment variables
+/// substituted), for the commands that read the bus (`mdrelay tail`,
+/// `mdrelay book`): they need the relay's NATS and its auth, not its venues.
+pub fn load_nats(path: &Path) -> Result<RawNats, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        file: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let (src, unresolved) = env::substitute(&text, lookup);
+    let mut raw_problems = Problems::new(path, &text);
+    for u in unresolved {
+        raw_problems.at(Some(u.span), "", u.message);
+    }
+    let mut problems = raw_problems.into_vec();
+    let mut p = Problems::new(path, &src);
+    let nats = match DeTable::parse(&src) {
+        Ok(t) => {
+            let section = t
+                .into_inner()
+                .into_iter()
+                .find(|(k, _)| k.get_ref() == "nats")
+                .map(|(_, v)| v);
+            let nats: Option<RawNats> = opt(section, "nats", &mut p);
+            check_nats(nats.as_ref().unwrap_or(&RawNats::default()), &mut p);
+            nats
+        }
+        Err(e) => {
+            p.at(e.span(), "", format!("TOML syntax: {}", e.message()));
+            None
+        }
+    };
+    problems.extend(p.into_vec());
+    if problems.is_empty() {
+        Ok(nats.unwrap_or_default())
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
 }
 
 /// Compile relay config text; `lookup` resolves `${VAR}`.
@@ -471,6 +516,35 @@ fn queues(pipeline: BTreeMap<DataType, RawQueue>, p: &mut Problems<'_>) -> Vec<(
     q
 }
 
+/// A subscription's snapshot interval: its own `book_snapshot`, else the
+/// venue's (for subscriptions with books).
+fn book_snapshot(
+    at: &str,
+    own: Option<&RawBookSnapshot>,
+    venue: Option<&RawBookSnapshot>,
+    types: &[DataType],
+    p: &mut Problems<'_>,
+) -> Option<Duration> {
+    let books = types.contains(&DataType::L2Orderbook);
+    if own.is_some_and(|o| o.enabled) && !books {
+        p.at(
+            None,
+            format!("{at}.book_snapshot"),
+            "needs `l2_orderbook` in `types` (the book is built from it)",
+        );
+    }
+    let wish = own.or(venue).filter(|w| w.enabled && books)?;
+    let interval = wish.interval.map_or(DEFAULT_SNAPSHOT_INTERVAL, |d| d.0);
+    if interval.as_millis() < 100 || interval.subsec_nanos() % 1_000_000 != 0 {
+        p.at(
+            None,
+            format!("{at}.book_snapshot.interval"),
+            "must be at least 100ms, in whole milliseconds",
+        );
+    }
+    Some(interval)
+}
+
 fn venue_setup(
     at: &str,
     raw: RawVenue,
@@ -590,12 +664,20 @@ fn venue_setup(
                 interval: t.interval.0,
             }
         });
+        let book_snapshot = book_snapshot(
+            &sat,
+            s.book_snapshot.as_ref(),
+            raw.book_snapshot.as_ref(),
+            &s.types,
+            p,
+        );
         subscriptions.push(Subscription {
             instrument: s.instrument,
             symbol: s.symbol,
             market: s.market,
             types: s.types,
             book_top,
+            book_snapshot,
         });
     }
     Some(VenueSetup {

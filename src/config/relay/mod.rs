@@ -6,5 +6,5 @@ pub mod subjects;
 
 pub use compile::{
     BookTop, Breaker, HealthSettings, Reconnect, RelayConfig, Subscription, VenueSetup,
-    compile_relay, load_relay,
+    compile_relay, load_nats, load_relay,
 };

@@ -354,6 +354,15 @@ pub struct RawStream {
     pub max_bytes: Option<i64>,
     /// Most messages kept (absent = no limit).
     pub max_messages: Option<i64>,
+    /// Most messages kept per subject (absent = no limit). `1` keeps only
+    /// the last message of each subject: the stream of `l2_snapshot`s, so
+    /// that every book's last snapshot stays whatever the other limits.
+    pub max_msgs_per_subject: Option<i64>,
+    /// Let clients read messages with JetStream direct get (any replica
+    /// answers, without going through the stream leader): how consumers
+    /// fetch the last `l2_snapshot` of a book quickly.
+    #[serde(default)]
+    pub allow_direct: bool,
     /// Replicas (1 on a single server).
     #[serde(default = "one")]
     pub replicas: usize,
@@ -512,6 +521,10 @@ pub struct RawVenue {
     /// Circuit breaker for a venue that keeps failing.
     #[serde(default)]
     pub circuit_breaker: RawBreaker,
+    /// Full-depth `l2_snapshot`s of every book of this venue (each
+    /// subscription with `l2_orderbook`), unless a subscription says
+    /// otherwise.
+    pub book_snapshot: Option<RawBookSnapshot>,
     /// What to subscribe to.
     #[serde(default)]
     pub subscriptions: Vec<RawSubscription>,
@@ -609,6 +622,28 @@ pub struct RawSubscription {
     /// `l2_orderbook` stream as periodic top-N snapshots (`l2_top`), for
     /// consumers that do not apply deltas. Needs `l2_orderbook` in `types`.
     pub book_top: Option<RawBookTop>,
+    /// Publish the full book the relay maintains from this instrument's
+    /// `l2_orderbook` stream as `l2_snapshot` events, positioned in that
+    /// stream, so that a consumer can start at any moment (docs/consumers.md).
+    /// Overrides the venue's `book_snapshot`. Needs `l2_orderbook` in `types`.
+    pub book_snapshot: Option<RawBookSnapshot>,
+}
+
+/// `book_snapshot = { interval = "10s" }`: full-depth book snapshots. One is
+/// published at the start and after every resync of the book, then one per
+/// interval while the book changes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBookSnapshot {
+    /// Whether to publish them (`false` turns off the venue's setting for
+    /// one subscription).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How often (default 10s; at least 100ms, whole milliseconds).
+    /// Snapshots fall on wall-clock multiples of it, so that two relays
+    /// publish the same ones; a book unchanged since its last snapshot is
+    /// skipped.
+    pub interval: Option<Dur>,
 }
 
 /// `book_top = { depth = 20, interval = "1s" }`

@@ -231,6 +231,7 @@ mod tests {
                 last_update_id: None,
                 prev_update_id: None,
                 checksum: None,
+                mark: None,
             },
             None,
         );

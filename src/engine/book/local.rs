@@ -114,6 +114,7 @@ mod tests {
             last_update_id: None,
             prev_update_id: None,
             checksum: None,
+            mark: None,
         }
     }
 

@@ -5,8 +5,7 @@
 
 mod checksum;
 mod local;
-mod sequence;
 
+pub use crate::domain::{SequenceCheck, SequenceRule};
 pub use checksum::{ChecksumLayout, ChecksumMode, ChecksumNumbers, ChecksumSpec, Scales};
 pub use local::LocalBook;
-pub use sequence::{SequenceCheck, SequenceRule};

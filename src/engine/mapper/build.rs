@@ -249,6 +249,7 @@ fn payload<'a>(
             last_update_id: conv(r, Field::LastUpdateId, item, s, convert::integer)?,
             prev_update_id: conv(r, Field::PrevUpdateId, item, s, convert::integer)?,
             checksum: conv(r, Field::Checksum, item, s, convert::integer)?,
+            mark: None,
         }),
         DataType::FundingRate => Payload::Funding(FundingRate {
             rate: required(r, Field::Rate, dec(r, Field::Rate, item, s)?)?,
@@ -268,7 +269,7 @@ fn payload<'a>(
             price: required(r, Field::Price, dec(r, Field::Price, item, s)?)?,
             quantity: required(r, Field::Quantity, dec(r, Field::Quantity, item, s)?)?,
         }),
-        DataType::Status | DataType::L2Top => {
+        DataType::Status | DataType::L2Top | DataType::L2Snapshot => {
             return Err(MapError::Route {
                 route: r.name.clone(),
                 message: format!("{} is not a route type", r.data_type),

@@ -14,7 +14,10 @@
 //! produce the same chain only when they see the same frames from the same
 //! first one. For venues without book update ids their book events are
 //! then stored once per relay (not deduplicated); trades, tickers and books
-//! of venues with update ids are deduplicated as before.
+//! of venues with update ids are deduplicated as before. (Books the relay
+//! also snapshots — `book_snapshot` — go further: their events are keyed by
+//! the relay's own marks, so each relay's book stream is complete on its own
+//! and a consumer follows one; see docs/consumers.md.)
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -77,6 +80,7 @@ mod tests {
             last_update_id: None,
             prev_update_id: None,
             checksum: None,
+            mark: None,
         });
         Event {
             venue: Arc::from("v"),

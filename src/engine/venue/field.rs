@@ -388,6 +388,6 @@ pub fn fields_for(data_type: DataType) -> &'static [FieldSpec] {
         DataType::L2Orderbook => BOOK,
         DataType::FundingRate => FUNDING,
         DataType::Liquidation => LIQUIDATION,
-        DataType::Status | DataType::L2Top => &[],
+        DataType::Status | DataType::L2Top | DataType::L2Snapshot => &[],
     }
 }

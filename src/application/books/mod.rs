@@ -2,6 +2,12 @@
 //! the venue's sequence rule and checksum, bootstraps delta-only feeds from
 //! REST snapshots (buffering deltas meanwhile), and reports gaps so the
 //! connection can resync that instrument only.
+//!
+//! - [`mod@self`]: the checks and the local books;
+//! - `snapshots`: full-depth `l2_snapshot`s of those books, and the relay
+//!   marks that position unsequenced books' events.
+
+mod snapshots;
 
 use std::sync::Arc;
 
@@ -78,6 +84,8 @@ struct InstBook {
     scales: Option<Scales>,
     /// Periodic top-N snapshots, when the subscription wants them.
     top: Option<Top>,
+    /// Full-depth snapshots and relay marks, when the subscription wants them.
+    snap: Option<snapshots::Snap>,
 }
 
 /// Top-N snapshot state of one instrument.
@@ -145,6 +153,7 @@ impl BookKeeper {
                     after_snapshot: None,
                     scales: None,
                     top: None,
+                    snap: None,
                 },
             );
         }
@@ -238,6 +247,7 @@ impl BookKeeper {
                     last_update_id: b.last,
                     prev_update_id: None,
                     checksum: None,
+                    mark: None,
                 }),
             });
         }
@@ -359,6 +369,9 @@ impl BookKeeper {
                 top.instrument = Some(ev.instrument.clone());
             }
         }
+        if let Some(snap) = b.snap.as_mut() {
+            snap.applied(&ev.instrument, u.kind);
+        }
         out.push(Step::Publish(ev));
     }
 
@@ -378,6 +391,9 @@ impl BookKeeper {
         b.after_snapshot = None;
         if let Some(l) = b.local.as_mut() {
             *l = LocalBook::new();
+        }
+        if let Some(snap) = b.snap.as_mut() {
+            snap.reset();
         }
         out.push(Step::Gap { instrument, reason });
     }
@@ -471,6 +487,7 @@ mod tests {
                 last_update_id: Some(last),
                 prev_update_id: prev,
                 checksum: None,
+                mark: None,
             }),
         }
     }

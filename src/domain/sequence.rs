@@ -1,9 +1,12 @@
-//! Sequence rules: how an update's ids link it to the previous one.
+//! Sequence rules: how an update's ids link it to the previous one. A
+//! venue file declares its rule (`[book] sequence`); the relay checks every
+//! book update with it, and names it in each `l2_snapshot` so that a consumer
+//! can check the deltas that follow the same way.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::domain::{BookKind, BookUpdate};
+use super::{BookKind, BookUpdate};
 
 /// How consecutive book messages of one instrument are linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -33,6 +36,28 @@ pub enum SequenceCheck {
 }
 
 impl SequenceRule {
+    /// The wire name (as in venue files and `l2_snapshot` events).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SequenceRule::Contiguous => "contiguous",
+            SequenceRule::PrevMatches => "prev_matches",
+            SequenceRule::Step => "step",
+            SequenceRule::Increasing => "increasing",
+        }
+    }
+
+    /// The rule with wire name `name`.
+    pub fn from_name(name: &str) -> Option<SequenceRule> {
+        [
+            SequenceRule::Contiguous,
+            SequenceRule::PrevMatches,
+            SequenceRule::Step,
+            SequenceRule::Increasing,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+
     /// Check `u` against the last applied update id `prev` (None: nothing
     /// applied yet). Snapshots always pass: they reset the sequence.
     pub fn check(self, prev: Option<i64>, u: &BookUpdate) -> SequenceCheck {
@@ -82,6 +107,7 @@ mod tests {
             last_update_id: last,
             prev_update_id: prev,
             checksum: None,
+            mark: None,
         }
     }
 

@@ -187,6 +187,8 @@ pub struct Metrics {
     pub circuit_state: Family<VenueLabel, Gauge>,
     /// Subscriptions rejected by venues.
     pub subscriptions_rejected: Family<VenueLabel, Counter>,
+    /// Connections ended because a ping got no pong in time.
+    pub pong_timeouts: Family<VenueLabel, Counter>,
     /// Log lines left out by the rate limiter.
     pub logs_suppressed: Counter,
     /// Hot reloads applied.
@@ -235,6 +237,7 @@ impl Metrics {
             checksum_mismatches: Family::default(),
             circuit_state: Family::default(),
             subscriptions_rejected: Family::default(),
+            pong_timeouts: Family::default(),
             logs_suppressed: Counter::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
@@ -283,6 +286,7 @@ impl Metrics {
             "checksum_mismatches", "Book checksum mismatches of report-only checksums (counted and logged, no resync)", checksum_mismatches;
             "circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", circuit_state;
             "subscriptions_rejected", "Subscriptions rejected by the venue", subscriptions_rejected;
+            "pong_timeouts", "Connections ended because a ping got no pong within the heartbeat's pong_timeout", pong_timeouts;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;
             "reloads", "Hot reloads applied", reloads;
             "reload_failures", "Hot reloads refused", reload_failures;
@@ -338,6 +342,7 @@ impl Metrics {
             &self.resyncs,
             &self.checksum_mismatches,
             &self.subscriptions_rejected,
+            &self.pong_timeouts,
         ] {
             let _ = Self::venue(f, venue);
         }

@@ -12,16 +12,6 @@ use crate::domain::{
 };
 use crate::serialization::PayloadFormat;
 
-/// The wire name of a state.
-pub fn state_name(s: StatusState) -> &'static str {
-    match s {
-        StatusState::Connected => "connected",
-        StatusState::Disconnected => "disconnected",
-        StatusState::Resubscribed => "resubscribed",
-        StatusState::Gap => "gap",
-    }
-}
-
 /// A status event for one instrument. Its id includes the time, so each
 /// occurrence is stored.
 pub fn event(
@@ -31,7 +21,7 @@ pub fn event(
     reason: &str,
     now: Timestamp,
 ) -> Event {
-    let key = format!("{}-{}", state_name(state), now.0);
+    let key = format!("{}-{}", state.as_str(), now.0);
     Event {
         id: EventId::new(venue, DataType::Status, &instrument.venue_instrument, &key),
         venue: venue.clone(),

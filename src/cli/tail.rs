@@ -146,12 +146,7 @@ pub fn human(ev: &Event) -> String {
             let _ = write!(s, "{} {} @ {}", l.side.as_str(), l.quantity, l.price);
         }
         Payload::Status(st) => {
-            let _ = write!(
-                s,
-                "{}: {}",
-                crate::application::status::state_name(st.state),
-                st.reason
-            );
+            let _ = write!(s, "{}: {}", st.state.as_str(), st.reason);
         }
     }
     s

@@ -167,7 +167,7 @@ impl BookTracker {
                 StatusState::Gap | StatusState::Disconnected
                     if self.state != SyncState::Stale && ev.receive_time > self.base_time =>
                 {
-                    let what = crate::application::status::state_name(s.state);
+                    let what = s.state.as_str();
                     self.mark_stale(format!("relay reported `{what}`: {}", s.reason))
                 }
                 _ => Verdict::Ignored,

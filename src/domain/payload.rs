@@ -234,6 +234,25 @@ pub enum StatusState {
     Resubscribed,
     /// Data was missed (sequence gap, checksum mismatch); a resync follows.
     Gap,
+    /// No event of a data type of the instrument for longer than expected
+    /// while its connection lives; the relay resubscribes it.
+    Stale,
+    /// Events of a stale data type arrive again.
+    Live,
+}
+
+impl StatusState {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StatusState::Connected => "connected",
+            StatusState::Disconnected => "disconnected",
+            StatusState::Resubscribed => "resubscribed",
+            StatusState::Gap => "gap",
+            StatusState::Stale => "stale",
+            StatusState::Live => "live",
+        }
+    }
 }
 
 /// A relay status event.

@@ -81,6 +81,8 @@ fn status_state(text: &str) -> Result<StatusState, DecodeError> {
         "disconnected" => StatusState::Disconnected,
         "resubscribed" => StatusState::Resubscribed,
         "gap" => StatusState::Gap,
+        "stale" => StatusState::Stale,
+        "live" => StatusState::Live,
         other => return Err(invalid(format!("status state `{other}`"))),
     })
 }
@@ -416,6 +418,8 @@ fn proto_payload(d: &proto::event::Data) -> Result<Payload, DecodeError> {
                 Ok(proto::StatusState::Disconnected) => StatusState::Disconnected,
                 Ok(proto::StatusState::Resubscribed) => StatusState::Resubscribed,
                 Ok(proto::StatusState::Gap) => StatusState::Gap,
+                Ok(proto::StatusState::Stale) => StatusState::Stale,
+                Ok(proto::StatusState::Live) => StatusState::Live,
                 Err(_) => return Err(invalid(format!("status state {}", s.state))),
             },
             reason: s.reason.clone(),

@@ -155,7 +155,7 @@ fn data(p: &Payload, out: &mut String) {
             o.dec("quantity", &l.quantity);
         }
         Payload::Status(s) => {
-            o.str("state", crate::application::status::state_name(s.state));
+            o.str("state", s.state.as_str());
             o.str("reason", &s.reason);
         }
     }

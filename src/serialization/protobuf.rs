@@ -81,6 +81,8 @@ fn data(p: &Payload) -> proto::event::Data {
                 StatusState::Disconnected => proto::StatusState::Disconnected as i32,
                 StatusState::Resubscribed => proto::StatusState::Resubscribed as i32,
                 StatusState::Gap => proto::StatusState::Gap as i32,
+                StatusState::Stale => proto::StatusState::Stale as i32,
+                StatusState::Live => proto::StatusState::Live as i32,
             },
             reason: s.reason.clone(),
         }),

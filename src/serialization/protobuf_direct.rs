@@ -183,6 +183,8 @@ fn data(buf: &mut Vec<u8>, p: &Payload) {
                     StatusState::Disconnected => 1,
                     StatusState::Resubscribed => 2,
                     StatusState::Gap => 3,
+                    StatusState::Stale => 4,
+                    StatusState::Live => 5,
                 },
             );
             string(b, 2, &s.reason);

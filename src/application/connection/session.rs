@@ -1,53 +1,109 @@
-//! One connected session: subscribe, then a single `select!` loop over
-//! shutdown, the next frame, the heartbeat tick, the silence check, the
-//! planned-lifetime deadline, venue reloads, REST snapshot results and, during
-//! a handover, the successor session (see [`super::handover`]).
+//! One connected session: connect, subscribe, then a thin `select!` loop
+//! over four things — shutdown, the next frame, the timers and control
+//! messages (REST answers, venue reloads, handover steps). Every frame and
+//! every tick goes through the synchronous [`FramePipeline`], whose
+//! [`Effects`] this loop then carries out: queue the encoded events, send
+//! messages to the venue, start REST requests, end the session.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::books::{Fetch, FetchResult, spawn_fetch};
-use super::handover::{self, Gate, Published};
-use super::messages::{bootstrap_result, instrument_url, ping_messages};
-use super::successor::{Incoming, Outgoing};
-use super::{Connection, Counters, End, Pacing, truncate, with_origin};
-use crate::application::books::{BookKeeper, Step};
+use super::error::{End, SessionError};
+use super::fetch::{Fetched, spawn_fetch};
+use super::handover::{self, Published};
+use super::messages::{bootstrap_result, ping_messages};
+use super::pipeline::{Effects, FramePipeline};
+use super::timers::{Tick, Timers};
+use super::{Connection, Counters, Pacing, with_origin};
 use crate::application::health::{ConnReporter, ConnState};
 use crate::application::metrics::{DropCause, Metrics};
+use crate::application::pipeline::NotQueued;
 use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
-use crate::domain::{DataType, Event, StatusState, Timestamp};
-use crate::engine::mapper::{Mapper, RawFrame};
+use crate::domain::{HumanDuration, StatusState, Timestamp};
+use crate::engine::mapper::RawFrame;
 use crate::engine::venue::{ControlKind, Venue};
+use crate::infrastructure::logs::truncate;
 use crate::infrastructure::ws::{self, Message, WsStream};
 use crate::serialization::frames::OwnedFrame;
 
-pub(super) type Sink = SplitSink<WsStream, Message>;
-pub(super) type Source = SplitStream<WsStream>;
+type Sink = SplitSink<WsStream, Message>;
+type Source = SplitStream<WsStream>;
 
-/// Connect and run one session (`incoming`: as the successor of a handover).
-pub(super) async fn run<'c>(
-    conn: &'c Connection,
-    n: u64,
-    reporter: &'c ConnReporter,
-    counters: &'c Counters,
-    pacing: &'c Mutex<Pacing>,
-    incoming: Option<Incoming>,
-) -> End<'c> {
-    let mut venue_rx = conn.venue.clone();
-    let venue = venue_rx.borrow_and_update().clone();
+/// A message to a running session.
+#[derive(Debug)]
+pub(super) enum Control {
+    /// A REST answer for an instrument.
+    Fetched(Fetched),
+    /// The venue definition was reloaded.
+    Venue(Arc<Venue>),
+    /// (Old session) the successor is ready: read what the socket holds,
+    /// then stop.
+    HandOver,
+    /// (Old session) the successor failed: keep streaming, try again later.
+    HandoverFailed,
+    /// (Successor) the old session stopped after publishing this: take over.
+    TakeOver(Published),
+}
+
+/// A message from a session to the connection's supervisor.
+#[derive(Debug)]
+pub(super) enum Up {
+    /// Start a successor (the lifetime is ending, the connection settings
+    /// changed, the venue asked for a reconnect).
+    WantHandover {
+        /// The session asking.
+        session: u64,
+        /// Why.
+        reason: String,
+    },
+    /// (Successor) ready to take over.
+    Ready {
+        /// The session.
+        session: u64,
+    },
+}
+
+/// What every session of a connection shares.
+pub(super) struct Ctx<'c> {
+    pub(super) conn: &'c Connection,
+    pub(super) reporter: &'c ConnReporter,
+    pub(super) counters: &'c Counters,
+    pub(super) pacing: &'c Mutex<Pacing>,
+    pub(super) up: mpsc::UnboundedSender<Up>,
+}
+
+/// Why the loop stops.
+enum Stop {
+    Shutdown,
+    Failed(SessionError),
+    HandedOver,
+}
+
+/// Connect and run one session. `id` numbers the connection's sessions
+/// (0: the first); `successor`: a handover's new connection.
+pub(super) async fn run(
+    ctx: &Ctx<'_>,
+    id: u64,
+    successor: bool,
+    control: (
+        mpsc::UnboundedSender<Control>,
+        mpsc::UnboundedReceiver<Control>,
+    ),
+) -> End {
+    let conn = ctx.conn;
+    let venue = conn.venue.borrow().clone();
+    let failed = |error| End::Failed {
+        error,
+        published: Published::default(),
+    };
     let (url, ping_override) = match resolve_url(conn, &venue).await {
         Ok(u) => u,
-        Err(e) => {
-            return End::Failed {
-                connected: false,
-                reason: e,
-            };
-        }
+        Err(e) => return failed(SessionError::Url(e)),
     };
     let max_frame = venue.connection.max_frame_bytes.saturating_add(1024);
     let ws = tokio::select! {
@@ -56,56 +112,47 @@ pub(super) async fn run<'c>(
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(e) => {
-            return End::Failed {
-                connected: false,
-                reason: e.to_string(),
-            };
-        }
+        Err(e) => return failed(SessionError::Connect(e.to_string())),
     };
     {
-        let mut p = pacing.lock().expect("pacing lock");
+        let mut p = ctx.pacing.lock().expect("pacing lock");
         p.breaker.success();
         p.backoff.reset();
     }
-    let successor = incoming.is_some();
     info!(venue = %conn.venue_id, conn = conn.index, url = %ws::redact_url(&url), successor, "connected");
     let open = Metrics::venue(&conn.metrics.connections, &conn.venue_id);
     open.inc();
     let (sink, source) = ws.split();
-    let (snap_tx, snap_rx) = mpsc::unbounded_channel();
     let mut s = Session {
-        mapper: Mapper::new(
-            conn.venue_id.clone(),
-            conn.plan.market.clone(),
-            conn.plan.pinned.clone(),
-        ),
-        subscribed: conn.plan.instruments.iter().cloned().collect(),
-        conn,
-        venue,
+        ctx,
+        id,
         sink,
-        books: BookKeeper::new(),
-        events: Vec::new(),
-        steps: Vec::new(),
-        snap_tx,
-        reporter,
-        counters,
-        awaiting_ack: None,
-        published: Published::default(),
-        holding: successor,
-        gate: successor.then(Gate::new),
-        incoming,
-        n,
-        pacing,
+        p: FramePipeline::new(conn, ctx.counters, ctx.reporter, venue, successor),
+        control_tx: control.0,
+        handover_asked: false,
+        deferred: None,
+        ready_sent: !successor,
+        last_frame: Instant::now(),
+        ping_counter: 0,
     };
-    let end = s.stream(source, venue_rx, snap_rx, ping_override).await;
+    let stop = s.stream(source, control.1, ping_override).await;
     open.dec();
-    s.account_leftovers(matches!(end, End::Shutdown));
-    // A successor that fails before taking over leaves the old session in
-    // charge: nothing was disconnected as far as consumers can tell.
-    if let (End::Failed { reason, .. }, false) = (&end, s.holding) {
-        s.publish_status(StatusState::Disconnected, reason).await;
-    }
+    s.p.leftovers(matches!(stop, Stop::Shutdown));
+    let published = std::mem::take(&mut s.p.published);
+    let end = match stop {
+        Stop::Shutdown => End::Shutdown,
+        Stop::HandedOver => End::HandedOver(published),
+        Stop::Failed(error) => {
+            // A successor that fails before taking over leaves the old
+            // session in charge: nothing was disconnected for consumers.
+            if !s.p.holding {
+                let mut fx = Effects::default();
+                s.p.status(StatusState::Disconnected, &error.to_string(), &mut fx);
+                let _ = s.apply(fx).await;
+            }
+            End::Failed { error, published }
+        }
+    };
     let _ = s.sink.send(Message::Close(None)).await;
     end
 }
@@ -123,7 +170,7 @@ async fn resolve_url(
             .rest
             .request(&b.method, &url, b.body.as_deref())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("bootstrap request: {e}"))?;
         return bootstrap_result(b, body);
     }
     let url = connection_url(
@@ -135,259 +182,290 @@ async fn resolve_url(
     Ok((url, None))
 }
 
-pub(super) struct Session<'c> {
-    pub(super) conn: &'c Connection,
-    /// The venue instruments this connection subscribed: events of others
-    /// are not published.
-    pub(super) subscribed: foldhash::HashSet<String>,
-    pub(super) venue: Arc<Venue>,
-    pub(super) sink: Sink,
-    pub(super) mapper: Mapper,
-    pub(super) books: BookKeeper,
-    pub(super) events: Vec<Event>,
-    pub(super) steps: Vec<Step>,
-    pub(super) snap_tx: mpsc::UnboundedSender<FetchResult>,
-    pub(super) reporter: &'c ConnReporter,
-    pub(super) counters: &'c Counters,
-    /// When subscribe messages went out and neither an ack nor data has
-    /// arrived since (venues with `ack` rules only).
-    pub(super) awaiting_ack: Option<Instant>,
-    /// The last book update id published per instrument (for a handover).
-    pub(super) published: Published,
-    /// A successor that has not taken over yet: book events are held.
-    pub(super) holding: bool,
-    /// A successor's book gate (held events, then ids still covered).
-    pub(super) gate: Option<Gate>,
-    /// A successor's handover channels.
-    pub(super) incoming: Option<Incoming>,
-    /// This session's number on the connection (0: the first).
-    pub(super) n: u64,
-    pub(super) pacing: &'c Mutex<Pacing>,
+struct Session<'s, 'c> {
+    ctx: &'s Ctx<'c>,
+    id: u64,
+    sink: Sink,
+    p: FramePipeline<'c>,
+    control_tx: mpsc::UnboundedSender<Control>,
+    /// A handover was asked for and has not failed.
+    handover_asked: bool,
+    /// A handover wanted while this session was a successor not yet in
+    /// charge: asked for once it takes over.
+    deferred: Option<String>,
+    /// (Successor) `Ready` was sent.
+    ready_sent: bool,
+    last_frame: Instant,
+    ping_counter: u64,
 }
 
-/// A point far enough in the future to mean "never".
-pub(super) fn never() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)
-}
-
-impl<'c> Session<'c> {
+impl<'c> Session<'_, 'c> {
     async fn stream(
         &mut self,
         mut source: Source,
-        mut venue_rx: watch::Receiver<Arc<Venue>>,
-        mut snap_rx: mpsc::UnboundedReceiver<FetchResult>,
+        mut control: mpsc::UnboundedReceiver<Control>,
         ping_override: Option<Duration>,
-    ) -> End<'c> {
+    ) -> Stop {
         if let Err(e) = self.subscribe().await {
-            return End::Failed {
-                connected: true,
-                reason: e,
-            };
+            return Stop::Failed(e);
         }
-        self.reporter.update(|s| {
+        self.ctx.reporter.update(|s| {
             s.state = ConnState::Connected;
             s.subscriptions_acked = 0;
-            // Errors of earlier connections age out on their own.
         });
-        if self.holding {
-            info!(venue = %self.conn.venue_id, conn = self.conn.index, "handover: new connection subscribed");
+        let mut fx = Effects::default();
+        if self.p.holding {
+            info!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, "handover: new connection subscribed");
         } else {
-            let state = if self.n == 0 {
+            let state = if self.id == 0 {
                 StatusState::Connected
             } else {
                 StatusState::Resubscribed
             };
-            self.publish_status(state, "subscriptions sent").await;
+            self.p.status(state, "subscriptions sent", &mut fx);
         }
-        self.start_book_sync();
-        let mut top_timer = self.start_tops();
-        let mut snapshot_timer = self.start_snapshots();
-
-        let ping_every = ping_override.or(self.venue.heartbeat.interval);
-        let mut ping_tick =
-            ping_every.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
-        let silence = self.venue.heartbeat.silence_timeout;
-        let mut silence_tick = tokio::time::interval(
+        self.p.start_books(&mut fx);
+        if let Some(stop) = self.apply(fx).await {
+            return stop;
+        }
+        let venue = self.p.venue.clone();
+        let plan = &self.ctx.conn.plan;
+        let silence = venue.heartbeat.silence_timeout;
+        let mut timers = Timers::new(
+            ping_override.or(venue.heartbeat.interval),
             silence
                 .min(Duration::from_secs(1))
                 .max(Duration::from_millis(50)),
+            venue
+                .connection
+                .max_lifetime
+                .map(|l| l.saturating_sub((l / 10).min(Duration::from_secs(300)))),
+            plan.book_tops.values().map(|t| t.interval),
+            plan.book_snapshots.values().copied(),
         );
-        let deadline = tokio::time::sleep_until(self.lifetime_deadline());
-        tokio::pin!(deadline);
-        let mut last_frame = Instant::now();
-        let mut counter = 0u64;
-        let mut out: Option<Outgoing<'c>> = None;
-        // A handover asked for while this session was itself still a
-        // successor waiting to take over.
-        let mut deferred = false;
-        let mut takeover = self.incoming.as_mut().and_then(|i| i.takeover.take());
         loop {
-            let end = tokio::select! {
+            let mut fx = Effects::default();
+            let mut framed = false;
+            tokio::select! {
                 biased;
-                _ = self.conn.cancel.cancelled() => return End::Shutdown,
+                _ = self.ctx.conn.cancel.cancelled() => return Stop::Shutdown,
                 msg = source.next() => {
-                    last_frame = Instant::now();
-                    let now = Timestamp::now();
-                    self.reporter.frame(now);
-                    let frame = match &msg {
-                        Some(Ok(Message::Text(t))) => RawFrame::Text(t.as_str()),
-                        Some(Ok(Message::Binary(b))) => RawFrame::Binary(b),
-                        Some(Ok(Message::Ping(_))) => {
-                            let _ = self.sink.flush().await;
-                            continue;
-                        }
-                        Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
-                        Some(Ok(Message::Close(c))) => {
-                            let reason = c.as_ref().map_or("closed by venue".to_owned(), |c| format!("closed by venue: {} {}", c.code, c.reason));
-                            return self.failed(reason, out);
-                        }
-                        Some(Err(e)) => return self.failed(e.to_string(), out),
-                        None => return self.failed("connection closed".into(), out),
-                    };
-                    self.tap(&frame);
-                    let end = self.on_frame(frame, now).await;
-                    // Silence is the venue's: time spent here waiting for
-                    // room in a full queue does not count.
-                    last_frame = Instant::now();
-                    self.check_ready();
-                    end
+                    framed = true;
+                    if let Err(stop) = self.message(msg, &mut fx).await {
+                        return stop;
+                    }
                 }
-                Some((what, instrument, result)) = snap_rx.recv() => match what {
-                    Fetch::Snapshot => self.on_snapshot(instrument, result).await,
-                    Fetch::Scales => {
-                        self.on_scales(instrument, result);
-                        None
+                tick = timers.next() => {
+                    if let Err(e) = self.tick(tick, &mut fx).await {
+                        return Stop::Failed(e);
+                    }
+                }
+                Some(cmd) = control.recv() => match cmd {
+                    Control::Fetched(f) => self.p.fetched(f, &mut fx),
+                    Control::Venue(v) => {
+                        let reconnect = self.p.venue_changed(v);
+                        info!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, reconnect, "venue definition reloaded");
+                        if reconnect {
+                            fx.handover = Some("the venue's connection settings changed".into());
+                        }
+                    }
+                    Control::HandOver => {
+                        self.drain(&mut source).await;
+                        return Stop::HandedOver;
+                    }
+                    Control::HandoverFailed => {
+                        self.handover_asked = false;
+                        warn!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, retry_in = %HumanDuration(handover::RETRY), "handover: the new connection failed; keeping this one");
+                        timers.lifetime_in(handover::RETRY);
+                    }
+                    Control::TakeOver(published) => {
+                        self.p.take_over(&published, &mut fx);
+                        if let Some(why) = self.deferred.take() {
+                            fx.handover = Some(why);
+                        }
                     }
                 },
-                boundary = async { top_timer.as_mut().expect("guarded").tick().await }, if top_timer.is_some() => {
-                    self.publish_tops(boundary).await
+            }
+            if let Some(stop) = self.apply(fx).await {
+                return stop;
+            }
+            if framed {
+                // Silence counts from when the session could read again: time
+                // spent waiting on a full queue is not the venue's silence.
+                self.last_frame = Instant::now();
+            }
+            if !self.ready_sent && self.p.ready() {
+                self.ready_sent = true;
+                debug!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, "handover: new connection ready");
+                let _ = self.ctx.up.send(Up::Ready { session: self.id });
+            }
+        }
+    }
+
+    /// A WebSocket message (or its end).
+    async fn message(
+        &mut self,
+        msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        fx: &mut Effects,
+    ) -> Result<(), Stop> {
+        self.last_frame = Instant::now();
+        let now = Timestamp::now();
+        self.ctx.reporter.frame(now);
+        let frame = match &msg {
+            Some(Ok(Message::Text(t))) => RawFrame::Text(t.as_str()),
+            Some(Ok(Message::Binary(b))) => RawFrame::Binary(b),
+            Some(Ok(Message::Ping(_))) => {
+                // tungstenite queues the pong; flushing sends it.
+                let _ = self.sink.flush().await;
+                return Ok(());
+            }
+            Some(Ok(Message::Pong(_))) => {
+                self.p.awaiting_pong = None;
+                return Ok(());
+            }
+            Some(Ok(Message::Frame(_))) => return Ok(()),
+            Some(Ok(Message::Close(c))) => {
+                let (code, reason) = c.as_ref().map_or((1005, String::new()), |c| {
+                    (u16::from(c.code), c.reason.to_string())
+                });
+                return Err(Stop::Failed(SessionError::Closed { code, reason }));
+            }
+            Some(Err(e)) => return Err(Stop::Failed(SessionError::Lost(e.to_string()))),
+            None => return Err(Stop::Failed(SessionError::Lost("end of stream".into()))),
+        };
+        self.tap(&frame);
+        self.p.frame(frame, now, Instant::now(), fx);
+        Ok(())
+    }
+
+    async fn tick(&mut self, tick: Tick, fx: &mut Effects) -> Result<(), SessionError> {
+        match tick {
+            Tick::Ping => {
+                self.ping_counter += 1;
+                self.send_ping().await?;
+                if self.p.venue.heartbeat.pong_timeout.is_some() {
+                    self.p.awaiting_pong.get_or_insert_with(Instant::now);
                 }
-                boundary = async { snapshot_timer.as_mut().expect("guarded").tick().await }, if snapshot_timer.is_some() => {
-                    self.publish_snapshots(boundary).await
+            }
+            Tick::Check => {
+                let venue = &self.p.venue;
+                let silence = venue.heartbeat.silence_timeout;
+                let ack_timeout = venue.subscribe.ack_timeout;
+                if self.last_frame.elapsed() > silence {
+                    return Err(SessionError::silent(silence));
                 }
-                _ = async { ping_tick.as_mut().expect("guarded").tick().await }, if ping_tick.is_some() => {
-                    counter += 1;
-                    self.send_ping(counter).await.err()
-                        .map(|reason| End::Failed { connected: true, reason })
+                if self
+                    .p
+                    .awaiting_ack
+                    .is_some_and(|t| t.elapsed() > ack_timeout)
+                {
+                    return Err(SessionError::NoAck(HumanDuration(ack_timeout)));
                 }
-                _ = silence_tick.tick() => {
-                    self.check_ready();
-                    let ack_timeout = self.venue.subscribe.ack_timeout;
-                    if last_frame.elapsed() > silence {
-                        Some(End::Failed { connected: true, reason: format!("no frame for {silence:?}") })
-                    } else if self.awaiting_ack.is_some_and(|t| t.elapsed() > ack_timeout) {
-                        Some(End::Failed { connected: true, reason: format!("subscriptions neither acknowledged nor answered with data within {ack_timeout:?}") })
-                    } else {
-                        None
+                if let (Some(limit), Some(sent)) =
+                    (venue.heartbeat.pong_timeout, self.p.awaiting_pong)
+                    && sent.elapsed() > limit
+                {
+                    self.ctx.counters.pong_timeouts.inc();
+                    return Err(SessionError::NoPong(HumanDuration(limit)));
+                }
+            }
+            Tick::Lifetime => fx.handover = Some("the connection's lifetime is ending".into()),
+            Tick::Tops(b) => self.p.tops(b, fx),
+            Tick::Snapshots(b) => self.p.snapshots(b, fx),
+        }
+        Ok(())
+    }
+
+    /// Carry out the pipeline's effects; `Some` when the session must stop.
+    async fn apply(&mut self, fx: Effects) -> Option<Stop> {
+        let conn = self.ctx.conn;
+        let mut publish = fx.publish.into_iter();
+        while let Some(m) = publish.next() {
+            let t = m.data_type;
+            match conn.queues.push(m).await {
+                Ok(()) => {}
+                Err(NotQueued::Dropped) => {
+                    self.ctx.counters.queue_full.get(t).inc();
+                    self.ctx.counters.queue_drops.get(t).inc();
+                }
+                Err(NotQueued::Closed) => {
+                    // Shutting down: this event and the rest are not sent.
+                    let dropped = |t| conn.metrics.dropped(&conn.venue_id, t, DropCause::Shutdown);
+                    dropped(t).inc();
+                    for m in publish {
+                        dropped(m.data_type).inc();
                     }
+                    return Some(Stop::Shutdown);
                 }
-                _ = &mut deadline, if out.is_none() => {
-                    deadline.as_mut().reset(never());
-                    if self.holding {
-                        deferred = true;
-                    } else {
-                        out = Some(self.start_successor("the connection's lifetime is ending"));
-                    }
-                    None
-                }
-                step = async {
-                    let o = out.as_mut().expect("guarded");
-                    tokio::select! {
-                        end = o.successor.0.as_mut() => Err(end),
-                        Ok(()) = &mut o.ready => Ok(()),
-                    }
-                }, if out.is_some() => {
-                    match step {
-                        Ok(()) => {
-                            let o = out.take().expect("guarded");
-                            self.drain(&mut source).await;
-                            let _ = o.takeover.send(std::mem::take(&mut self.published));
-                            return End::HandedOver(o.successor);
-                        }
-                        Err(End::Shutdown) => return End::Shutdown,
-                        Err(end) => {
-                            out = None;
-                            warn!(venue = %self.conn.venue_id, conn = self.conn.index, ?end, retry = ?handover::RETRY, "handover: the new connection failed; keeping this one");
-                            deadline.as_mut().reset(tokio::time::Instant::now() + handover::RETRY);
-                        }
-                    }
-                    None
-                }
-                published = async { takeover.as_mut().expect("guarded").await }, if takeover.is_some() => {
-                    takeover = None;
-                    // Without a report the old session is gone anyway:
-                    // release against nothing published.
-                    let end = self.take_over(published.unwrap_or_default()).await;
-                    if end.is_none() && deferred {
-                        deferred = false;
-                        out = Some(self.start_successor("deferred handover"));
-                    }
-                    end
-                }
-                changed = venue_rx.changed() => {
-                    if changed.is_err() {
-                        continue;
-                    }
-                    let new = venue_rx.borrow_and_update().clone();
-                    let reconnect = new.connection_fingerprint != self.venue.connection_fingerprint;
-                    self.venue = new;
-                    self.mapper.venue_changed();
-                    info!(venue = %self.conn.venue_id, conn = self.conn.index, reconnect, "venue definition reloaded");
-                    if reconnect && out.is_none() {
-                        if self.holding {
-                            deferred = true;
-                        } else {
-                            out = Some(self.start_successor("the venue's connection settings changed"));
-                        }
-                    }
-                    None
-                }
+            }
+        }
+        for text in fx.send {
+            if let Err(e) = self.send(text).await {
+                return Some(Stop::Failed(e));
+            }
+        }
+        for req in fx.fetch {
+            spawn_fetch(
+                conn.rest.clone(),
+                conn.snapshot_limiter.clone(),
+                req,
+                self.control_tx.clone(),
+            );
+        }
+        if let Some(why) = fx.handover {
+            self.want_handover(why);
+        }
+        fx.end.map(Stop::Failed)
+    }
+
+    fn want_handover(&mut self, why: String) {
+        if self.p.holding {
+            self.deferred.get_or_insert(why);
+        } else if !self.handover_asked {
+            self.handover_asked = true;
+            info!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, reason = %why, "handover: opening a new connection");
+            let _ = self.ctx.up.send(Up::WantHandover {
+                session: self.id,
+                reason: why,
+            });
+        }
+    }
+
+    /// Before handing over: map what this socket already holds (frames the
+    /// venue sent it before the successor existed could otherwise be lost
+    /// with it), until no frame comes for [`handover::DRAIN_IDLE`], at most
+    /// [`handover::DRAIN_MAX`].
+    async fn drain(&mut self, source: &mut Source) {
+        let until = Instant::now() + handover::DRAIN_MAX;
+        let mut drained = 0u64;
+        while Instant::now() < until {
+            let msg = match tokio::time::timeout(handover::DRAIN_IDLE, source.next()).await {
+                Ok(Some(Ok(m))) => m,
+                _ => break,
             };
-            if let Some(end) = end {
-                return match end {
-                    End::Failed { reason, .. } => self.failed(reason, out),
-                    end => end,
-                };
+            let frame = match &msg {
+                Message::Text(t) => RawFrame::Text(t.as_str()),
+                Message::Binary(b) => RawFrame::Binary(b),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            self.tap(&frame);
+            drained += 1;
+            let mut fx = Effects::default();
+            self.p
+                .frame(frame, Timestamp::now(), Instant::now(), &mut fx);
+            fx.end = None;
+            fx.handover = None;
+            if self.apply(fx).await.is_some() {
+                break;
             }
         }
-    }
-
-    /// The session ended: book events still held (buffered for a snapshot,
-    /// or in a successor's handover gate) will never be published.
-    fn account_leftovers(&mut self, shutdown: bool) {
-        let book = DataType::L2Orderbook;
-        let held = self.books.held();
-        if shutdown {
-            self.conn
-                .metrics
-                .dropped(&self.conn.venue_id, book, DropCause::Shutdown)
-                .inc_by(held);
-        } else {
-            self.counters.book_resync.get(book).inc_by(held);
-        }
-        if let Some(gate) = &self.gate {
-            self.counters
-                .handover_covered
-                .get(book)
-                .inc_by(gate.len() as u64);
-        }
-    }
-
-    /// When to start the planned handover: the venue's maximum lifetime
-    /// less a margin (a tenth of it, at most five minutes).
-    fn lifetime_deadline(&self) -> tokio::time::Instant {
-        match self.venue.connection.max_lifetime {
-            Some(l) => {
-                tokio::time::Instant::now()
-                    + l.saturating_sub((l / 10).min(Duration::from_secs(300)))
-            }
-            None => never(),
-        }
+        debug!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, drained, "handover: old connection drained");
     }
 
     /// Copy a received frame to `mdrelay record`, when recording.
-    pub(super) fn tap(&self, frame: &RawFrame<'_>) {
-        if let Some(tap) = &self.conn.tap {
+    fn tap(&self, frame: &RawFrame<'_>) {
+        if let Some(tap) = &self.ctx.conn.tap {
             let _ = tap.send(match *frame {
                 RawFrame::Text(t) => OwnedFrame::Text(t.to_owned()),
                 RawFrame::Binary(b) => OwnedFrame::Binary(b.to_vec()),
@@ -395,13 +473,15 @@ impl<'c> Session<'c> {
         }
     }
 
-    pub(super) async fn send(&mut self, text: String) -> Result<(), String> {
-        debug!(venue = %self.conn.venue_id, conn = self.conn.index, message = truncate(&text, 300), "send");
+    /// Send a message, paced to the venue's `max_messages_per_second`.
+    async fn send(&mut self, text: String) -> Result<(), SessionError> {
+        debug!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, message = truncate(&text, 300), "send");
         self.sink
             .send(Message::text(text))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SessionError::Send(e.to_string()))?;
         if let Some(rate) = self
+            .p
             .venue
             .connection
             .max_messages_per_second
@@ -412,32 +492,34 @@ impl<'c> Session<'c> {
         Ok(())
     }
 
-    async fn subscribe(&mut self) -> Result<(), String> {
-        let venue = self.venue.clone();
-        let market = self.conn.plan.market.clone();
+    async fn subscribe(&mut self) -> Result<(), SessionError> {
+        let venue = self.p.venue.clone();
+        let market = self.ctx.conn.plan.market.clone();
         let mut request_id = 0u64;
-        for template in &venue.subscribe.on_connect {
+        let template = |e: String| SessionError::Template(e);
+        for t in &venue.subscribe.on_connect {
             let mut vars = TemplateVars {
                 venue: &venue.id,
                 market: market.as_deref(),
                 request_id: &mut request_id,
                 now_ms: Timestamp::now().as_millis(),
             };
-            for m in render(template, "null", &mut vars)? {
+            for m in render(t, "null", &mut vars).map_err(template)? {
                 self.send(m).await?;
             }
         }
-        if let Some(template) = &venue.subscribe.message {
+        if let Some(t) = &venue.subscribe.message {
             let messages = subscribe_messages(
                 &venue,
-                template,
+                t,
                 market.as_deref(),
-                &self.conn.plan.items,
+                &self.ctx.conn.plan.items,
                 &mut request_id,
-            )?;
+            )
+            .map_err(template)?;
             let acks = venue.control.iter().any(|r| r.kind == ControlKind::Ack);
             if acks && !messages.is_empty() {
-                self.awaiting_ack = Some(Instant::now());
+                self.p.awaiting_ack = Some(Instant::now());
             }
             for m in messages {
                 self.send(m).await?;
@@ -446,92 +528,20 @@ impl<'c> Session<'c> {
         Ok(())
     }
 
-    async fn send_ping(&mut self, counter: u64) -> Result<(), String> {
-        if self.venue.heartbeat.websocket_ping {
+    async fn send_ping(&mut self) -> Result<(), SessionError> {
+        let send = |e: tokio_tungstenite::tungstenite::Error| SessionError::Send(e.to_string());
+        if self.p.venue.heartbeat.websocket_ping {
             return self
                 .sink
                 .send(Message::Ping(Vec::new().into()))
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(send);
         }
-        for t in ping_messages(&self.venue, counter)? {
-            self.sink
-                .send(Message::text(t))
-                .await
-                .map_err(|e| e.to_string())?;
+        let msgs =
+            ping_messages(&self.p.venue, self.ping_counter).map_err(SessionError::Template)?;
+        for t in msgs {
+            self.sink.send(Message::text(t)).await.map_err(send)?;
         }
         Ok(())
-    }
-
-    /// The instruments this connection subscribed for books.
-    pub(super) fn book_instruments(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .conn
-            .plan
-            .items
-            .iter()
-            .filter(|i| i.data_type == DataType::L2Orderbook)
-            .map(|i| i.instrument.clone())
-            .collect();
-        v.dedup();
-        v
-    }
-
-    /// REST-bootstrapped venues: buffer each book's deltas and fetch its
-    /// snapshot. Venues with per-instrument checksum scales: fetch them.
-    fn start_book_sync(&mut self) {
-        if !self.conn.plan.types.contains(&DataType::L2Orderbook) {
-            return;
-        }
-        if self.venue.book.scales.is_some() {
-            for inst in self.book_instruments() {
-                self.fetch(Fetch::Scales, inst, Duration::ZERO);
-            }
-        }
-        if self.venue.book.snapshot.is_some() {
-            for inst in self.book_instruments() {
-                let dropped = self.books.await_snapshot(&self.venue.book, &inst);
-                self.counters
-                    .book_resync
-                    .get(DataType::L2Orderbook)
-                    .inc_by(dropped);
-                self.fetch_snapshot(inst, Duration::ZERO);
-            }
-        }
-    }
-
-    pub(super) fn fetch_snapshot(&self, instrument: String, delay: Duration) {
-        self.fetch(Fetch::Snapshot, instrument, delay);
-    }
-
-    /// A per-instrument REST request (paced by the venue's limiter); the
-    /// answer arrives on the session's fetch channel.
-    pub(super) fn fetch(&self, what: Fetch, instrument: String, delay: Duration) {
-        let book = &self.venue.book;
-        let expr = match what {
-            Fetch::Snapshot => book.snapshot.as_ref().map(|s| &s.url),
-            Fetch::Scales => book.scales.as_ref().map(|s| &s.url),
-        };
-        let Some(expr) = expr else { return };
-        let market = self.conn.plan.market.as_deref();
-        let url = match instrument_url(&self.venue, expr, &instrument, market) {
-            Ok(u) => u,
-            Err(e) => {
-                warn!(venue = %self.conn.venue_id, %instrument, ?what, error = %e, "cannot build the request URL");
-                return;
-            }
-        };
-        let url = match &self.conn.rest_url {
-            Some(origin) => with_origin(&url, origin),
-            None => url,
-        };
-        spawn_fetch(
-            self.conn.rest.clone(),
-            self.conn.snapshot_limiter.clone(),
-            (what, instrument),
-            url,
-            delay,
-            self.snap_tx.clone(),
-        );
     }
 }

@@ -1,14 +1,10 @@
-//! Periodic top-N book snapshots (`book_top` on a subscription): a timer on
-//! wall-clock boundaries and the session step that publishes what is due.
+//! A timer on wall-clock boundaries, for the periodic top-N (`book_top`)
+//! and full-depth (`book_snapshot`) book snapshots: relays running side by
+//! side tick at the same instants, so their snapshots share ids.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-
-use super::End;
-use super::session::Session;
-use crate::config::relay::BookTop;
-use crate::domain::Timestamp;
 
 /// Ticks on wall-clock multiples of the greatest common divisor of the
 /// wanted intervals, so every interval falls on a tick.
@@ -25,11 +21,6 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 impl TopTimer {
-    /// A timer for `tops`, or `None` when no snapshots are wanted.
-    pub(super) fn new<'t>(tops: impl IntoIterator<Item = &'t BookTop>) -> Option<TopTimer> {
-        Self::every(tops.into_iter().map(|t| t.interval))
-    }
-
     /// A timer whose ticks fall on every one of `intervals`, or `None` when
     /// there is none.
     pub(super) fn every(intervals: impl IntoIterator<Item = Duration>) -> Option<TopTimer> {
@@ -60,56 +51,21 @@ impl TopTimer {
     }
 }
 
-impl<'c> Session<'c> {
-    /// Start maintaining the books that want top-N snapshots.
-    pub(super) fn start_tops(&mut self) -> Option<TopTimer> {
-        for (instrument, top) in &self.conn.plan.book_tops {
-            self.books
-                .keep_top(&self.venue.book, instrument, top.depth, top.interval);
-        }
-        TopTimer::new(self.conn.plan.book_tops.values())
-    }
-
-    /// Publish the snapshots due at `boundary_ms`.
-    pub(super) async fn publish_tops(&mut self, boundary_ms: i64) -> Option<End<'c>> {
-        let mut due = std::mem::take(&mut self.events);
-        due.clear();
-        self.books
-            .tops(&self.conn.venue_id, boundary_ms, Timestamp::now(), &mut due);
-        let received = std::time::Instant::now();
-        let mut end = None;
-        for ev in due.drain(..) {
-            let t = ev.data_type();
-            self.counters.generated.get(t).inc();
-            if end.is_none() {
-                end = self.publish(ev, received).await;
-            } else {
-                self.dropped(t, crate::application::metrics::DropCause::Shutdown);
-            }
-        }
-        self.events = due;
-        end
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_period_divides_every_interval() {
-        let t = |ms| BookTop {
-            depth: 1,
-            interval: Duration::from_millis(ms),
-        };
-        assert!(TopTimer::new(&[]).is_none());
+        let t = Duration::from_millis;
+        assert!(TopTimer::every([]).is_none());
         assert_eq!(gcd(1500, 1000), 500);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut timer = TopTimer::new(&[t(1500), t(1000)]).unwrap();
+            let mut timer = TopTimer::every([t(1500), t(1000)]).unwrap();
             let a = timer.tick().await;
             let b = timer.tick().await;
             assert_eq!(a % 500, 0, "on a wall-clock boundary");

@@ -429,7 +429,20 @@ impl Compiler<'_> {
                 "`interval` needs `message` or `websocket_ping = true`",
             );
         }
+        if let Some(t) = r.pong_timeout {
+            if t.0.is_zero() {
+                self.p.at(None, "heartbeat.pong_timeout", "must be above 0");
+            }
+            if !sends {
+                self.p.at(
+                    None,
+                    "heartbeat.pong_timeout",
+                    "`pong_timeout` needs pings (`interval` with `message` or `websocket_ping = true`)",
+                );
+            }
+        }
         Heartbeat {
+            pong_timeout: r.pong_timeout.map(|d| d.0),
             interval: r.interval.map(|d| d.0),
             message,
             websocket_ping: r.websocket_ping,

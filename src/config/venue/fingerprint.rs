@@ -58,6 +58,7 @@ interval = "20s"
 message = '"ping"'
 websocket_ping = false
 silence_timeout = "30s"
+pong_timeout = "10s"
 [[routes]]
 type = "trade"
 when = '.e == "t"'
@@ -112,6 +113,7 @@ side = '"buy"'
         ("message = '\"ping\"'", "message = '\"ping2\"'"),
         ("websocket_ping = false", "websocket_ping = true"),
         ("silence_timeout = \"30s\"", "silence_timeout = \"31s\""),
+        ("pong_timeout = \"10s\"", "pong_timeout = \"11s\""),
     ];
 
     fn print(src: &str) -> u64 {

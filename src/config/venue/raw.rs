@@ -299,6 +299,10 @@ pub struct RawHeartbeat {
     /// Declare the connection dead after this long without any frame
     /// (default 60s).
     pub silence_timeout: Option<Dur>,
+    /// Declare the connection dead when a ping gets no pong for this long,
+    /// even while data frames still arrive (a pong is a WebSocket pong
+    /// frame, or a frame a `pong` control rule matches). Needs `interval`.
+    pub pong_timeout: Option<Dur>,
 }
 
 /// `[frames]`

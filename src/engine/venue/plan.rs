@@ -163,6 +163,8 @@ pub struct Heartbeat {
     pub websocket_ping: bool,
     /// The connection is dead after this long without any frame.
     pub silence_timeout: Duration,
+    /// The connection is dead when a ping gets no pong for this long.
+    pub pong_timeout: Option<Duration>,
 }
 
 /// How binary frames are encoded.
@@ -308,6 +310,10 @@ pub enum ControlKind {
     Info,
     /// A ping from the venue that needs the rule's `reply`.
     Ping,
+    /// The venue asks the client to reconnect (a maintenance notice, a
+    /// `request_reconnect` event): the connection hands over to a new one,
+    /// overlapping, as before a planned lifetime end.
+    Reconnect,
 }
 
 impl ControlKind {
@@ -320,6 +326,7 @@ impl ControlKind {
             ControlKind::Heartbeat => "heartbeat",
             ControlKind::Info => "info",
             ControlKind::Ping => "ping",
+            ControlKind::Reconnect => "reconnect",
         }
     }
 }

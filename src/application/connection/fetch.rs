@@ -1,5 +1,5 @@
-//! Resynchronizing order books: REST snapshot fetches (paced per venue) and
-//! re-subscribing a single instrument after a gap.
+//! Per-instrument REST requests (book snapshots, checksum scales), paced
+//! per venue; the answer comes back to the session as a control message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,26 +51,36 @@ pub(super) enum Fetch {
 }
 
 /// A fetched body (or the error) for an instrument.
-pub(super) type FetchResult = (Fetch, String, Result<String, String>);
+#[derive(Debug)]
+pub(super) struct Fetched {
+    /// What it was for.
+    pub what: Fetch,
+    /// The venue instrument.
+    pub instrument: String,
+    /// The body, or why there is none.
+    pub result: Result<String, String>,
+}
 
-/// Fetch `url` after waiting for the limiter (and `delay`), sending the
-/// result to `tx`.
+/// Make `req` after waiting for the limiter (and its delay), sending the
+/// result to `tx` as a session control message.
 pub(super) fn spawn_fetch(
     rest: crate::infrastructure::rest::Rest,
     limiter: Arc<RateLimiter>,
-    (what, instrument): (Fetch, String),
-    url: String,
-    delay: Duration,
-    tx: mpsc::UnboundedSender<FetchResult>,
+    req: super::pipeline::FetchRequest,
+    tx: mpsc::UnboundedSender<super::session::Control>,
 ) {
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(req.delay).await;
         limiter.acquire().await;
-        let r = rest
-            .request("GET", &url, None)
+        let result = rest
+            .request("GET", &req.url, None)
             .await
             .map_err(|e| e.to_string());
-        let _ = tx.send((what, instrument, r));
+        let _ = tx.send(super::session::Control::Fetched(Fetched {
+            what: req.what,
+            instrument: req.instrument,
+            result,
+        }));
     });
 }
 

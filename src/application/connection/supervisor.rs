@@ -1,0 +1,196 @@
+//! The connection's supervision loop: run a session; when it fails, wait
+//! for the backoff (and the circuit breaker) and start another.
+//!
+//! A planned handover (the venue's connection lifetime ending, connection
+//! settings changed by a reload, the venue asking for a reconnect) runs as
+//! two sibling sessions this loop polls side by side, talking over
+//! channels, with no session running inside another:
+//!
+//! 1. the old session sends `Up::WantHandover`; the loop starts a successor;
+//! 2. the successor connects, subscribes, holds its book events back, and
+//!    sends `Up::Ready` once it has data and a snapshot per book;
+//! 3. the loop tells the old session `Control::HandOver`: it maps what its
+//!    socket still holds, stops, and returns what it published last;
+//! 4. the loop hands that to the successor (`Control::TakeOver`), which
+//!    releases its held book events after it and runs on as the session.
+//!
+//! A successor that fails tells the old session `Control::HandoverFailed`
+//! (it tries again later); an old session that fails during the handover
+//! is replaced by the successor at once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::error::End;
+use super::session::{self, Control, Ctx, Up};
+use super::{Backoff, CircuitBreaker, Connection, Counters, Pacing};
+use crate::application::health::ConnState;
+use crate::application::metrics::Metrics;
+use crate::domain::HumanDuration;
+
+/// A running session: its future and the sender of its control channel.
+struct Running<'a> {
+    id: u64,
+    future: Pin<Box<dyn Future<Output = End> + Send + 'a>>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+fn start<'a>(ctx: &'a Ctx<'a>, id: u64, successor: bool) -> Running<'a> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    Running {
+        id,
+        future: Box::pin(session::run(ctx, id, successor, (tx.clone(), rx))),
+        control: tx,
+    }
+}
+
+impl Connection {
+    /// Run until cancelled: connect, stream, hand over, reconnect.
+    pub async fn run(self) {
+        let stale = self.venue.borrow().heartbeat.silence_timeout;
+        let reporter = self.health.register(&self.venue_id, self.index, stale);
+        let counters = Counters::new(&self.metrics, &self.venue_id);
+        let circuit = Metrics::venue(&self.metrics.circuit_state, &self.venue_id);
+        let reconnects = Metrics::venue(&self.metrics.reconnects, &self.venue_id);
+        let handovers = Metrics::venue(&self.metrics.handovers, &self.venue_id);
+        let pacing = Mutex::new(Pacing {
+            backoff: Backoff::new(&self.reconnect),
+            breaker: CircuitBreaker::new(&self.breaker),
+        });
+        let (up_tx, mut up) = mpsc::unbounded_channel();
+        let ctx = Ctx {
+            conn: &self,
+            reporter: &reporter,
+            counters: &counters,
+            pacing: &pacing,
+            up: up_tx,
+        };
+        let gauge = || circuit.set(pacing.lock().expect("pacing lock").breaker.state().gauge());
+        let mut venue = self.venue.clone();
+        let mut next_id = 0u64;
+        'connect: loop {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let wait = pacing
+                .lock()
+                .expect("pacing lock")
+                .breaker
+                .wait(Instant::now());
+            if let Some(wait) = wait {
+                gauge();
+                reporter.update(|s| s.state = ConnState::CircuitOpen);
+                warn!(venue = %self.venue_id, conn = self.index, wait = %HumanDuration(wait), "circuit open: pausing reconnects");
+                tokio::select! {
+                    _ = self.cancel.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                let _ = pacing
+                    .lock()
+                    .expect("pacing lock")
+                    .breaker
+                    .wait(Instant::now());
+            }
+            gauge();
+            let mut current = start(&ctx, next_id, false);
+            next_id += 1;
+            let mut successor: Option<Running<'_>> = None;
+            // Poll the session (and a successor) until the connection must
+            // reconnect or stop.
+            let error = loop {
+                tokio::select! {
+                    end = &mut current.future => {
+                        gauge();
+                        match end {
+                            End::Shutdown => break 'connect,
+                            End::HandedOver(published) => {
+                                let Some(s) = successor.take() else {
+                                    // Handed over to nobody: cannot happen,
+                                    // but reconnecting is always safe.
+                                    continue 'connect;
+                                };
+                                handovers.inc();
+                                info!(venue = %self.venue_id, conn = self.index, "handed over to the new connection");
+                                let _ = s.control.send(Control::TakeOver(published));
+                                current = s;
+                            }
+                            End::Failed { error, published } => match successor.take() {
+                                Some(s) => {
+                                    warn!(venue = %self.venue_id, conn = self.index, %error, "connection lost during a handover: the new connection takes over");
+                                    let _ = s.control.send(Control::TakeOver(published));
+                                    current = s;
+                                }
+                                None => break error,
+                            },
+                        }
+                    }
+                    end = async { (&mut successor.as_mut().expect("guarded").future).await }, if successor.is_some() => {
+                        successor = None;
+                        match end {
+                            End::Shutdown => break 'connect,
+                            other => {
+                                if let End::Failed { error, .. } = &other {
+                                    warn!(venue = %self.venue_id, conn = self.index, %error, "handover: the new connection failed");
+                                }
+                                let _ = current.control.send(Control::HandoverFailed);
+                            }
+                        }
+                    }
+                    Some(msg) = up.recv() => match msg {
+                        Up::WantHandover { session, reason } if session == current.id && successor.is_none() => {
+                            info!(venue = %self.venue_id, conn = self.index, %reason, "handover: starting the new connection");
+                            successor = Some(start(&ctx, next_id, true));
+                            next_id += 1;
+                        }
+                        Up::Ready { session } if successor.as_ref().is_some_and(|s| s.id == session) => {
+                            let _ = current.control.send(Control::HandOver);
+                        }
+                        _ => {}
+                    },
+                    changed = venue.changed() => {
+                        if changed.is_ok() {
+                            let v = venue.borrow_and_update().clone();
+                            let _ = current.control.send(Control::Venue(v.clone()));
+                            if let Some(s) = &successor {
+                                let _ = s.control.send(Control::Venue(v));
+                            }
+                        }
+                    }
+                }
+            };
+            reconnects.inc();
+            let delay = {
+                let mut p = pacing.lock().expect("pacing lock");
+                if !error.connected() {
+                    p.breaker.failure(Instant::now());
+                }
+                p.backoff.next_delay()
+            };
+            let retry_in = HumanDuration(delay);
+            if error.is_normal_close() {
+                // The venue ended the session (a maintenance cut, the end
+                // of a recorded session).
+                info!(venue = %self.venue_id, conn = self.index, reason = %error, %retry_in, "connection closed by the venue; reconnecting");
+            } else if error.connected() {
+                warn!(venue = %self.venue_id, conn = self.index, %error, %retry_in, "connection lost; reconnecting");
+            } else {
+                warn!(venue = %self.venue_id, conn = self.index, %error, %retry_in, "cannot connect; retrying");
+            }
+            reporter.update(|s| {
+                s.state = ConnState::Reconnecting;
+                s.reconnects += 1;
+                s.last_error = Some(error.to_string());
+            });
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        reporter.update(|s| s.state = ConnState::Stopped);
+    }
+}

@@ -94,6 +94,8 @@ pub struct VenueSetup {
     pub breaker: Breaker,
     /// Subscriptions.
     pub subscriptions: Vec<Subscription>,
+    /// Per-instrument liveness overrides by data type (`[venues.liveness]`).
+    pub liveness: BTreeMap<DataType, crate::config::Expect>,
     /// The compiled venue file.
     pub venue: Arc<Venue>,
 }
@@ -128,6 +130,7 @@ impl std::fmt::Debug for VenueSetup {
             .field("reconnect", &self.reconnect)
             .field("breaker", &self.breaker)
             .field("subscriptions", &self.subscriptions)
+            .field("liveness", &self.liveness)
             .field("venue", &self.venue)
             .finish()
     }
@@ -680,6 +683,18 @@ fn venue_setup(
             book_snapshot,
         });
     }
+    for t in raw.liveness.keys() {
+        if !venue.channels.contains_key(t) {
+            let why = if DataType::MARKET.contains(t) {
+                format!("venue `{}` has no channel for {t}", venue.id)
+            } else {
+                format!(
+                    "`{t}` events come from the relay, not from a venue channel: no liveness to check"
+                )
+            };
+            p.at(None, format!("{at}.liveness.{t}"), why);
+        }
+    }
     Some(VenueSetup {
         id: raw.id,
         enabled: raw.enabled,
@@ -700,6 +715,7 @@ fn venue_setup(
             half_open_probes: raw.circuit_breaker.half_open_probes,
         },
         subscriptions,
+        liveness: raw.liveness,
         venue,
     })
 }

@@ -122,8 +122,10 @@ async fn venue(
                                     v["op"].as_str().map(|op| serde_json::json!({"event": op, "arg": arg, "connId": "test"}).to_string())
                                 }
                             };
-                            if let Some(r) = reply {
-                                if tx.send(Message::text(r)).await.is_err() { return; }
+                            if let Some(r) = reply
+                                && tx.send(Message::text(r)).await.is_err()
+                            {
+                                return;
                             }
                         }
                         _ = tick.tick() => {

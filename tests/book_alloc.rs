@@ -13,10 +13,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload};
 use mdrelay::engine::book::LocalBook;
+use mdrelay::engine::book::{BookKeeper, Step};
 use mdrelay::engine::venue::Venue;
 
 struct Counting;

@@ -2,7 +2,6 @@
 //! subscriptions, connections, publishing pipeline and health.
 
 mod acks;
-pub mod books;
 pub mod breaker;
 pub mod captures;
 pub mod connection;

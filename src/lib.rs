@@ -23,6 +23,7 @@
 //! - [`cli`]: the `mdrelay` commands.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod application;
 pub mod cli;

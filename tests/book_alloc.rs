@@ -9,6 +9,9 @@
 //!
 //! One test in this file, so no other test thread allocates meanwhile.
 
+// A counting global allocator needs `unsafe` (it forwards to `System`).
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

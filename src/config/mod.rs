@@ -18,7 +18,7 @@ mod types;
 pub mod venue;
 
 pub use problems::{ConfigError, Problem, Problems};
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};
 pub use types::{Dur, Expect, Jq};
 
 /// The JSON Schemas of the config files, as (file name, pretty JSON text).

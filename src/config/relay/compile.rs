@@ -121,7 +121,7 @@ impl VenueSetup {
 /// `user:password@` parts hidden.
 impl std::fmt::Debug for VenueSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redact = |u: &Option<String>| u.as_deref().map(crate::infrastructure::ws::redact_url);
+        let redact = |u: &Option<String>| u.as_deref().map(crate::config::redact_url);
         f.debug_struct("VenueSetup")
             .field("id", &self.id)
             .field("enabled", &self.enabled)
@@ -438,7 +438,7 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
                 "nats.urls",
                 format!(
                     "`{}` is not a nats:// or tls:// URL",
-                    crate::infrastructure::ws::redact_url(u)
+                    crate::config::redact_url(u)
                 ),
             );
         }
@@ -548,6 +548,45 @@ fn book_snapshot(
     Some(interval)
 }
 
+/// Each data type of a subscription has a channel and a route on the venue,
+/// on the subscription's market.
+fn check_types(sat: &str, s: &RawSubscription, venue: &Venue, p: &mut Problems<'_>) {
+    for t in &s.types {
+        match venue.channels.get(t) {
+            None => p.at(
+                None,
+                format!("{sat}.types"),
+                format!("venue `{}` has no channel for {t}", venue.id),
+            ),
+            Some(_) if !venue_maps(venue, *t) => {
+                // A venue file with a channel but no route for the type
+                // (truncated, or its routes renamed away) would drop
+                // every such frame as unrouted.
+                p.at(
+                    None,
+                    format!("{sat}.types"),
+                    format!(
+                        "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
+                        venue.id
+                    ),
+                )
+            }
+            Some(ch) => {
+                if let Some(m) = &s.market
+                    && !ch.markets.is_empty()
+                    && !ch.markets.contains(m)
+                {
+                    p.at(
+                        None,
+                        format!("{sat}.types"),
+                        format!("{t} is not offered on market `{m}` of `{}`", venue.id),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn venue_setup(
     at: &str,
     raw: RawVenue,
@@ -584,40 +623,7 @@ fn venue_setup(
         if s.types.is_empty() {
             p.at(None, format!("{sat}.types"), "list at least one data type");
         }
-        for t in &s.types {
-            match venue.channels.get(t) {
-                None => p.at(
-                    None,
-                    format!("{sat}.types"),
-                    format!("venue `{}` has no channel for {t}", venue.id),
-                ),
-                Some(_) if !venue_maps(&venue, *t) => {
-                    // A venue file with a channel but no route for the type
-                    // (truncated, or its routes renamed away) would drop
-                    // every such frame as unrouted.
-                    p.at(
-                        None,
-                        format!("{sat}.types"),
-                        format!(
-                            "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
-                            venue.id
-                        ),
-                    )
-                }
-                Some(ch) => {
-                    if let Some(m) = &s.market
-                        && !ch.markets.is_empty()
-                        && !ch.markets.contains(m)
-                    {
-                        p.at(
-                            None,
-                            format!("{sat}.types"),
-                            format!("{t} is not offered on market `{m}` of `{}`", venue.id),
-                        );
-                    }
-                }
-            }
-        }
+        check_types(&sat, &s, &venue, p);
         match (&s.market, venue.markets.is_empty()) {
             (Some(m), true) => p.at(
                 None,

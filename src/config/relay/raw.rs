@@ -206,7 +206,7 @@ impl std::fmt::Debug for RawNats {
         let urls: Vec<String> = self
             .urls
             .iter()
-            .map(|u| crate::infrastructure::ws::redact_url(u))
+            .map(|u| crate::config::redact_url(u))
             .collect();
         f.debug_struct("RawNats")
             .field("urls", &urls)

@@ -338,7 +338,7 @@ impl<'c> FramePipeline<'c> {
             }
         }
         fx.publish
-            .push(status::outgoing(ev, self.conn.format, received));
+            .push(Outgoing::encode(ev, self.conn.format, received));
     }
 
     /// A status event for every instrument of the connection.
@@ -359,7 +359,7 @@ impl<'c> FramePipeline<'c> {
             let ev = status::event(&self.conn.venue_id, inst, state, reason, now);
             self.counters.generated.get(DataType::Status).inc();
             fx.publish
-                .push(status::outgoing(ev, self.conn.format, received));
+                .push(Outgoing::encode(ev, self.conn.format, received));
         }
     }
 

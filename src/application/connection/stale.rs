@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::pipeline::{Effects, FramePipeline};
 use crate::application::liveness::Transition;
 use crate::application::metrics::VenueKindLabel;
+use crate::application::pipeline::Outgoing;
 use crate::application::status;
 use crate::domain::{DataType, HumanDuration, StatusState, Timestamp};
 
@@ -91,6 +92,6 @@ impl FramePipeline<'_> {
         let ev = status::event(&self.conn.venue_id, inst, state, reason, Timestamp::now());
         self.counters.generated.get(DataType::Status).inc();
         fx.publish
-            .push(status::outgoing(ev, self.conn.format, Instant::now()));
+            .push(Outgoing::encode(ev, self.conn.format, Instant::now()));
     }
 }

@@ -384,6 +384,23 @@ impl Metrics {
         }
     }
 
+    /// A venue removed by a reload: its gauges go (a `connections` series
+    /// left at 0 would read as a venue down). Counters stay: they only
+    /// stop growing, which `rate()` reads correctly.
+    pub fn forget_venue(&self, venue: &str) {
+        let v = VenueLabel {
+            venue: venue.to_owned(),
+        };
+        self.connections.remove(&v);
+        self.circuit_state.remove(&v);
+        for t in DataType::ALL {
+            self.instruments_stale.remove(&VenueTypeLabel {
+                venue: venue.to_owned(),
+                data_type: t.as_str().to_owned(),
+            });
+        }
+    }
+
     /// Per (venue, data type) counter handles, resolved once per connection
     /// so the hot path only increments atomics.
     pub fn venue_type(

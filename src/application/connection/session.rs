@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::error::{End, SessionError};
 use super::fetch::{Fetched, spawn_fetch};
 use super::handover::{self, Published};
-use super::messages::{bootstrap_result, ping_messages};
+use super::messages::bootstrap_result;
 use super::pipeline::{Effects, FramePipeline};
 use super::timers::{Tick, Timers};
 use super::{Connection, Counters, Pacing, with_origin};
@@ -25,6 +25,7 @@ use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, Metrics};
 use crate::application::pipeline::NotQueued;
 use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
+use crate::application::templates::heartbeat_messages;
 use crate::domain::{HumanDuration, StatusState, Timestamp};
 use crate::engine::mapper::RawFrame;
 use crate::engine::venue::{ControlKind, Venue};
@@ -546,7 +547,7 @@ impl<'c> Session<'_, 'c> {
                 .map_err(send);
         }
         let msgs =
-            ping_messages(&self.p.venue, self.ping_counter).map_err(SessionError::Template)?;
+            heartbeat_messages(&self.p.venue, self.ping_counter).map_err(SessionError::Template)?;
         for t in msgs {
             self.sink.send(Message::text(t)).await.map_err(send)?;
         }

@@ -19,6 +19,8 @@ pub mod names {
     pub const GENERATED: &str = "mdrelay_events_generated_total";
     /// Events stored by JetStream (counter, venue, data_type).
     pub const PUBLISHED: &str = "mdrelay_events_published_total";
+    /// Events JetStream already had (counter, venue, data_type).
+    pub const DUPLICATE: &str = "mdrelay_events_duplicate_total";
     /// Events not published (counter, venue, data_type, cause).
     pub const DROPPED: &str = "mdrelay_events_dropped_total";
     /// Gaps (counter, venue).
@@ -233,6 +235,8 @@ pub struct Totals {
     pub events_per_s: Option<f64>,
     /// Events stored per second.
     pub published_per_s: Option<f64>,
+    /// Events acknowledged as duplicates per second.
+    pub duplicate_per_s: Option<f64>,
     /// Events dropped per second (every cause).
     pub dropped_per_s: Option<f64>,
     /// Publishes awaiting their ack.
@@ -343,6 +347,7 @@ pub fn overview(prev: Option<&Scrape>, cur: &Scrape) -> Overview {
             frames_per_s: total_rate(prev, cur, &[names::FRAMES]),
             events_per_s: total_rate(prev, cur, &[names::MAPPED, names::GENERATED]),
             published_per_s: total_rate(prev, cur, &[names::PUBLISHED]),
+            duplicate_per_s: total_rate(prev, cur, &[names::DUPLICATE]),
             dropped_per_s: total_rate(prev, cur, &[names::DROPPED]),
             in_flight: sum(&cur.samples, names::IN_FLIGHT),
         },

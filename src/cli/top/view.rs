@@ -72,10 +72,11 @@ fn header_lines(s: &Screen) -> Vec<Line<'static>> {
             )),
         ]),
         Line::from(format!(
-            "frames/s {}  events/s {}  published/s {}  dropped/s {}  in flight {}",
+            "frames/s {}  events/s {}  stored/s {}  duplicate/s {}  dropped/s {}  in flight {}",
             format::rate(t.frames_per_s),
             format::rate(t.events_per_s),
             format::rate(t.published_per_s),
+            format::rate(t.duplicate_per_s),
             format::rate(t.dropped_per_s),
             t.in_flight
                 .map_or_else(|| "n/a".into(), |n| format!("{n:.0}")),

@@ -13,6 +13,7 @@ fn overview() -> Overview {
             frames_per_s: Some(1234.0),
             events_per_s: Some(2000.0),
             published_per_s: Some(1990.0),
+            duplicate_per_s: Some(10.0),
             dropped_per_s: Some(0.0),
             in_flight: Some(3.0),
         },
@@ -91,7 +92,7 @@ fn the_venues_table_shows_every_column_aligned() {
         lines,
         [
             "mdrelay top  http://127.0.0.1:8080  status degraded  nats connected  (over 1.0s)",
-            "frames/s 1234  events/s 2000  published/s 1990  dropped/s 0  in flight 3",
+            "frames/s 1234  events/s 2000  stored/s 1990  duplicate/s 10  dropped/s 0  in flight 3",
             "",
             "VENUE         STATUS    CONN  FRAMES/S  EVENTS/S  LAG P50  LAG P99  ACK P50  ACK P99  GAPS  RECONN  STALE",
             "okx           healthy    2/2      1000      1500     12ms     >66s    400us    2.1ms     4       1      2",

@@ -11,7 +11,9 @@ use super::prom;
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
     /// No HTTP answer (refused, timed out, bad host).
-    #[error("cannot reach the relay at {url}: {message}")]
+    #[error(
+        "cannot reach the relay at {url}: {message} (is it running? --url or --config say where it listens)"
+    )]
     Unreachable {
         /// The URL asked.
         url: String,
@@ -49,6 +51,7 @@ pub enum ScrapeError {
 pub struct Endpoint {
     client: reqwest::Client,
     base: String,
+    timeout: Duration,
 }
 
 /// The base URL from `--url`: `http://host:port` (a path prefix is kept),
@@ -69,18 +72,17 @@ pub fn base_url(url: &str) -> Result<String, String> {
     Ok(with_scheme.trim_end_matches('/').to_owned())
 }
 
-/// Every cause of an error, outermost first, joined with `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
+/// Why a request got no answer, in a few words: the innermost cause
+/// (`Connection refused (os error 111)`), or the timeout.
+fn why(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {}", humantime::format_duration(timeout));
     }
-    parts.join(": ")
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(s) = cause.source() {
+        cause = s;
+    }
+    cause.to_string()
 }
 
 impl Endpoint {
@@ -93,7 +95,11 @@ impl Endpoint {
             .user_agent(concat!("mdrelay-top/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("static HTTP client configuration is valid");
-        Endpoint { client, base }
+        Endpoint {
+            client,
+            base,
+            timeout,
+        }
     }
 
     /// The base URL.
@@ -106,7 +112,7 @@ impl Endpoint {
         let url = format!("{}{path}", self.base);
         let unreachable = |e: reqwest::Error| ScrapeError::Unreachable {
             url: url.clone(),
-            message: chain(&e.without_url()),
+            message: why(&e, self.timeout),
         };
         let resp = self.client.get(&url).send().await.map_err(unreachable)?;
         let status = resp.status();

@@ -5,6 +5,14 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
+
+/// A field read when it has the expected shape, and `None` otherwise (a
+/// relay of another version), so the rest of the report still shows.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
 
 /// The whole report.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -34,7 +42,8 @@ pub struct VenueHealth {
     pub status: Option<String>,
     /// Its connections (stopped ones are not listed).
     pub connections: Vec<ConnHealth>,
-    /// Per instrument liveness, where the relay reports it.
+    /// Per instrument liveness, where the relay reports it in this shape.
+    #[serde(deserialize_with = "lenient")]
     pub instruments: Option<Vec<InstrumentHealth>>,
 }
 
@@ -72,6 +81,7 @@ pub struct InstrumentHealth {
     /// Liveness per data type (wire name).
     pub data_types: BTreeMap<String, TypeHealth>,
     /// Its order book, where it has one.
+    #[serde(deserialize_with = "lenient")]
     pub book: Option<BookHealth>,
 }
 
@@ -115,6 +125,20 @@ mod tests {
         assert!(okx.instruments.is_none());
         assert!(okx.connections[0].is_up());
         assert_eq!(okx.connections[0].last_frame_age_ms, Some(12));
+    }
+
+    #[test]
+    fn instruments_of_another_shape_read_as_absent_and_the_rest_still_reads() {
+        let v: VenueHealth = serde_json::from_str(
+            r#"{"status":"healthy","connections":[{"state":"connected"}],
+                "instruments":{"count":3,"source":"reference"}}"#,
+        )
+        .unwrap();
+        assert!(v.instruments.is_none());
+        assert!(v.connections[0].is_up());
+        let i: InstrumentHealth =
+            serde_json::from_str(r#"{"instrument":"X","book":"synced"}"#).unwrap();
+        assert!(i.book.is_none());
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub struct Metrics {
     pub subscriptions_rejected: Family<VenueLabel, Counter>,
     /// Connections ended because a ping got no pong in time.
     pub pong_timeouts: Family<VenueLabel, Counter>,
+    /// Instruments stale now (no event of the type for longer than expected).
+    pub instruments_stale: Family<VenueTypeLabel, Gauge>,
+    /// Times an instrument went stale.
+    pub stale: Family<VenueTypeLabel, Counter>,
     /// Log lines left out by the rate limiter.
     pub logs_suppressed: Counter,
     /// Hot reloads applied.
@@ -238,6 +242,8 @@ impl Metrics {
             circuit_state: Family::default(),
             subscriptions_rejected: Family::default(),
             pong_timeouts: Family::default(),
+            instruments_stale: Family::default(),
+            stale: Family::default(),
             logs_suppressed: Counter::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
@@ -287,6 +293,8 @@ impl Metrics {
             "circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", circuit_state;
             "subscriptions_rejected", "Subscriptions rejected by the venue", subscriptions_rejected;
             "pong_timeouts", "Connections ended because a ping got no pong within the heartbeat's pong_timeout", pong_timeouts;
+            "instruments_stale", "Instruments with no event of the data type for longer than its expected interval, now", instruments_stale;
+            "stale", "Times an instrument went stale (no event of the data type for longer than its expected interval)", stale;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;
             "reloads", "Hot reloads applied", reloads;
             "reload_failures", "Hot reloads refused", reload_failures;
@@ -367,6 +375,8 @@ impl Metrics {
             let _ = self.ack_latency.get_or_create(&l);
             if DataType::MARKET.contains(&t) {
                 let _ = self.venue_lag.get_or_create(&l);
+                let _ = self.instruments_stale.get_or_create(&l);
+                let _ = self.stale.get_or_create(&l);
             }
             for cause in DropCause::ALL {
                 let _ = self.dropped(venue, t, cause);

@@ -2,12 +2,12 @@
 //! subscriptions, connections, publishing pipeline and health.
 
 mod acks;
-pub mod books;
 pub mod breaker;
 pub mod captures;
 pub mod connection;
 pub mod fixture;
 pub mod health;
+pub mod liveness;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

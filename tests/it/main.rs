@@ -27,6 +27,7 @@ mod fuzz_frames;
 mod handover;
 mod hostile_jq;
 mod jetstream_refusing;
+mod liveness;
 mod log_flood;
 mod memory_flood;
 mod nats_security;

@@ -21,6 +21,7 @@ use super::pipeline::{Effects, FramePipeline};
 use super::timers::{Tick, Timers};
 use super::{Connection, Counters, Pacing, with_origin};
 use crate::application::health::{ConnReporter, ConnState};
+use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, Metrics};
 use crate::application::pipeline::NotQueued;
 use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
@@ -74,6 +75,8 @@ pub(super) struct Ctx<'c> {
     pub(super) reporter: &'c ConnReporter,
     pub(super) counters: &'c Counters,
     pub(super) pacing: &'c Mutex<Pacing>,
+    /// The connection's instruments: liveness and books (shown in `/health`).
+    pub(super) live: &'c InstrumentTable,
     pub(super) up: mpsc::UnboundedSender<Up>,
 }
 
@@ -127,7 +130,7 @@ pub(super) async fn run(
         ctx,
         id,
         sink,
-        p: FramePipeline::new(conn, ctx.counters, ctx.reporter, venue, successor),
+        p: FramePipeline::new(conn, ctx.counters, ctx.reporter, ctx.live, venue, successor),
         control_tx: control.0,
         handover_asked: false,
         deferred: None,
@@ -209,6 +212,8 @@ impl<'c> Session<'_, 'c> {
         if let Err(e) = self.subscribe().await {
             return Stop::Failed(e);
         }
+        // Instruments get their full expected interval from the subscribe.
+        self.ctx.live.restart(Timestamp::now());
         self.ctx.reporter.update(|s| {
             s.state = ConnState::Connected;
             s.subscriptions_acked = 0;
@@ -367,6 +372,9 @@ impl<'c> Session<'_, 'c> {
                 {
                     self.ctx.counters.pong_timeouts.inc();
                     return Err(SessionError::NoPong(HumanDuration(limit)));
+                }
+                if !self.p.holding {
+                    self.p.check_liveness(fx);
                 }
             }
             Tick::Lifetime => fx.handover = Some("the connection's lifetime is ending".into()),

@@ -102,7 +102,7 @@ pub struct BookHealth {
     /// `synced`, `resyncing` or `stale`.
     pub state: Option<String>,
     /// The last update id applied.
-    pub last_update_id: Option<u64>,
+    pub last_update_id: Option<i64>,
     /// Milliseconds since its last update.
     pub age_ms: Option<u64>,
 }

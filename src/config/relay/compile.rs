@@ -94,6 +94,8 @@ pub struct VenueSetup {
     pub breaker: Breaker,
     /// Subscriptions.
     pub subscriptions: Vec<Subscription>,
+    /// Per-instrument liveness overrides by data type (`[venues.liveness]`).
+    pub liveness: BTreeMap<DataType, crate::config::Expect>,
     /// The compiled venue file.
     pub venue: Arc<Venue>,
 }
@@ -119,7 +121,7 @@ impl VenueSetup {
 /// `user:password@` parts hidden.
 impl std::fmt::Debug for VenueSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redact = |u: &Option<String>| u.as_deref().map(crate::infrastructure::ws::redact_url);
+        let redact = |u: &Option<String>| u.as_deref().map(crate::config::redact_url);
         f.debug_struct("VenueSetup")
             .field("id", &self.id)
             .field("enabled", &self.enabled)
@@ -128,6 +130,7 @@ impl std::fmt::Debug for VenueSetup {
             .field("reconnect", &self.reconnect)
             .field("breaker", &self.breaker)
             .field("subscriptions", &self.subscriptions)
+            .field("liveness", &self.liveness)
             .field("venue", &self.venue)
             .finish()
     }
@@ -435,7 +438,7 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
                 "nats.urls",
                 format!(
                     "`{}` is not a nats:// or tls:// URL",
-                    crate::infrastructure::ws::redact_url(u)
+                    crate::config::redact_url(u)
                 ),
             );
         }
@@ -545,6 +548,45 @@ fn book_snapshot(
     Some(interval)
 }
 
+/// Each data type of a subscription has a channel and a route on the venue,
+/// on the subscription's market.
+fn check_types(sat: &str, s: &RawSubscription, venue: &Venue, p: &mut Problems<'_>) {
+    for t in &s.types {
+        match venue.channels.get(t) {
+            None => p.at(
+                None,
+                format!("{sat}.types"),
+                format!("venue `{}` has no channel for {t}", venue.id),
+            ),
+            Some(_) if !venue_maps(venue, *t) => {
+                // A venue file with a channel but no route for the type
+                // (truncated, or its routes renamed away) would drop
+                // every such frame as unrouted.
+                p.at(
+                    None,
+                    format!("{sat}.types"),
+                    format!(
+                        "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
+                        venue.id
+                    ),
+                )
+            }
+            Some(ch) => {
+                if let Some(m) = &s.market
+                    && !ch.markets.is_empty()
+                    && !ch.markets.contains(m)
+                {
+                    p.at(
+                        None,
+                        format!("{sat}.types"),
+                        format!("{t} is not offered on market `{m}` of `{}`", venue.id),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn venue_setup(
     at: &str,
     raw: RawVenue,
@@ -581,40 +623,7 @@ fn venue_setup(
         if s.types.is_empty() {
             p.at(None, format!("{sat}.types"), "list at least one data type");
         }
-        for t in &s.types {
-            match venue.channels.get(t) {
-                None => p.at(
-                    None,
-                    format!("{sat}.types"),
-                    format!("venue `{}` has no channel for {t}", venue.id),
-                ),
-                Some(_) if !venue_maps(&venue, *t) => {
-                    // A venue file with a channel but no route for the type
-                    // (truncated, or its routes renamed away) would drop
-                    // every such frame as unrouted.
-                    p.at(
-                        None,
-                        format!("{sat}.types"),
-                        format!(
-                            "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
-                            venue.id
-                        ),
-                    )
-                }
-                Some(ch) => {
-                    if let Some(m) = &s.market
-                        && !ch.markets.is_empty()
-                        && !ch.markets.contains(m)
-                    {
-                        p.at(
-                            None,
-                            format!("{sat}.types"),
-                            format!("{t} is not offered on market `{m}` of `{}`", venue.id),
-                        );
-                    }
-                }
-            }
-        }
+        check_types(&sat, &s, &venue, p);
         match (&s.market, venue.markets.is_empty()) {
             (Some(m), true) => p.at(
                 None,
@@ -680,6 +689,18 @@ fn venue_setup(
             book_snapshot,
         });
     }
+    for t in raw.liveness.keys() {
+        if !venue.channels.contains_key(t) {
+            let why = if DataType::MARKET.contains(t) {
+                format!("venue `{}` has no channel for {t}", venue.id)
+            } else {
+                format!(
+                    "`{t}` events come from the relay, not from a venue channel: no liveness to check"
+                )
+            };
+            p.at(None, format!("{at}.liveness.{t}"), why);
+        }
+    }
     Some(VenueSetup {
         id: raw.id,
         enabled: raw.enabled,
@@ -700,6 +721,7 @@ fn venue_setup(
             half_open_probes: raw.circuit_breaker.half_open_probes,
         },
         subscriptions,
+        liveness: raw.liveness,
         venue,
     })
 }

@@ -206,7 +206,7 @@ impl std::fmt::Debug for RawNats {
         let urls: Vec<String> = self
             .urls
             .iter()
-            .map(|u| crate::infrastructure::ws::redact_url(u))
+            .map(|u| crate::config::redact_url(u))
             .collect();
         f.debug_struct("RawNats")
             .field("urls", &urls)
@@ -528,6 +528,12 @@ pub struct RawVenue {
     /// What to subscribe to.
     #[serde(default)]
     pub subscriptions: Vec<RawSubscription>,
+    /// Per-instrument liveness by data type, e.g. `{ ticker = "30s",
+    /// trade = "5m", l2_orderbook = "off" }`: an instrument with no event
+    /// of that type for this long is `stale`. Overrides the venue file's
+    /// channel `expected_interval` and the defaults.
+    #[serde(default)]
+    pub liveness: BTreeMap<DataType, crate::config::Expect>,
 }
 
 fn yes() -> bool {

@@ -1,6 +1,6 @@
 //! `mdrelay top --once` against a running relay: two replayed venues each
 //! show a row with non-zero frame and event rates; `--venue` shows one
-//! venue's connections; an unknown venue, an unreachable relay and a URL
+//! venue's connections and live instruments; an unknown venue, an unreachable relay and a URL
 //! that is not a relay exit non-zero with a message.
 
 use std::process::Output;
@@ -104,6 +104,7 @@ async fn top_once_shows_every_venue_of_a_running_relay_with_non_zero_rates() {
         assert!(rate(row[4]) > 0.0, "{venue} events/s\n{stdout}");
         // Every event of the window was acknowledged: an ack latency shows.
         assert_ne!(row[7], "-", "{venue} ack p50\n{stdout}");
+        assert_eq!(row[11], "0", "{venue}: no stale instrument\n{stdout}");
     }
 
     let out = top(&[
@@ -129,6 +130,16 @@ async fn top_once_shows_every_venue_of_a_running_relay_with_non_zero_rates() {
             .any(|l| l.starts_with("0 ") && l.contains("connected")),
         "{stdout}"
     );
+    // Its instruments, each with a live trade column (/health per instrument).
+    let subscribed = instruments("okx", None, &[VENUES[1].1]);
+    assert!(subscribed.len() > 1);
+    for i in &subscribed {
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(i.as_str()))
+            .unwrap_or_else(|| panic!("no row for {i}:\n{stdout}"));
+        assert!(row.contains(" live "), "{row}");
+    }
 
     let out = top(&["--once", "--url", &url, "--venue", "nope"]).await;
     assert!(!out.status.success());

@@ -1,5 +1,6 @@
 //! One venue drilled into: its row, its connections, and its instruments
-//! with the age and state of each data type and of the book, from the
+//! with the age and state of each data type and of the book (those
+//! columns only when an instrument has a book), from the
 //! relay's per-instrument `/health` (shown as `n/a` where the relay does
 //! not report it).
 
@@ -107,9 +108,12 @@ fn instruments_table(instruments: &[InstrumentHealth], skip: usize, area: Rect, 
         return;
     }
     let types = data_types(instruments);
+    let books = instruments.iter().any(|i| i.book.is_some());
     let mut titles: Vec<&str> = vec!["INSTRUMENT", "SYMBOL"];
     titles.extend(types.iter().map(String::as_str));
-    titles.extend(["BOOK", "BOOK ID", "BOOK AGE"]);
+    if books {
+        titles.extend(["BOOK", "BOOK ID", "BOOK AGE"]);
+    }
     let rows = instruments
         .iter()
         .skip(skip)
@@ -119,7 +123,9 @@ fn instruments_table(instruments: &[InstrumentHealth], skip: usize, area: Rect, 
                 i.symbol.clone().unwrap_or_else(|| "-".into()),
             ];
             cells.extend(types.iter().map(|t| type_cell(i.data_types.get(t))));
-            cells.extend(book_cells(i.book.as_ref()));
+            if books {
+                cells.extend(book_cells(i.book.as_ref()));
+            }
             (cells, status_style(instrument_state(i)))
         })
         .collect();

@@ -157,6 +157,37 @@ fn a_drilled_venue_shows_its_connections_and_instruments() {
 }
 
 #[test]
+fn book_columns_show_only_where_an_instrument_has_a_book() {
+    let mut h = health();
+    let okx = h.venues.get_mut("okx").unwrap();
+    for i in okx.instruments.as_mut().unwrap() {
+        i.book = None;
+    }
+    let o = overview();
+    let screen = Screen {
+        url: "u",
+        overview: &o,
+        health: &h,
+        error: None,
+        interactive: false,
+    };
+    let ui = Ui {
+        venue: Some("okx".into()),
+        ..Ui::default()
+    };
+    let out = plain(&screen, &ui, 200);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[lines.len() - 3..],
+        [
+            "INSTRUMENT  SYMBOL    trade        ticker",
+            "BTC-USDT    btc-usdt  live 120ms   waiting",
+            "ETH-USDT    eth-usdt  stale 1m05s  -",
+        ]
+    );
+}
+
+#[test]
 fn a_venue_without_instrument_health_says_n_a() {
     let ui = Ui {
         venue: Some("binance-spot".into()),

@@ -182,6 +182,11 @@ async fn top_once_fails_with_a_message_when_the_url_is_not_a_running_relay() {
         "{err}"
     );
 
+    // The live view with no terminal (output captured here).
+    let out = top(&["--url", &format!("http://{addr}")]).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("the live view needs a terminal; use --once"));
+
     // Not an HTTP URL at all.
     let out = top(&["--once", "--url", "nats://127.0.0.1:4222"]).await;
     assert!(!out.status.success());

@@ -19,6 +19,7 @@ mod prom;
 mod scrape;
 mod view;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +68,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.interval.is_zero() {
         bail!("--interval must be longer than 0");
+    }
+    if !args.once && !std::io::stdout().is_terminal() {
+        bail!("the live view needs a terminal; use --once for plain text");
     }
     let base = scrape::base_url(&relay_url(&args)?).map_err(|e| anyhow::anyhow!("--url {e}"))?;
     let endpoint = Endpoint::new(base, REQUEST_TIMEOUT);

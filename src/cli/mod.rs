@@ -1,5 +1,6 @@
 //! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`,
-//! `bench`, and the bus readers `tail` and `book`.
+//! `bench`, the bus readers `tail` and `book`, and `top` (a live view of a
+//! running relay).
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod replay;
 pub mod run;
 mod schema;
 pub mod tail;
+pub mod top;
 mod validate;
 pub mod venue_arg;
 
@@ -58,6 +60,8 @@ pub enum Command {
     Tail(tail::Args),
     /// Show one order book from the bus: a live ladder, or the book once.
     Book(book::Args),
+    /// A live view of a running relay (from its /health and /metrics).
+    Top(top::Args),
 }
 
 /// Entry point of the binary.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Schema(a) => schema::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Book(a) => book::run(a),
+        Command::Top(a) => top::run(a),
     };
     match result {
         Ok(code) => code,

@@ -36,6 +36,7 @@ mod relay_config;
 mod schema;
 mod soak;
 mod stream_ownership;
+mod top;
 mod two_relays;
 mod venue_config_errors;
 mod venue_faults;

@@ -41,7 +41,8 @@
 //! - [`client`]: the consumer side: `feed` (follow a subject), `fetch`
 //!   (snapshots from the bus), `tracker` (join any book and follow it).
 //! - [`cli`]: the `mdrelay` commands: `run`, `validate`, `map`, `record`,
-//!   `replay`, `schema`, `tail`, `book`, `bench` (with `bench_*`), and their
+//!   `replay`, `schema`, `tail`, `book`, `top` (a live view of a running
+//!   relay), `bench` (with `bench_*`), and their
 //!   helpers (`bus`, `ladder`, `venue_arg`).
 
 #![warn(missing_docs)]

@@ -78,7 +78,7 @@ fn bench_keeper(c: &mut Criterion, venue: &str, file: &str) {
             |(evs, mut steps): (Vec<Event>, Vec<Step>)| {
                 let mut k = BookKeeper::new();
                 for i in &instruments {
-                    k.keep_snapshot(&v.book, i, std::time::Duration::from_secs(10));
+                    k.keep_snapshot(&v.book, i, std::time::Duration::from_secs(10), u32::MAX);
                 }
                 for e in evs {
                     k.on_update(&v.book, e, &mut steps);

@@ -31,7 +31,7 @@ fn published(venue: &str, file: &str, instrument: &str) -> (BookSnapshot, Vec<Ev
     let v = load_venue(&root().join("venues").join(format!("{venue}.toml"))).unwrap();
     let mut mapper = Mapper::new(v.id.clone(), None, Default::default());
     let mut keeper = BookKeeper::new();
-    keeper.keep_snapshot(&v.book, instrument, Duration::from_secs(10));
+    keeper.keep_snapshot(&v.book, instrument, Duration::from_secs(10), u32::MAX);
     let (mut out, mut steps, mut events) = (Vec::new(), Vec::new(), Vec::new());
     let mut snapshot = None;
     let venue_id: Arc<str> = Arc::from(venue);

@@ -3,11 +3,10 @@
 //! limit), and the subscribe messages built by the venue's templates.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::relay::{BookTop, VenueSetup};
+use crate::config::relay::{BookTop, SnapshotPolicy, VenueSetup};
 use crate::domain::DataType;
 use crate::engine::expr::{Expr, Scope, V, Var};
 use crate::engine::json::OwnedDoc;
@@ -51,7 +50,7 @@ pub struct ConnPlan {
     pub book_tops: BTreeMap<String, BookTop>,
     /// Instrument → interval of full-depth `l2_snapshot`s (its book is on
     /// this connection).
-    pub book_snapshots: BTreeMap<String, Duration>,
+    pub book_snapshots: BTreeMap<String, SnapshotPolicy>,
     /// Per-instrument liveness overrides from the relay config.
     pub liveness: BTreeMap<DataType, crate::config::Expect>,
 }
@@ -62,7 +61,7 @@ type MarketGroup = (
     BTreeSet<DataType>,
     HashMap<String, String>,
     BTreeMap<String, BookTop>,
-    BTreeMap<String, Duration>,
+    BTreeMap<String, SnapshotPolicy>,
 );
 
 /// Split a venue's subscriptions into connection plans: one group per

@@ -283,7 +283,7 @@ fn book_snapshots_come_from_the_venue_or_the_subscription() {
     let cfg = compile(
         "[[venues]]\nid = \"okx\"\nbook_snapshot = {}\n\
          [[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"l2_orderbook\"]\n\
-         [[venues.subscriptions]]\ninstrument = \"ETH-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_snapshot = { interval = \"2s\" }\n\
+         [[venues.subscriptions]]\ninstrument = \"ETH-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_snapshot = { interval = \"2s\", max_updates = 50 }\n\
          [[venues.subscriptions]]\ninstrument = \"SOL-USDT\"\ntypes = [\"l2_orderbook\"]\nbook_snapshot = { enabled = false }\n\
          [[venues.subscriptions]]\ninstrument = \"XRP-USDT\"\ntypes = [\"trade\"]\n",
         &[],
@@ -292,14 +292,14 @@ fn book_snapshots_come_from_the_venue_or_the_subscription() {
     let got: Vec<_> = cfg.venues[0]
         .subscriptions
         .iter()
-        .map(|s| s.book_snapshot)
+        .map(|s| s.book_snapshot.map(|p| (p.interval, p.max_updates)))
         .collect();
     use std::time::Duration;
     assert_eq!(
         got,
         [
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(2)),
+            Some((Duration::from_secs(10), 500)),
+            Some((Duration::from_secs(2), 50)),
             None,
             None
         ]

@@ -46,9 +46,13 @@ impl FramePipeline<'_> {
             self.books
                 .keep_top(&self.venue.book, instrument, top.depth, top.interval);
         }
-        for (instrument, every) in &self.conn.plan.book_snapshots {
-            self.books
-                .keep_snapshot(&self.venue.book, instrument, *every);
+        for (instrument, policy) in &self.conn.plan.book_snapshots {
+            self.books.keep_snapshot(
+                &self.venue.book,
+                instrument,
+                policy.interval,
+                policy.max_updates,
+            );
         }
         if !self.conn.plan.types.contains(&DataType::L2Orderbook) {
             return;

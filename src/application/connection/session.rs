@@ -247,7 +247,7 @@ impl<'c> Session<'_, 'c> {
                 .max_lifetime
                 .map(|l| l.saturating_sub((l / 10).min(Duration::from_secs(300)))),
             plan.book_tops.values().map(|t| t.interval),
-            plan.book_snapshots.values().copied(),
+            plan.book_snapshots.values().map(|s| s.interval),
         );
         loop {
             let mut fx = Effects::default();

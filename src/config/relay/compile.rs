@@ -173,9 +173,21 @@ pub struct Subscription {
     pub types: Vec<DataType>,
     /// Periodic top-N snapshots of the maintained book, if wanted.
     pub book_top: Option<BookTop>,
-    /// Interval of full-depth `l2_snapshot`s of the book, if wanted.
-    pub book_snapshot: Option<Duration>,
+    /// Full-depth `l2_snapshot`s of the book, if wanted.
+    pub book_snapshot: Option<SnapshotPolicy>,
 }
+
+/// When full-depth `l2_snapshot`s of a book are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// On wall-clock multiples of this, when the book changed.
+    pub interval: Duration,
+    /// And after this many book events published since the last one.
+    pub max_updates: u32,
+}
+
+/// `max_updates` of `book_snapshot` when not given.
+pub const DEFAULT_SNAPSHOT_MAX_UPDATES: u32 = 500;
 
 /// Interval of `l2_snapshot`s when `book_snapshot` gives none.
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
@@ -527,7 +539,7 @@ fn book_snapshot(
     venue: Option<&RawBookSnapshot>,
     types: &[DataType],
     p: &mut Problems<'_>,
-) -> Option<Duration> {
+) -> Option<SnapshotPolicy> {
     let books = types.contains(&DataType::L2Orderbook);
     if own.is_some_and(|o| o.enabled) && !books {
         p.at(
@@ -545,7 +557,18 @@ fn book_snapshot(
             "must be at least 100ms, in whole milliseconds",
         );
     }
-    Some(interval)
+    let max_updates = wish.max_updates.unwrap_or(DEFAULT_SNAPSHOT_MAX_UPDATES);
+    if max_updates == 0 {
+        p.at(
+            None,
+            format!("{at}.book_snapshot.max_updates"),
+            "must be at least 1",
+        );
+    }
+    Some(SnapshotPolicy {
+        interval,
+        max_updates,
+    })
 }
 
 /// Each data type of a subscription has a channel and a route on the venue,

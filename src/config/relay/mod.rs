@@ -5,6 +5,6 @@ pub mod raw;
 pub mod subjects;
 
 pub use compile::{
-    BookTop, Breaker, HealthSettings, Reconnect, RelayConfig, Subscription, VenueSetup,
-    compile_relay, load_nats, load_relay,
+    BookTop, Breaker, DEFAULT_SNAPSHOT_MAX_UPDATES, HealthSettings, Reconnect, RelayConfig,
+    SnapshotPolicy, Subscription, VenueSetup, compile_relay, load_nats, load_relay,
 };

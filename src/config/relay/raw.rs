@@ -650,6 +650,12 @@ pub struct RawBookSnapshot {
     /// publish the same ones; a book unchanged since its last snapshot is
     /// skipped.
     pub interval: Option<Dur>,
+    /// Also publish one as soon as this many book events were published
+    /// since the last (default 500; at least 1): a busy book is snapshotted
+    /// more often than the interval, so a consumer joining late replays at
+    /// most about this many deltas. Such snapshots fall on the same update
+    /// (and so the same id) in relays that started from the same snapshot.
+    pub max_updates: Option<u32>,
 }
 
 /// `book_top = { depth = 20, interval = "1s" }`

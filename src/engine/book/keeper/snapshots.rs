@@ -60,6 +60,10 @@ pub(super) struct Snap {
     fresh: bool,
     /// A snapshot is due at the next tick, whatever the interval.
     due: bool,
+    /// Book events applied since the last snapshot.
+    updates: u32,
+    /// A snapshot is due after this many.
+    max_updates: u32,
     /// The instrument (known from its first update).
     instrument: Option<Arc<Instrument>>,
     /// The mark of the last book event published (when not `by_ids`).
@@ -70,8 +74,12 @@ impl Snap {
     /// A book event was applied to the local book.
     pub(super) fn applied(&mut self, instrument: &Arc<Instrument>, kind: BookKind) {
         self.changed = true;
+        self.updates = self.updates.saturating_add(1);
         if kind == BookKind::Snapshot && self.fresh {
             self.fresh = false;
+            self.due = true;
+        }
+        if !self.fresh && self.updates >= self.max_updates {
             self.due = true;
         }
         if self.instrument.is_none() {
@@ -93,7 +101,17 @@ impl BookKeeper {
     /// every `every` (see [`BookKeeper::snapshots`]); unless its events are
     /// positioned by update ids, also stamp them with relay marks
     /// ([`BookKeeper::stamp`]).
-    pub fn keep_snapshot(&mut self, rules: &BookRules, instrument: &str, every: Duration) {
+    ///
+    /// `max_updates`: a snapshot is also due once that many book events
+    /// were applied since the last (at the next tick of the snapshot timer,
+    /// within 100 ms).
+    pub fn keep_snapshot(
+        &mut self,
+        rules: &BookRules,
+        instrument: &str,
+        every: Duration,
+        max_updates: u32,
+    ) {
         let b = self.entry(rules, instrument);
         b.local.get_or_insert_with(LocalBook::new);
         b.snap = Some(Snap {
@@ -103,6 +121,8 @@ impl BookKeeper {
             changed: false,
             fresh: true,
             due: false,
+            updates: 0,
+            max_updates: max_updates.max(1),
             instrument: None,
             mark: None,
         });
@@ -194,6 +214,7 @@ impl BookKeeper {
             };
             snap.changed = false;
             snap.due = false;
+            snap.updates = 0;
             let (bids, asks) = local.top(usize::MAX);
             out.push(Event {
                 id,
@@ -288,7 +309,7 @@ mod tests {
         let rules = BookRules::default();
         let venue: Arc<str> = Arc::from("v");
         let mut k = BookKeeper::new();
-        k.keep_snapshot(&rules, "X", Duration::from_secs(10));
+        k.keep_snapshot(&rules, "X", Duration::from_secs(10), u32::MAX);
         assert!(k.has_snapshots());
         let published = feed(
             &mut k,
@@ -337,6 +358,32 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_book_is_snapshotted_every_max_updates_between_intervals() {
+        let rules = BookRules::default();
+        let venue: Arc<str> = Arc::from("v");
+        let mut k = BookKeeper::new();
+        k.keep_snapshot(&rules, "X", Duration::from_secs(10), 3);
+        feed(&mut k, &rules, vec![book(BookKind::Snapshot, 10, None)]);
+        let mut out = Vec::new();
+        k.snapshots(&venue, &rules, 100, Timestamp(0), &mut out);
+        assert_eq!(out.len(), 1, "after the sync");
+        let deltas = |n: i64| {
+            (0..n)
+                .map(|i| book(BookKind::Delta, 20 + i, None))
+                .collect()
+        };
+        feed(&mut k, &rules, deltas(2));
+        k.snapshots(&venue, &rules, 200, Timestamp(0), &mut out);
+        assert_eq!(out.len(), 1, "two updates: not yet");
+        feed(&mut k, &rules, deltas(1));
+        k.snapshots(&venue, &rules, 300, Timestamp(0), &mut out);
+        assert_eq!(out.len(), 2, "the third update makes one due");
+        assert_eq!(snapshot_of(&out[1]).book.mark.map(|m| m.seq), Some(3));
+        k.snapshots(&venue, &rules, 400, Timestamp(0), &mut out);
+        assert_eq!(out.len(), 2, "and the count starts over");
+    }
+
+    #[test]
     fn sequenced_snapshots_carry_the_last_update_id_and_the_rule() {
         let rules = BookRules {
             sequence: Some(SequenceRule::PrevMatches),
@@ -345,7 +392,7 @@ mod tests {
         };
         let venue: Arc<str> = Arc::from("v");
         let mut k = BookKeeper::new();
-        k.keep_snapshot(&rules, "X", Duration::from_secs(1));
+        k.keep_snapshot(&rules, "X", Duration::from_secs(1), u32::MAX);
         let published = feed(
             &mut k,
             &rules,
@@ -385,7 +432,7 @@ mod tests {
         };
         let venue: Arc<str> = Arc::from("v");
         let mut k = BookKeeper::new();
-        k.keep_snapshot(&rules, "X", Duration::from_secs(1));
+        k.keep_snapshot(&rules, "X", Duration::from_secs(1), u32::MAX);
         feed(&mut k, &rules, vec![book(BookKind::Delta, 11, None)]);
         let mut out = Vec::new();
         k.snapshots(&venue, &rules, 1_000, Timestamp(0), &mut out);

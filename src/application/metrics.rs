@@ -419,11 +419,6 @@ impl Metrics {
         })
     }
 
-    /// Per data type handles of one cause, resolved once per connection.
-    pub fn drops_by_type(&self, venue: &str, cause: DropCause) -> [Counter; DataType::ALL.len()] {
-        std::array::from_fn(|i| self.dropped(venue, DataType::ALL[i], cause))
-    }
-
     /// A venue-labelled handle.
     pub fn venue<
         M: Clone

@@ -22,7 +22,6 @@ pub mod top;
 mod validate;
 pub mod venue_arg;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -87,9 +86,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The default directory of venue files.
-pub fn default_venues_dir() -> PathBuf {
-    PathBuf::from("venues")
 }

@@ -19,3 +19,4 @@ pub mod status;
 pub mod streams;
 pub mod subscribe;
 pub mod templates;
+pub mod venue_rest;

@@ -82,6 +82,7 @@ async fn record_into(
         metrics: Arc::new(Metrics::new()),
         health: Health::new(),
         rest: Rest::new(Duration::from_secs(10)),
+        budgets: Default::default(),
         format: PayloadFormat::Json,
         root: root.clone(),
         tap: Some(tap),

@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     pub(crate) rest: Rest,
+    /// Each venue's REST budget.
+    pub(crate) budgets: super::venue_rest::Budgets,
     pub(crate) format: PayloadFormat,
     pub(crate) root: CancellationToken,
     /// Copy of every received frame (recording).
@@ -96,6 +98,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The venue's REST access (its budget is shared and kept).
+    pub(crate) fn venue_rest(&self, setup: &VenueSetup) -> super::venue_rest::VenueRest {
+        let budget = self.budgets.get(&setup.id, &setup.venue.rest);
+        super::venue_rest::VenueRest::new(
+            self.rest.clone(),
+            budget,
+            Arc::from(setup.id.as_str()),
+            self.metrics.clone(),
+        )
+    }
+
     /// Start every connection of a venue.
     pub(crate) fn start_venue(&self, setup: VenueSetup) -> RunningVenue {
         let (venue_tx, venue_rx) = watch::channel(setup.venue.clone());
@@ -111,6 +124,7 @@ impl Shared {
             .as_ref()
             .map_or(1.0, |s| s.max_requests_per_second);
         let snapshot_limiter = super::connection::RateLimiter::new(snapshot_rate);
+        let rest = self.venue_rest(&setup);
         info!(venue = %id, connections = plans.len(), "starting venue");
         for (index, plan) in plans.into_iter().enumerate() {
             let conn = Connection {
@@ -126,7 +140,7 @@ impl Shared {
                 queues: self.queues.clone(),
                 metrics: self.metrics.clone(),
                 health: self.health.clone(),
-                rest: self.rest.clone(),
+                rest: rest.clone(),
                 format: self.format,
                 cancel: cancel.clone(),
                 tap: self.tap.clone(),
@@ -230,6 +244,7 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
         metrics: metrics.clone(),
         health: health.clone(),
         rest: Rest::new(Duration::from_secs(10)),
+        budgets: Default::default(),
         format: cfg.nats.payload_format,
         root: root.clone(),
         tap: None,

@@ -8,6 +8,7 @@ pub mod captures;
 pub mod connection;
 pub mod fixture;
 pub mod health;
+pub mod instruments;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

@@ -30,7 +30,10 @@ impl Budgets {
     /// The venue's budget, created or updated to `rules`.
     pub fn get(&self, venue: &str, rules: &RestRules) -> Arc<Budget> {
         let settings = budget_settings(rules);
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(venue) {
             Some(b) => {
                 b.set(settings);
@@ -56,7 +59,9 @@ pub struct VenueRest {
 
 impl std::fmt::Debug for VenueRest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VenueRest").field("venue", &self.venue).finish()
+        f.debug_struct("VenueRest")
+            .field("venue", &self.venue)
+            .finish()
     }
 }
 
@@ -91,9 +96,7 @@ impl VenueRest {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
-        self.metrics
-            .rest_request(&self.venue, kind, outcome)
-            .inc();
+        self.metrics.rest_request(&self.venue, kind, outcome).inc();
         if let Err(RestError::Throttled {
             target,
             status,

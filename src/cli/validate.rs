@@ -135,8 +135,11 @@ fn fixtures(venues: &BTreeMap<String, Venue>, args: &Args, totals: &mut Totals) 
         let instrument = sample_instrument(&dir).unwrap_or_else(|| "SAMPLE".into());
         let templates = check_templates(venue, &instrument);
         let broken = templates.iter().filter(|t| t.result.is_err()).count();
-        let (refs, ref_problems) =
-            crate::application::instruments::run_reference_cases(venue, &dir.join("reference"), args.bless);
+        let (refs, ref_problems) = crate::application::instruments::run_reference_cases(
+            venue,
+            &dir.join("reference"),
+            args.bless,
+        );
         let ref_bad = refs.iter().filter(|c| c.mismatch.is_some()).count() + ref_problems.len();
         let ok = bad == 0
             && broken == 0

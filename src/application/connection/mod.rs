@@ -36,9 +36,9 @@ use super::health::Health;
 use super::metrics::Metrics;
 use super::pipeline::Queues;
 use super::subscribe::ConnPlan;
+use super::venue_rest::VenueRest;
 use crate::config::relay::{Breaker, Reconnect};
 use crate::engine::venue::Venue;
-use super::venue_rest::VenueRest;
 use crate::serialization::PayloadFormat;
 use crate::serialization::frames::OwnedFrame;
 

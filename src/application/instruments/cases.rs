@@ -114,7 +114,9 @@ pub fn run_reference_cases(
             None
         } else {
             match std::fs::read_to_string(&expected) {
-                Ok(want) => crate::application::fixture::diff(&want.lines().collect::<Vec<_>>(), &lines),
+                Ok(want) => {
+                    crate::application::fixture::diff(&want.lines().collect::<Vec<_>>(), &lines)
+                }
                 Err(_) => Some(format!(
                     "  missing {} (run with --bless to create it)",
                     expected.display()

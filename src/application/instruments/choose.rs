@@ -69,10 +69,18 @@ fn sort(v: &mut [&InstrumentRecord], key: SortKey, descending: bool) {
         SortKey::Normalized => v.sort_by(|a, b| a.normalized.cmp(&b.normalized)),
         // `None` sorts after every value.
         SortKey::Expiry => v.sort_by(|a, b| {
-            (a.expiry.is_none(), a.expiry, &a.symbol).cmp(&(b.expiry.is_none(), b.expiry, &b.symbol))
+            (a.expiry.is_none(), a.expiry, &a.symbol).cmp(&(
+                b.expiry.is_none(),
+                b.expiry,
+                &b.symbol,
+            ))
         }),
         SortKey::Strike => v.sort_by(|a, b| {
-            (a.strike.is_none(), a.strike, &a.symbol).cmp(&(b.strike.is_none(), b.strike, &b.symbol))
+            (a.strike.is_none(), a.strike, &a.symbol).cmp(&(
+                b.strike.is_none(),
+                b.strike,
+                &b.symbol,
+            ))
         }),
     }
     if descending {
@@ -80,11 +88,13 @@ fn sort(v: &mut [&InstrumentRecord], key: SortKey, descending: bool) {
     }
 }
 
-/// `setup` with its selected subscriptions replaced by those `records`
-/// give (explicit ones first, unchanged).
-pub fn with_selected(setup: &VenueSetup, explicit: usize, records: &[InstrumentRecord]) -> (VenueSetup, Vec<String>) {
+/// `setup` (as compiled: explicit subscriptions only) with the
+/// subscriptions its `select` filters choose from `records` appended.
+pub fn with_selected(
+    setup: &VenueSetup,
+    records: &[InstrumentRecord],
+) -> (VenueSetup, Vec<String>) {
     let mut s = setup.clone();
-    s.subscriptions.truncate(explicit);
     let (chosen, errors) = choose(&s.selections, &s.subscriptions, records);
     s.subscriptions.extend(chosen);
     (s, errors)

@@ -61,10 +61,11 @@ pub fn map_page(venue: &Venue, req: &ReferenceRequest, body: &str) -> Result<Pag
     let mut records = Vec::with_capacity(outputs.len());
     for (i, out) in outputs.iter().enumerate() {
         let json = out.to_json();
-        let rec = OwnedDoc::parse(json)
-            .map_err(|e| ReferenceError::Shape(format!("record {i}: {e}")))?;
-        let mut r = record(venue, req, rec.root())
-            .map_err(|e| ReferenceError::Shape(format!("record {i} ({}): {e}", clip(&out.to_json()))))?;
+        let rec =
+            OwnedDoc::parse(json).map_err(|e| ReferenceError::Shape(format!("record {i}: {e}")))?;
+        let mut r = record(venue, req, rec.root()).map_err(|e| {
+            ReferenceError::Shape(format!("record {i} ({}): {e}", clip(&out.to_json())))
+        })?;
         if r.normalized.is_empty() {
             r.normalized = symbols
                 .resolve(&r.symbol, &venue.symbols, &market, &venue.id)
@@ -121,11 +122,17 @@ fn next_query(v: Option<V<'_>>) -> Result<Option<BTreeMap<String, String>>, Refe
 /// Read one record object.
 fn record(venue: &Venue, req: &ReferenceRequest, o: Value<'_>) -> Result<InstrumentRecord, String> {
     if o.kind() != Kind::Object {
-        return Err(format!("a record must be an object, not {}", o.kind().jq_name()));
+        return Err(format!(
+            "a record must be an object, not {}",
+            o.kind().jq_name()
+        ));
     }
     for (k, _) in o.members() {
         if !RECORD_KEYS.contains(&k.as_ref()) {
-            return Err(format!("unknown key `{k}`; expected one of: {}", RECORD_KEYS.join(", ")));
+            return Err(format!(
+                "unknown key `{k}`; expected one of: {}",
+                RECORD_KEYS.join(", ")
+            ));
         }
     }
     let kind_text = required(&o, "kind")?;
@@ -137,7 +144,9 @@ fn record(venue: &Venue, req: &ReferenceRequest, o: Value<'_>) -> Result<Instrum
             .ok_or_else(|| format!("status `{s}` is not trading, halted or delisted"))?,
     };
     let option_type = text(&o, "option_type")?
-        .map(|s| OptionType::parse(&s).ok_or_else(|| format!("option_type `{s}` is not call or put")))
+        .map(|s| {
+            OptionType::parse(&s).ok_or_else(|| format!("option_type `{s}` is not call or put"))
+        })
         .transpose()?;
     Ok(InstrumentRecord {
         venue: venue.id.to_string(),
@@ -190,7 +199,12 @@ fn decimal(o: &Value<'_>, key: &str) -> Result<Option<Decimal>, String> {
             }
             s.into_owned()
         }
-        k => return Err(format!("`{key}` must be a number or numeric string, not {}", k.jq_name())),
+        k => {
+            return Err(format!(
+                "`{key}` must be a number or numeric string, not {}",
+                k.jq_name()
+            ));
+        }
     };
     parse_decimal(&t)
         .map(|d| Some(d.normalize()))
@@ -199,7 +213,9 @@ fn decimal(o: &Value<'_>, key: &str) -> Result<Option<Decimal>, String> {
 
 /// A time: epoch number (unit by magnitude) or an RFC 3339 string.
 fn time(o: &Value<'_>, key: &str) -> Result<Option<Timestamp>, String> {
-    let Some(t) = text(o, key)? else { return Ok(None) };
+    let Some(t) = text(o, key)? else {
+        return Ok(None);
+    };
     Timestamp::from_number_text(&t, TimeUnit::Auto)
         .or_else(|| Timestamp::from_rfc3339(&t))
         .map(Some)

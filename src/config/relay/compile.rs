@@ -593,7 +593,11 @@ fn venue_setup(
         .reference_refresh
         .map_or(DEFAULT_REFERENCE_REFRESH, |d| d.0);
     if reference_refresh < Duration::from_secs(1) {
-        p.at(None, format!("{at}.reference_refresh"), "must be at least 1s");
+        p.at(
+            None,
+            format!("{at}.reference_refresh"),
+            "must be at least 1s",
+        );
     }
     let mut subscriptions = Vec::new();
     let mut selections = Vec::new();

@@ -87,11 +87,15 @@ impl Compiler<'_> {
         let mut rules = RestRules::default();
         if let Some(b) = r.budget {
             if *b.requests.get_ref() == 0 {
-                self.p
-                    .at(Some(b.requests.span()), "rest.budget.requests", "must be at least 1");
+                self.p.at(
+                    Some(b.requests.span()),
+                    "rest.budget.requests",
+                    "must be at least 1",
+                );
             }
             if b.per.get_ref().0.is_zero() {
-                self.p.at(Some(b.per.span()), "rest.budget.per", "must be above 0");
+                self.p
+                    .at(Some(b.per.span()), "rest.budget.per", "must be above 0");
             }
             rules.requests = *b.requests.get_ref();
             rules.per = b.per.get_ref().0;
@@ -144,7 +148,8 @@ impl Compiler<'_> {
                 );
             }
             if r.max_pages == Some(0) {
-                self.p.at(None, format!("{at}.max_pages"), "must be at least 1");
+                self.p
+                    .at(None, format!("{at}.max_pages"), "must be at least 1");
             }
             let records = self.jq(&r.records, &format!("{at}.records"));
             let next_page = self.opt_jq(r.next_page.as_ref(), &format!("{at}.next_page"));

@@ -70,7 +70,9 @@ impl Budget {
     /// The state (never held across an await; a panic while holding it
     /// leaves consistent numbers, so a poisoned lock is used as is).
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Wait until a request may be made, and take its token.
@@ -160,7 +162,10 @@ mod tests {
     async fn a_throttled_answer_pauses_every_request_for_its_wait() {
         let b = Budget::new(settings(100, Duration::from_secs(1)));
         b.acquire().await;
-        assert_eq!(b.throttled(Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            b.throttled(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
         let t0 = Instant::now();
         b.acquire().await;
         assert!(t0.elapsed() >= Duration::from_secs(2));

@@ -15,7 +15,8 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is RFC 2822 syntax.
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(at.timestamp_millis()).ok()?);
+    let at =
+        SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(at.timestamp_millis()).ok()?);
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 

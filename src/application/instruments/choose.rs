@@ -95,6 +95,14 @@ pub fn with_selected(
     records: &[InstrumentRecord],
 ) -> (VenueSetup, Vec<String>) {
     let mut s = setup.clone();
+    // On a venue with several markets, an instrument must say which.
+    let usable: Vec<InstrumentRecord>;
+    let records = if s.venue.markets.is_empty() {
+        records
+    } else {
+        usable = records.iter().filter(|r| r.market.is_some()).cloned().collect();
+        &usable
+    };
     let (chosen, errors) = choose(&s.selections, &s.subscriptions, records);
     s.subscriptions.extend(chosen);
     (s, errors)

@@ -69,11 +69,13 @@ impl ReferenceRequest {
     }
 }
 
-/// Percent-encode a query component (RFC 3986 unreserved kept).
+/// Percent-encode a query component: RFC 3986 unreserved characters and
+/// `%` are kept (venues hand out page cursors already encoded, to be sent
+/// back as they are).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -103,10 +105,13 @@ mod tests {
             r.page_url(&BTreeMap::new()),
             "https://h/v5/market/instruments-info?category=linear"
         );
-        let next = [("cursor".to_owned(), "a=b&c".to_owned())].into();
+        let next = [("cursor".to_owned(), "a=b&c d".to_owned())].into();
         assert_eq!(
             r.page_url(&next),
-            "https://h/v5/market/instruments-info?category=linear&cursor=a%3Db%26c"
+            "https://h/v5/market/instruments-info?category=linear&cursor=a%3Db%26c%20d"
         );
+        // A cursor the venue encoded goes back as it came.
+        let next = [("cursor".to_owned(), "first%3DBIOUSDT".to_owned())].into();
+        assert!(r.page_url(&next).ends_with("&cursor=first%3DBIOUSDT"));
     }
 }

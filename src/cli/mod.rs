@@ -1,5 +1,5 @@
 //! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`,
-//! `bench`, and the bus readers `tail` and `book`.
+//! `bench`, the bus readers `tail` and `book`, and `instruments`.
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
@@ -10,6 +10,7 @@ mod bench_feeds;
 mod bench_scale;
 pub mod book;
 pub mod bus;
+pub mod instruments;
 mod ladder;
 mod map;
 pub mod record;
@@ -58,6 +59,9 @@ pub enum Command {
     Tail(tail::Args),
     /// Show one order book from the bus: a live ladder, or the book once.
     Book(book::Args),
+    /// A venue's instrument reference data, filtered: from the bus, the
+    /// venue (`--fetch`) or a saved response (`--response`).
+    Instruments(instruments::Args),
 }
 
 /// Entry point of the binary.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Schema(a) => schema::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Book(a) => book::run(a),
+        Command::Instruments(a) => instruments::run(a),
     };
     match result {
         Ok(code) => code,

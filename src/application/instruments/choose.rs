@@ -100,7 +100,11 @@ pub fn with_selected(
     let records = if s.venue.markets.is_empty() {
         records
     } else {
-        usable = records.iter().filter(|r| r.market.is_some()).cloned().collect();
+        usable = records
+            .iter()
+            .filter(|r| r.market.is_some())
+            .cloned()
+            .collect();
         &usable
     };
     let (chosen, errors) = choose(&s.selections, &s.subscriptions, records);

@@ -32,6 +32,7 @@ mod memory_flood;
 mod nats_security;
 mod record;
 mod relay_config;
+mod rest_budget;
 mod schema;
 mod soak;
 mod stream_ownership;

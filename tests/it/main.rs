@@ -26,6 +26,7 @@ mod fixtures;
 mod fuzz_frames;
 mod handover;
 mod hostile_jq;
+mod instruments;
 mod jetstream_refusing;
 mod log_flood;
 mod memory_flood;

@@ -1,0 +1,406 @@
+//! Instruments from the venue: `select` filters over reference data, end
+//! to end (the set changes while the relay runs; bad responses keep the
+//! last good set), per venue against recorded responses, and bad filters
+//! refused at load with their place.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use axum::extract::State;
+use axum::routing::get;
+use mdrelay::application::instruments::map_page;
+use mdrelay::config::relay::compile_relay;
+use mdrelay::config::relay::select::{accepts, compile_select};
+use mdrelay::config::venue::load_venue;
+use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::serialization::frames::OwnedFrame;
+use serde_json::Value;
+
+/// What the fake reference endpoint answers.
+#[derive(Clone, Debug)]
+enum Answer {
+    /// The recorded exchangeInfo with only these symbols kept.
+    Listing(Vec<&'static str>),
+    /// A JSON body of another shape.
+    WrongShape,
+    /// A listing with no symbol.
+    Empty,
+    /// HTTP 500.
+    Error,
+}
+
+type Shared = Arc<Mutex<(Answer, usize)>>;
+
+/// `/fapi/v1/exchangeInfo` from the recorded Binance USD-M response, with
+/// whole elements of `symbols` removed (the kept ones are the recorded
+/// bytes, re-serialized).
+async fn reference_server() -> (String, Shared) {
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/binance-usdm/reference/exchangeInfo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let state: Shared = Arc::new(Mutex::new((Answer::Listing(vec![]), 0)));
+    async fn info(
+        State((recorded, state)): State<(Arc<Value>, Shared)>,
+    ) -> (axum::http::StatusCode, String) {
+        let answer = {
+            let mut s = state.lock().unwrap();
+            s.1 += 1;
+            s.0.clone()
+        };
+        match answer {
+            Answer::Listing(keep) => {
+                let mut body = (*recorded).clone();
+                let symbols: Vec<Value> = body["symbols"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| keep.contains(&s["symbol"].as_str().unwrap()))
+                    .cloned()
+                    .collect();
+                body["symbols"] = Value::Array(symbols);
+                (axum::http::StatusCode::OK, body.to_string())
+            }
+            Answer::WrongShape => (axum::http::StatusCode::OK, "{\"code\":0,\"data\":[1,2]}".into()),
+            Answer::Empty => (axum::http::StatusCode::OK, "{\"symbols\":[]}".into()),
+            Answer::Error => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops".into()),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/fapi/v1/exchangeInfo", get(info))
+        .with_state((Arc::new(recorded), state.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+/// Synthetic aggTrade frames (this test's own, not recorded), round robin
+/// over `symbols`, with ids counting up per symbol.
+fn trades(symbols: &[&str], per_symbol: u64) -> Vec<OwnedFrame> {
+    let mut out = Vec::new();
+    for i in 0..per_symbol {
+        for s in symbols {
+            let t = 1_700_000_000_000u64 + i * 50;
+            out.push(OwnedFrame::Text(format!(
+                r#"{{"stream":"{}@aggTrade","data":{{"e":"aggTrade","E":{t},"a":{i},"s":"{s}","p":"1.5","q":"2","f":{i},"l":{i},"T":{t},"m":false}}}}"#,
+                s.to_lowercase()
+            )));
+        }
+    }
+    out
+}
+
+/// Stored events of one subject token and type.
+fn of(all: &[Stored], token: &str, t: &str) -> Vec<Value> {
+    let subject = format!("market.binance-usdm.{token}.{t}");
+    all.iter()
+        .filter(|m| m.subject == subject)
+        .map(|m| m.json.clone())
+        .collect()
+}
+
+async fn health(relay: &mdrelay::application::relay::RelayHandle) -> Value {
+    let (_, body) = http_get(relay.http_addr, "/health").await;
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selected_instruments_follow_the_reference_data_and_survive_bad_responses() {
+    let nats = Nats::start();
+    let (rest, answer) = reference_server().await;
+    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "ETHUSDT"]);
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: trades(&["BTCUSDT", "ETHUSDT", "BCHUSDT"], 5_000),
+            rate: Some(60.0),
+            live: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let refresh = Duration::from_secs(2);
+    let relay = relay(&format!(
+        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
+         [[venues]]\nid = \"binance-usdm\"\nurl = \"{}\"\nrest_url = \"{rest}\"\nreference_refresh = \"2s\"\n\
+         [[venues.subscriptions]]\nselect = 'kind == \"perpetual\" and quote == \"USDT\"'\ntypes = [\"trade\"]\n",
+        nats.url(),
+        replay.url()
+    ))
+    .await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let has = |all: &[Stored], token: &str| !of(all, token, "trade").is_empty();
+    let start = Instant::now();
+    loop {
+        let all = stream.all().await;
+        if has(&all, "btc-usdt_usdt") && has(&all, "eth-usdt_usdt") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "selected instruments stream");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("first selection streaming after {:?}", start.elapsed());
+    let all = stream.all().await;
+    assert!(!has(&all, "bch-usdt_usdt"), "BCHUSDT is not listed yet");
+
+    // A new listing streams within a refresh interval (plus connecting).
+    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "ETHUSDT", "BCHUSDT"]);
+    let listed = Instant::now();
+    loop {
+        if has(&stream.all().await, "bch-usdt_usdt") {
+            break;
+        }
+        assert!(
+            listed.elapsed() < refresh + Duration::from_secs(4),
+            "BCHUSDT streams within one refresh interval"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("new listing streaming {:?} after it was listed", listed.elapsed());
+    let kv = stream.js.get_key_value("MARKET_INSTRUMENTS").await.unwrap();
+    let rec: Value = serde_json::from_slice(&kv.get("binance-usdm.BCHUSDT").await.unwrap().unwrap()).unwrap();
+    assert_eq!(rec["kind"], "perpetual");
+    assert_eq!(rec["tick_size"], "0.01");
+
+    // Bad answers keep everything running, and say so.
+    for bad in [Answer::WrongShape, Answer::Empty, Answer::Error] {
+        let before = answer.lock().unwrap().1;
+        answer.lock().unwrap().0 = bad.clone();
+        wait_until(Duration::from_secs(10), "a refresh with the bad answer", || {
+            answer.lock().unwrap().1 >= before + 2
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let h = health(&relay).await;
+        let v = &h["instruments"]["binance-usdm"];
+        assert_eq!(v["failing"], true, "{bad:?}: {h}");
+        assert!(v["last_error"].as_str().is_some(), "{bad:?}: {h}");
+        assert_eq!(v["selected"], 3, "{bad:?}: the last good set is kept: {h}");
+        let n = |all: &[Stored]| of(all, "eth-usdt_usdt", "trade").len();
+        let a = n(&stream.all().await);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(n(&stream.all().await) > a, "{bad:?}: ETHUSDT still streams");
+    }
+    let m = relay.metrics.encode();
+    assert!(metric(&m, "mdrelay_reference_failures_total", "binance-usdm") >= 3.0);
+    assert_eq!(metric(&m, "mdrelay_instruments_selected", "binance-usdm"), 3.0);
+
+    // A delisting unsubscribes that instrument alone.
+    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "BCHUSDT"]);
+    let delisted = Instant::now();
+    loop {
+        let all = stream.all().await;
+        let st = of(&all, "eth-usdt_usdt", "status");
+        if st.iter().any(|s| s["data"]["state"] == "unsubscribed") {
+            break;
+        }
+        assert!(delisted.elapsed() < Duration::from_secs(15), "an unsubscribed status event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(health(&relay).await["instruments"]["binance-usdm"]["failing"], false);
+    // After the replaced connection's overlap, ETHUSDT stops.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let eth_then = of(&stream.all().await, "eth-usdt_usdt", "trade").len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = stream.all().await;
+    assert_eq!(of(&all, "eth-usdt_usdt", "trade").len(), eth_then, "ETHUSDT no longer streams");
+
+    // BTCUSDT, on the connection that was replaced, lost no trade: its ids
+    // run without a hole from the first stored to the last.
+    for token in ["btc-usdt_usdt", "bch-usdt_usdt"] {
+        let ids: BTreeSet<u64> = of(&all, token, "trade")
+            .iter()
+            .map(|e| e["data"]["trade_id"].as_str().unwrap().trim_start_matches('a').parse().unwrap())
+            .collect();
+        let (lo, hi) = (*ids.first().unwrap(), *ids.last().unwrap());
+        eprintln!("{token}: ids {lo}..={hi}, {} stored", ids.len());
+        assert_eq!(ids.len() as u64, hi - lo + 1, "{token}: no trade lost");
+    }
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+/// Per venue: the filter picks exactly the instruments an independent
+/// reading of the recorded response (plain JSON, no jq) says it should.
+#[test]
+fn filters_select_exactly_the_expected_instruments_per_venue() {
+    struct Case {
+        venue: &'static str,
+        response: &'static str,
+        request: &'static str,
+        filter: &'static str,
+        expect: fn(&Value) -> BTreeSet<String>,
+    }
+    fn list<'v>(v: &'v Value, path: &[&str]) -> &'v Vec<Value> {
+        let mut v = v;
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_array().unwrap()
+    }
+    fn s(v: &Value, k: &str) -> String {
+        v[k].as_str().unwrap_or_default().to_owned()
+    }
+    let cases = [
+        Case {
+            venue: "binance-usdm",
+            response: "exchangeInfo.json",
+            request: "exchange-info",
+            filter: r#"kind == "perpetual" and quote == "USDT" and status == "trading""#,
+            expect: |v| {
+                list(v, &["symbols"])
+                    .iter()
+                    .filter(|x| s(x, "contractType") == "PERPETUAL" && s(x, "quoteAsset") == "USDT" && s(x, "status") == "TRADING")
+                    .map(|x| s(x, "symbol"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "binance-coinm",
+            response: "exchangeInfo.json",
+            request: "exchange-info",
+            filter: r#"kind == "future""#,
+            expect: |v| {
+                list(v, &["symbols"])
+                    .iter()
+                    .filter(|x| s(x, "contractType").ends_with("QUARTER"))
+                    .map(|x| s(x, "symbol"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "okx",
+            response: "instruments-swap.json",
+            request: "swap",
+            filter: r#"settle == "USDT""#,
+            expect: |v| {
+                list(v, &["data"])
+                    .iter()
+                    .filter(|x| s(x, "settleCcy") == "USDT")
+                    .map(|x| s(x, "instId"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "deribit",
+            response: "get_instruments-btc.json",
+            request: "btc",
+            filter: r#"kind == "option" and option_type == "call" and (strike | tonumber) >= 50000"#,
+            expect: |v| {
+                list(v, &["result"])
+                    .iter()
+                    .filter(|x| s(x, "kind") == "option" && s(x, "option_type") == "call" && x["strike"].as_f64().unwrap() >= 50000.0)
+                    .map(|x| s(x, "instrument_name"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "kraken",
+            response: "AssetPairs.json",
+            request: "asset-pairs",
+            filter: r#"quote == "USD""#,
+            expect: |v| {
+                v["result"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, x)| !k.ends_with(".d") && s(x, "wsname").ends_with("/USD"))
+                    .map(|(_, x)| s(x, "wsname").replace("XBT/", "BTC/").replace("XDG/", "DOGE/"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "coinbase-exchange",
+            response: "products.json",
+            request: "products",
+            filter: r#"quote == "USD" and status == "trading""#,
+            expect: |v| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|x| s(x, "quote_currency") == "USD" && s(x, "status") == "online" && x["trading_disabled"] != true && x["cancel_only"] != true)
+                    .map(|x| s(x, "id"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "kucoin",
+            response: "symbols-v1.json",
+            request: "symbols",
+            filter: r#"quote == "USDT" and status == "trading""#,
+            expect: |v| {
+                list(v, &["data"])
+                    .iter()
+                    .filter(|x| s(x, "quoteCurrency") == "USDT" && x["enableTrading"] == true)
+                    .map(|x| s(x, "symbol"))
+                    .collect()
+            },
+        },
+        Case {
+            venue: "binance-spot",
+            response: "exchangeInfo.json",
+            request: "exchange-info",
+            filter: r#"status == "halted""#,
+            expect: |v| {
+                list(v, &["symbols"])
+                    .iter()
+                    .filter(|x| s(x, "status") == "BREAK")
+                    .map(|x| s(x, "symbol"))
+                    .collect()
+            },
+        },
+    ];
+    for c in cases {
+        let venue = load_venue(&root().join(format!("venues/{}.toml", c.venue))).unwrap();
+        let req = venue.reference.iter().find(|r| r.name == c.request).unwrap();
+        let path = root().join(format!("fixtures/{}/reference/{}", c.venue, c.response));
+        let body = std::fs::read_to_string(&path).unwrap();
+        let page = map_page(&venue, req, &body).unwrap();
+        let filter = compile_select(c.filter).unwrap();
+        let got: BTreeSet<String> = page
+            .records
+            .iter()
+            .filter(|r| accepts(&filter, r).unwrap())
+            .map(|r| r.symbol.clone())
+            .collect();
+        let want = (c.expect)(&serde_json::from_str(&body).unwrap());
+        assert!(!want.is_empty(), "{}: the case selects something", c.venue);
+        assert_eq!(got, want, "{}: `{}`", c.venue, c.filter);
+        eprintln!("{}: {} of {} selected", c.venue, got.len(), page.records.len());
+    }
+}
+
+fn problems(config: &str) -> Vec<String> {
+    let text = format!("venues_dir = \"{}\"\n{config}", root().join("venues").display());
+    match compile_relay(&root().join("config/test.toml"), &text, |_| None) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn bad_selections_are_refused_at_load_with_their_place() {
+    let p = problems(
+        "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\nselect = 'kind == \"perpetual\" and nosuch'\ntypes = [\"trade\"]\n",
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].contains("test.toml:5:35"), "{}", p[0]);
+    assert!(p[0].contains("venues[0].subscriptions[0].select"), "{}", p[0]);
+    let p = problems(
+        "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\nselect = 'kind == \"spot\"'\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\n",
+    );
+    assert!(p.iter().any(|p| p.contains("either `instrument` or `select`")), "{p:#?}");
+    let p = problems(
+        "[[venues]]\nid = \"bitfinex\"\n[[venues.subscriptions]]\nselect = 'true'\ntypes = [\"trade\"]\n",
+    );
+    assert!(p.iter().any(|p| p.contains("declares no reference data")), "{p:#?}");
+    let p = problems(
+        "[[venues]]\nid = \"okx\"\nreference_refresh = \"10ms\"\n[[venues.subscriptions]]\nselect = 'true'\nlimit = 0\ntypes = [\"trade\"]\n",
+    );
+    assert!(p.iter().any(|p| p.contains("reference_refresh") && p.contains("at least 1s")), "{p:#?}");
+    assert!(p.iter().any(|p| p.contains("limit") && p.contains("at least 1")), "{p:#?}");
+}

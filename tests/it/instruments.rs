@@ -64,7 +64,10 @@ async fn reference_server() -> (String, Shared) {
                 body["symbols"] = Value::Array(symbols);
                 (axum::http::StatusCode::OK, body.to_string())
             }
-            Answer::WrongShape => (axum::http::StatusCode::OK, "{\"code\":0,\"data\":[1,2]}".into()),
+            Answer::WrongShape => (
+                axum::http::StatusCode::OK,
+                "{\"code\":0,\"data\":[1,2]}".into(),
+            ),
             Answer::Empty => (axum::http::StatusCode::OK, "{\"symbols\":[]}".into()),
             Answer::Error => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops".into()),
         }
@@ -140,7 +143,10 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         if has(&all, "btc-usdt_usdt") && has(&all, "eth-usdt_usdt") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "selected instruments stream");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "selected instruments stream"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("first selection streaming after {:?}", start.elapsed());
@@ -160,9 +166,13 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("new listing streaming {:?} after it was listed", listed.elapsed());
+    eprintln!(
+        "new listing streaming {:?} after it was listed",
+        listed.elapsed()
+    );
     let kv = stream.js.get_key_value("MARKET_INSTRUMENTS").await.unwrap();
-    let rec: Value = serde_json::from_slice(&kv.get("binance-usdm.BCHUSDT").await.unwrap().unwrap()).unwrap();
+    let rec: Value =
+        serde_json::from_slice(&kv.get("binance-usdm.BCHUSDT").await.unwrap().unwrap()).unwrap();
     assert_eq!(rec["kind"], "perpetual");
     assert_eq!(rec["tick_size"], "0.01");
 
@@ -170,9 +180,11 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
     for bad in [Answer::WrongShape, Answer::Empty, Answer::Error] {
         let before = answer.lock().unwrap().1;
         answer.lock().unwrap().0 = bad.clone();
-        wait_until(Duration::from_secs(10), "a refresh with the bad answer", || {
-            answer.lock().unwrap().1 >= before + 2
-        })
+        wait_until(
+            Duration::from_secs(10),
+            "a refresh with the bad answer",
+            || answer.lock().unwrap().1 >= before + 2,
+        )
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let h = health(&relay).await;
@@ -187,7 +199,10 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
     }
     let m = relay.metrics.encode();
     assert!(metric(&m, "mdrelay_reference_failures_total", "binance-usdm") >= 3.0);
-    assert_eq!(metric(&m, "mdrelay_instruments_selected", "binance-usdm"), 3.0);
+    assert_eq!(
+        metric(&m, "mdrelay_instruments_selected", "binance-usdm"),
+        3.0
+    );
 
     // A delisting unsubscribes that instrument alone.
     answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "BCHUSDT"]);
@@ -198,23 +213,40 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         if st.iter().any(|s| s["data"]["state"] == "unsubscribed") {
             break;
         }
-        assert!(delisted.elapsed() < Duration::from_secs(15), "an unsubscribed status event");
+        assert!(
+            delisted.elapsed() < Duration::from_secs(15),
+            "an unsubscribed status event"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(health(&relay).await["instruments"]["binance-usdm"]["failing"], false);
+    assert_eq!(
+        health(&relay).await["instruments"]["binance-usdm"]["failing"],
+        false
+    );
     // After the replaced connection's overlap, ETHUSDT stops.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let eth_then = of(&stream.all().await, "eth-usdt_usdt", "trade").len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = stream.all().await;
-    assert_eq!(of(&all, "eth-usdt_usdt", "trade").len(), eth_then, "ETHUSDT no longer streams");
+    assert_eq!(
+        of(&all, "eth-usdt_usdt", "trade").len(),
+        eth_then,
+        "ETHUSDT no longer streams"
+    );
 
     // BTCUSDT, on the connection that was replaced, lost no trade: its ids
     // run without a hole from the first stored to the last.
     for token in ["btc-usdt_usdt", "bch-usdt_usdt"] {
         let ids: BTreeSet<u64> = of(&all, token, "trade")
             .iter()
-            .map(|e| e["data"]["trade_id"].as_str().unwrap().trim_start_matches('a').parse().unwrap())
+            .map(|e| {
+                e["data"]["trade_id"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches('a')
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         let (lo, hi) = (*ids.first().unwrap(), *ids.last().unwrap());
         eprintln!("{token}: ids {lo}..={hi}, {} stored", ids.len());
@@ -254,7 +286,11 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
             expect: |v| {
                 list(v, &["symbols"])
                     .iter()
-                    .filter(|x| s(x, "contractType") == "PERPETUAL" && s(x, "quoteAsset") == "USDT" && s(x, "status") == "TRADING")
+                    .filter(|x| {
+                        s(x, "contractType") == "PERPETUAL"
+                            && s(x, "quoteAsset") == "USDT"
+                            && s(x, "status") == "TRADING"
+                    })
                     .map(|x| s(x, "symbol"))
                     .collect()
             },
@@ -293,7 +329,11 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
             expect: |v| {
                 list(v, &["result"])
                     .iter()
-                    .filter(|x| s(x, "kind") == "option" && s(x, "option_type") == "call" && x["strike"].as_f64().unwrap() >= 50000.0)
+                    .filter(|x| {
+                        s(x, "kind") == "option"
+                            && s(x, "option_type") == "call"
+                            && x["strike"].as_f64().unwrap() >= 50000.0
+                    })
                     .map(|x| s(x, "instrument_name"))
                     .collect()
             },
@@ -309,7 +349,11 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
                     .unwrap()
                     .iter()
                     .filter(|(k, x)| !k.ends_with(".d") && s(x, "wsname").ends_with("/USD"))
-                    .map(|(_, x)| s(x, "wsname").replace("XBT/", "BTC/").replace("XDG/", "DOGE/"))
+                    .map(|(_, x)| {
+                        s(x, "wsname")
+                            .replace("XBT/", "BTC/")
+                            .replace("XDG/", "DOGE/")
+                    })
                     .collect()
             },
         },
@@ -322,7 +366,12 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
                 v.as_array()
                     .unwrap()
                     .iter()
-                    .filter(|x| s(x, "quote_currency") == "USD" && s(x, "status") == "online" && x["trading_disabled"] != true && x["cancel_only"] != true)
+                    .filter(|x| {
+                        s(x, "quote_currency") == "USD"
+                            && s(x, "status") == "online"
+                            && x["trading_disabled"] != true
+                            && x["cancel_only"] != true
+                    })
                     .map(|x| s(x, "id"))
                     .collect()
             },
@@ -356,7 +405,11 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
     ];
     for c in cases {
         let venue = load_venue(&root().join(format!("venues/{}.toml", c.venue))).unwrap();
-        let req = venue.reference.iter().find(|r| r.name == c.request).unwrap();
+        let req = venue
+            .reference
+            .iter()
+            .find(|r| r.name == c.request)
+            .unwrap();
         let path = root().join(format!("fixtures/{}/reference/{}", c.venue, c.response));
         let body = std::fs::read_to_string(&path).unwrap();
         let page = map_page(&venue, req, &body).unwrap();
@@ -370,12 +423,20 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
         let want = (c.expect)(&serde_json::from_str(&body).unwrap());
         assert!(!want.is_empty(), "{}: the case selects something", c.venue);
         assert_eq!(got, want, "{}: `{}`", c.venue, c.filter);
-        eprintln!("{}: {} of {} selected", c.venue, got.len(), page.records.len());
+        eprintln!(
+            "{}: {} of {} selected",
+            c.venue,
+            got.len(),
+            page.records.len()
+        );
     }
 }
 
 fn problems(config: &str) -> Vec<String> {
-    let text = format!("venues_dir = \"{}\"\n{config}", root().join("venues").display());
+    let text = format!(
+        "venues_dir = \"{}\"\n{config}",
+        root().join("venues").display()
+    );
     match compile_relay(&root().join("config/test.toml"), &text, |_| None) {
         Ok(_) => Vec::new(),
         Err(p) => p.iter().map(ToString::to_string).collect(),
@@ -389,18 +450,156 @@ fn bad_selections_are_refused_at_load_with_their_place() {
     );
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(p[0].contains("test.toml:5:35"), "{}", p[0]);
-    assert!(p[0].contains("venues[0].subscriptions[0].select"), "{}", p[0]);
+    assert!(
+        p[0].contains("venues[0].subscriptions[0].select"),
+        "{}",
+        p[0]
+    );
     let p = problems(
         "[[venues]]\nid = \"okx\"\n[[venues.subscriptions]]\nselect = 'kind == \"spot\"'\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]\n",
     );
-    assert!(p.iter().any(|p| p.contains("either `instrument` or `select`")), "{p:#?}");
+    assert!(
+        p.iter()
+            .any(|p| p.contains("either `instrument` or `select`")),
+        "{p:#?}"
+    );
     let p = problems(
         "[[venues]]\nid = \"bitfinex\"\n[[venues.subscriptions]]\nselect = 'true'\ntypes = [\"trade\"]\n",
     );
-    assert!(p.iter().any(|p| p.contains("declares no reference data")), "{p:#?}");
+    assert!(
+        p.iter().any(|p| p.contains("declares no reference data")),
+        "{p:#?}"
+    );
     let p = problems(
         "[[venues]]\nid = \"okx\"\nreference_refresh = \"10ms\"\n[[venues.subscriptions]]\nselect = 'true'\nlimit = 0\ntypes = [\"trade\"]\n",
     );
-    assert!(p.iter().any(|p| p.contains("reference_refresh") && p.contains("at least 1s")), "{p:#?}");
-    assert!(p.iter().any(|p| p.contains("limit") && p.contains("at least 1")), "{p:#?}");
+    assert!(
+        p.iter()
+            .any(|p| p.contains("reference_refresh") && p.contains("at least 1s")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.contains("limit") && p.contains("at least 1")),
+        "{p:#?}"
+    );
+}
+
+/// A synthetic reference response (this test's own) of `n` USDT
+/// perpetuals, each a copy of the recorded BTCUSDT element renamed.
+fn many_perpetuals(n: usize) -> String {
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/binance-usdm/reference/exchangeInfo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let btc = recorded["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["symbol"] == "BTCUSDT")
+        .unwrap()
+        .clone();
+    let symbols: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut s = btc.clone();
+            s["symbol"] = Value::String(format!("S{i:04}USDT"));
+            s["baseAsset"] = Value::String(format!("S{i:04}"));
+            s["pair"] = s["symbol"].clone();
+            s
+        })
+        .collect();
+    serde_json::json!({ "symbols": symbols }).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_hundred_selected_instruments_spread_over_connections_with_paced_subscribes() {
+    let nats = Nats::start();
+    // The shipped venue file with a smaller per-connection limit and
+    // message size, so 600 instruments need 3 connections of 10 paced
+    // subscribe messages each.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("venues/binance-usdm.toml"))
+        .unwrap()
+        .replace("max_streams = 1024", "max_streams = 200")
+        .replace("max_items_per_message = 200", "max_items_per_message = 20");
+    std::fs::write(dir.path().join("binance-usdm.toml"), text).unwrap();
+    let body = many_perpetuals(600);
+    let app = axum::Router::new().route("/fapi/v1/exchangeInfo", get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: trades(&["S0000USDT", "S0599USDT"], 1_000),
+            rate: Some(20.0),
+            live: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let started = Instant::now();
+    let relay = relay_in(
+        dir.path(),
+        &format!(
+            "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
+             [[venues]]\nid = \"binance-usdm\"\nurl = \"{}\"\nrest_url = \"{rest}\"\n\
+             [[venues.subscriptions]]\nselect = 'kind == \"perpetual\" and quote == \"USDT\"'\nlimit = 600\ntypes = [\"trade\"]\n",
+            nats.url(),
+            replay.url()
+        ),
+    )
+    .await;
+    let stats = replay.stats.clone();
+    let msgs = || {
+        stats
+            .messages_received
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "the first subscribe message",
+        || msgs() > 0,
+    )
+    .await;
+    let first = Instant::now();
+    wait_until(Duration::from_secs(30), "30 subscribe messages", || {
+        msgs() >= 30
+    })
+    .await;
+    let paced = first.elapsed();
+    let all_subscribed = started.elapsed();
+    let conns = stats.connections.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "600 instruments: {conns} connections, 30 subscribe messages over {paced:?}, all subscribed {all_subscribed:?} after start"
+    );
+    assert_eq!(conns, 3, "600 items / max_streams 200");
+    // 10 messages per connection at 10 per second: the last leaves 0.9 s
+    // after the first (connections pace independently, in parallel).
+    assert!(paced >= Duration::from_millis(850), "paced: {paced:?}");
+    let m = relay.metrics.encode();
+    assert_eq!(
+        metric(&m, "mdrelay_instruments_selected", "binance-usdm"),
+        600.0
+    );
+    assert_eq!(metric(&m, "mdrelay_connections", "binance-usdm"), 3.0);
+    // Both ends of the sorted selection stream.
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let start = Instant::now();
+    loop {
+        let all = stream.all().await;
+        if !of(&all, "s0000-usdt_usdt", "trade").is_empty()
+            && !of(&all, "s0599-usdt_usdt", "trade").is_empty()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "both ends stream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    relay.shutdown().await;
+    replay.stop().await;
 }

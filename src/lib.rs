@@ -16,8 +16,12 @@
 //! - [`config`]: venue files and the relay config, compiled in two stages
 //!   (raw TOML types → checked plans) with every error located.
 //! - [`application`]: connections, book integrity and snapshots, queues,
-//!   publishers, health, metrics, reload.
-//! - [`infrastructure`]: NATS, WebSocket client and replay server, HTTP.
+//!   publishers, health, metrics, reload, instrument reference data and
+//!   `select` filters (`instruments`), each venue's REST budget
+//!   (`venue_rest`).
+//! - [`infrastructure`]: NATS, WebSocket client and replay server, HTTP
+//!   (the server, and REST requests with the per-venue budget and 429
+//!   handling).
 //! - [`serialization`]: the wire forms (JSON, protobuf), written and read.
 //! - [`client`]: the consumer side: join any book from the bus and follow it.
 //! - [`cli`]: the `mdrelay` commands.

@@ -1,5 +1,7 @@
 //! Orchestration: the fixture gate (`validate`), and the running relay's
-//! subscriptions, connections, publishing pipeline and health.
+//! subscriptions, connections, publishing pipeline and health; instrument
+//! reference data and `select` filters (`instruments`); each venue's REST
+//! requests within its budget (`venue_rest`).
 
 mod acks;
 pub mod books;

@@ -603,3 +603,76 @@ async fn six_hundred_selected_instruments_spread_over_connections_with_paced_sub
     relay.shutdown().await;
     replay.stop().await;
 }
+
+#[test]
+fn bad_rest_and_reference_sections_are_refused_with_their_place() {
+    let src = r#"name = "x"
+[connection]
+url = "wss://example.com/ws"
+[subscribe]
+message = '.'
+[rest]
+budget = { requests = 0, per = "0s" }
+[[reference]]
+name = "a"
+url = "ftp://example.com/list"
+market = "moon"
+records = '.list[] | {symbol: .s, kind: nosuch}'
+[[reference]]
+name = "a"
+url = "https://example.com/list"
+records = '.'
+max_pages = 0
+"#;
+    let errs: Vec<String> = match mdrelay::config::venue::compile_venue(
+        "x",
+        std::path::Path::new("venues/x.toml"),
+        src,
+    ) {
+        Ok(_) => panic!("compiled"),
+        Err(p) => p.iter().map(ToString::to_string).collect(),
+    };
+    let want = [
+        "venues/x.toml:7:23: rest.budget.requests: must be at least 1",
+        "venues/x.toml:7:32: rest.budget.per: must be above 0",
+        "reference[0].url: `ftp://example.com/list` is not an http(s):// URL",
+        "reference[0].market: unknown market `moon`",
+        "venues/x.toml:12:41: reference[0].records: jq: undefined filter `nosuch`",
+        "venues/x.toml:14:8: reference[1].name: `a`: names must be non-empty and unique",
+        "reference[1].max_pages: must be at least 1",
+    ];
+    for w in want {
+        assert!(
+            errs.iter().any(|e| e.contains(w)),
+            "missing `{w}` in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+}
+
+#[test]
+fn a_response_of_the_wrong_shape_is_an_error_not_an_empty_list() {
+    let venue = load_venue(&root().join("venues/okx.toml")).unwrap();
+    let req = venue.reference.iter().find(|r| r.name == "swap").unwrap();
+    for body in [
+        "not json",
+        r#"{"code":"0","data":{"instId":"x"}}"#,
+        r#"{"code":"0","data":[{"instId":"BTC-USD-SWAP","instType":"SWAP"}]}"#,
+    ] {
+        let e = map_page(&venue, req, body).unwrap_err();
+        eprintln!("{body}: {e}");
+    }
+    // A record the mapping cannot complete names its index and key.
+    let kucoin = load_venue(&root().join("venues/kucoin.toml")).unwrap();
+    let e = map_page(
+        &kucoin,
+        &kucoin.reference[0],
+        r#"{"data":[{"symbol":"X-Y","enableTrading":true}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("record 0") && e.contains("`base` is required"),
+        "{e}"
+    );
+}

@@ -113,11 +113,12 @@ impl Compiler<'_> {
         markets: &BTreeMap<String, RawMarket>,
     ) -> Vec<ReferenceRequest> {
         let mut out: Vec<ReferenceRequest> = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
         for (i, r) in raw.into_iter().enumerate() {
             let Some(r) = r else { continue };
             let at = format!("reference[{i}]");
             let name = r.name.get_ref().clone();
-            if name.is_empty() || out.iter().any(|o| o.name == name) {
+            if name.is_empty() || !names.insert(name.clone()) {
                 self.p.at(
                     Some(r.name.span()),
                     format!("{at}.name"),

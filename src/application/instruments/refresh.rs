@@ -19,6 +19,10 @@ use crate::application::venue_rest::VenueRest;
 use crate::domain::{InstrumentRecord, Timestamp};
 use crate::engine::venue::Venue;
 
+/// Until a venue's reference data has been fetched once, a failed fetch is
+/// retried this soon (or at the refresh interval, if shorter).
+pub const FIRST_RETRY: Duration = Duration::from_secs(30);
+
 /// One fetch of a venue's reference data.
 #[derive(Debug)]
 pub(crate) struct Refreshed {
@@ -97,8 +101,10 @@ pub(crate) struct Refresher {
 }
 
 impl Refresher {
-    /// Fetch now and every `every` until cancelled.
+    /// Fetch now and every `every` until cancelled (until the first good
+    /// answer, at least every [`FIRST_RETRY`]: nothing is selected yet).
     pub(crate) async fn run(self) {
+        let mut had_good = false;
         loop {
             let venue = self.venue.borrow().clone();
             let fetched = tokio::select! {
@@ -113,6 +119,7 @@ impl Refresher {
                     warn!(venue = %self.venue_id, error = %e, "reference data refresh failed; keeping the last good instrument set")
                 }
             }
+            had_good |= fetched.is_ok();
             let msg = Refreshed {
                 venue: self.venue_id.clone(),
                 result: fetched.map(Arc::new),
@@ -122,7 +129,7 @@ impl Refresher {
             }
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                _ = tokio::time::sleep(self.every) => {}
+                _ = tokio::time::sleep(if had_good { self.every } else { self.every.min(FIRST_RETRY) }) => {}
             }
         }
     }

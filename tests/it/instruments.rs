@@ -175,6 +175,42 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         serde_json::from_slice(&kv.get("binance-usdm.BCHUSDT").await.unwrap().unwrap()).unwrap();
     assert_eq!(rec["kind"], "perpetual");
     assert_eq!(rec["tick_size"], "0.01");
+    // `mdrelay instruments` shows the bucket, filtered.
+    let cli = |filter: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mdrelay"))
+            .args([
+                "instruments",
+                "binance-usdm",
+                filter,
+                "--json",
+                "--nats",
+                &nats.url(),
+            ])
+            .arg("--venues")
+            .arg(root().join("venues"))
+            .output()
+            .unwrap()
+    };
+    let out = cli(r#"base == "BCH" or base == "ETH""#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let symbols: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["symbol"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(symbols, ["BCHUSDT", "ETHUSDT"]);
+    let none = cli(r#"kind == "option""#);
+    assert!(!none.status.success(), "an empty result is a failure");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no instrument of 3 listed matches"));
 
     // Bad answers keep everything running, and say so.
     for bad in [Answer::WrongShape, Answer::Empty, Answer::Error] {

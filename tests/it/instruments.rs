@@ -712,3 +712,62 @@ fn a_response_of_the_wrong_shape_is_an_error_not_an_empty_list() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_one_at_a_time_do_not_pile_up_connections() {
+    let nats = Nats::start();
+    let (rest, answer) = reference_server().await;
+    let all = [
+        "BTCUSDT", "ETHUSDT", "BCHUSDT", "EOSUSDT", "TRXUSDT", "XLMUSDT",
+    ];
+    answer.lock().unwrap().0 = Answer::Listing(all[..1].to_vec());
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: trades(&all, 5_000),
+            rate: Some(60.0),
+            live: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let relay = relay(&format!(
+        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
+         [[venues]]\nid = \"binance-usdm\"\nurl = \"{}\"\nrest_url = \"{rest}\"\nreference_refresh = \"1s\"\n\
+         [[venues.subscriptions]]\nselect = 'kind == \"perpetual\"'\ntypes = [\"trade\"]\n",
+        nats.url(),
+        replay.url()
+    ))
+    .await;
+    let connections = || {
+        metric(
+            &relay.metrics.encode(),
+            "mdrelay_connections",
+            "binance-usdm",
+        )
+    };
+    let mut most = 0.0f64;
+    for n in 2..=all.len() {
+        answer.lock().unwrap().0 = Answer::Listing(all[..n].to_vec());
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(1500) {
+            most = most.max(connections());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Each listing opened a connection; the fourth small one made the
+    // venue re-plan into one (a fresh plan needs one: 2 * 1 + 1 = 3 at most
+    // besides those in their 5 s overlap).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let end = connections();
+    eprintln!("connections: at most {most}, at the end {end}");
+    assert!(end <= 3.0, "connections at the end: {end}");
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let stored = stream.all().await;
+    for s in all {
+        let token = format!("{}-usdt_usdt", s.trim_end_matches("USDT").to_lowercase());
+        assert!(!of(&stored, &token, "trade").is_empty(), "{s} streams");
+    }
+    relay.shutdown().await;
+    replay.stop().await;
+}

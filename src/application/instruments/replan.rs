@@ -7,7 +7,10 @@
 //!   keeps streaming for [`OVERLAP`] (JetStream drops the events both
 //!   publish, by id) and then stops; each dropped instrument gets an
 //!   `unsubscribed` status event;
-//! - every other connection is left alone.
+//! - every other connection is left alone;
+//! - when small connections have piled up (more than twice the connections
+//!   a fresh plan needs, plus one), the venue is re-planned as a whole, the
+//!   same way: every new connection first, the old ones after the overlap.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -107,15 +110,20 @@ pub(crate) async fn replan(
         shared.start_conn(running, plan);
         out.started += 1;
     }
-    for (i, _) in &stop {
-        let token = running.conns[*i].cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(OVERLAP).await;
-            token.cancel();
-        });
-        out.replaced += 1;
-    }
-    running.conns.retain(|c| !c.cancel.is_cancelled());
+    // The replaced connections leave the list now (a later refresh must
+    // not replace them again) and stop after the overlap.
+    let replaced: HashSet<usize> = stop.iter().map(|(i, _)| *i).collect();
+    let mut i = 0;
+    running.conns.retain(|c| {
+        let keep = !replaced.contains(&i) && !c.cancel.is_cancelled();
+        if replaced.contains(&i) {
+            stop_after_overlap(c.cancel.clone());
+        }
+        i += 1;
+        keep
+    });
+    out.replaced += replaced.len();
+    compact(shared, running, &mut out);
     unsubscribed(shared, &running.setup, &removed).await;
     info!(
         venue = %running.setup.id,
@@ -126,6 +134,33 @@ pub(crate) async fn replan(
         "instrument selection changed"
     );
     out
+}
+
+/// Re-plan the whole venue when far more connections run than a fresh plan
+/// needs (each refresh that adds instruments opens connections of its own).
+fn compact(shared: &Shared, running: &mut RunningVenue, out: &mut Replanned) {
+    let fresh = plan_connections(&running.setup);
+    if running.conns.len() <= 2 * fresh.len() + 1 {
+        return;
+    }
+    let old: Vec<_> = std::mem::take(&mut running.conns);
+    for plan in fresh {
+        shared.start_conn(running, plan);
+        out.started += 1;
+    }
+    out.replaced += old.len();
+    for c in &old {
+        stop_after_overlap(c.cancel.clone());
+    }
+    info!(venue = %running.setup.id, replaced = old.len(), "connections re-planned as a whole (too many small ones)");
+}
+
+/// Cancel `token` once the overlap has passed.
+fn stop_after_overlap(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        tokio::time::sleep(OVERLAP).await;
+        token.cancel();
+    });
 }
 
 /// Connection plans for some of a venue's subscriptions.

@@ -12,9 +12,9 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload, Timestamp};
+use mdrelay::engine::book::{BookKeeper, Step};
 use mdrelay::engine::mapper::{Mapper, RawFrame};
 
 fn root() -> &'static Path {

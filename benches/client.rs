@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::client::BookTracker;
 use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{
     BookKind, BookSnapshot, BookUpdate, Event, Level, Payload, SequenceRule, Timestamp,
 };
+use mdrelay::engine::book::{BookKeeper, Step};
 use mdrelay::engine::mapper::{Mapper, RawFrame};
 use mdrelay::serialization::{decode, to_json, to_protobuf};
 

@@ -5,6 +5,8 @@
 //! less CPU per frame but kept 35–40 MiB more resident memory (all venues
 //! streaming, `mdrelay bench`; see docs/performance.md).
 
+#![forbid(unsafe_code)]
+
 fn main() -> std::process::ExitCode {
     mdrelay::cli::main()
 }

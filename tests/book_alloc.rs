@@ -9,14 +9,17 @@
 //!
 //! One test in this file, so no other test thread allocates meanwhile.
 
+// A counting global allocator needs `unsafe` (it forwards to `System`).
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload};
 use mdrelay::engine::book::LocalBook;
+use mdrelay::engine::book::{BookKeeper, Step};
 use mdrelay::engine::venue::Venue;
 
 struct Counting;

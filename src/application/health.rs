@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::application::liveness::InstrumentTable;
 use crate::domain::Timestamp;
 
 /// The state of one venue connection.
@@ -72,12 +73,21 @@ pub use crate::config::relay::HealthSettings;
 pub struct ConnReporter {
     tx: watch::Sender<ConnStatus>,
     last_frame_ns: Arc<AtomicI64>,
+    instruments: SharedTable,
 }
+
+/// A connection's instrument table, once it has one.
+type SharedTable = Arc<Mutex<Option<Arc<InstrumentTable>>>>;
 
 impl ConnReporter {
     /// Change the status.
     pub fn update(&self, f: impl FnOnce(&mut ConnStatus)) {
         self.tx.send_modify(f);
+    }
+
+    /// Show this connection's instruments (liveness, books) in `/health`.
+    pub fn set_instruments(&self, table: Arc<InstrumentTable>) {
+        *self.instruments.lock().expect("health lock") = Some(table);
     }
 
     /// Record that a frame arrived now.
@@ -99,6 +109,7 @@ struct ConnWatch {
     rx: watch::Receiver<ConnStatus>,
     last_frame_ns: Arc<AtomicI64>,
     stale_after: Duration,
+    instruments: SharedTable,
 }
 
 /// The result of the last reload attempt.
@@ -137,6 +148,8 @@ const NO_STREAM_UNHEALTHY: Duration = Duration::from_secs(5);
 struct VenueReport {
     status: &'static str,
     connections: Vec<serde_json::Value>,
+    /// Per instrument: the age and state of each data type, and its book.
+    instruments: Vec<serde_json::Value>,
 }
 
 impl Health {
@@ -158,6 +171,7 @@ impl Health {
     pub fn register(&self, venue: &str, index: usize, stale_after: Duration) -> ConnReporter {
         let (tx, rx) = watch::channel(ConnStatus::default());
         let last_frame_ns = Arc::new(AtomicI64::new(0));
+        let instruments = SharedTable::default();
         let mut conns = self.conns.lock().expect("health lock");
         conns.retain(|c| !(c.venue == venue && c.index == index));
         conns.push(ConnWatch {
@@ -166,8 +180,13 @@ impl Health {
             rx,
             last_frame_ns: last_frame_ns.clone(),
             stale_after,
+            instruments: instruments.clone(),
         });
-        ConnReporter { tx, last_frame_ns }
+        ConnReporter {
+            tx,
+            last_frame_ns,
+            instruments,
+        }
     }
 
     /// Forget the connections of a venue (removed by a reload).
@@ -228,13 +247,22 @@ impl Health {
                 .iter()
                 .filter(|e| e.at_ms >= error_since)
                 .collect();
-            let ok = up && !quiet && errors.is_empty();
+            let (instruments, stale) = c
+                .instruments
+                .lock()
+                .expect("health lock")
+                .as_ref()
+                .map(|t| t.report(now))
+                .unwrap_or_default();
+            let ok = up && !quiet && errors.is_empty() && !stale;
             any_up |= up;
             all_up &= ok;
             let v = venues.entry(c.venue.clone()).or_insert(VenueReport {
                 status: "healthy",
                 connections: Vec::new(),
+                instruments: Vec::new(),
             });
+            v.instruments.extend(instruments);
             if !ok {
                 v.status = "degraded";
             }

@@ -245,6 +245,10 @@ pub struct Metrics {
     /// Reference-data refreshes that failed (request, shape, empty), the
     /// last good instrument set kept.
     pub reference_failures: Family<VenueLabel, Counter>,
+    /// Instruments stale now (no event of the type for longer than expected).
+    pub instruments_stale: Family<VenueTypeLabel, Gauge>,
+    /// Times an instrument went stale.
+    pub stale: Family<VenueTypeLabel, Counter>,
     /// Log lines left out by the rate limiter.
     pub logs_suppressed: Counter,
     /// Hot reloads applied.
@@ -298,6 +302,8 @@ impl Metrics {
             rest_throttled: Family::default(),
             instruments_selected: Family::default(),
             reference_failures: Family::default(),
+            instruments_stale: Family::default(),
+            stale: Family::default(),
             logs_suppressed: Counter::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
@@ -351,6 +357,8 @@ impl Metrics {
             "rest_throttled", "HTTP 429/418 answers from venues (each pauses that venue's REST requests)", rest_throttled;
             "instruments_selected", "Instruments chosen by the relay config's select filters", instruments_selected;
             "reference_failures", "Reference-data refreshes that failed; the last good instrument set was kept", reference_failures;
+            "instruments_stale", "Instruments with no event of the data type for longer than its expected interval, now", instruments_stale;
+            "stale", "Times an instrument went stale (no event of the data type for longer than its expected interval)", stale;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;
             "reloads", "Hot reloads applied", reloads;
             "reload_failures", "Hot reloads refused", reload_failures;
@@ -438,6 +446,8 @@ impl Metrics {
             let _ = self.ack_latency.get_or_create(&l);
             if DataType::MARKET.contains(&t) {
                 let _ = self.venue_lag.get_or_create(&l);
+                let _ = self.instruments_stale.get_or_create(&l);
+                let _ = self.stale.get_or_create(&l);
             }
             for cause in DropCause::ALL {
                 let _ = self.dropped(venue, t, cause);
@@ -454,6 +464,23 @@ impl Metrics {
                 outcome,
             })
             .clone()
+    }
+
+    /// A venue removed by a reload: its gauges go (a `connections` series
+    /// left at 0 would read as a venue down). Counters stay: they only
+    /// stop growing, which `rate()` reads correctly.
+    pub fn forget_venue(&self, venue: &str) {
+        let v = VenueLabel {
+            venue: venue.to_owned(),
+        };
+        self.connections.remove(&v);
+        self.circuit_state.remove(&v);
+        for t in DataType::ALL {
+            self.instruments_stale.remove(&VenueTypeLabel {
+                venue: venue.to_owned(),
+                data_type: t.as_str().to_owned(),
+            });
+        }
     }
 
     /// Per (venue, data type) counter handles, resolved once per connection

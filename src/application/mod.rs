@@ -4,13 +4,13 @@
 //! requests within its budget (`venue_rest`).
 
 mod acks;
-pub mod books;
 pub mod breaker;
 pub mod captures;
 pub mod connection;
 pub mod fixture;
 pub mod health;
 pub mod instruments;
+pub mod liveness;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 
 use super::metrics::{Metrics, TypeLabel};
 use crate::config::relay::raw::WhenFull;
-use crate::domain::DataType;
+use crate::domain::{DataType, Event, Payload};
+use crate::serialization::PayloadFormat;
 
 /// An encoded event on its way to JetStream.
 #[derive(Debug, Clone)]
@@ -27,6 +28,29 @@ pub struct Outgoing {
     pub payload: Bytes,
     /// When the frame that produced it was received (for ack latency).
     pub received: Instant,
+}
+
+impl Outgoing {
+    /// Encode an event for the publisher (its id moves into the message).
+    pub fn encode(ev: Event, format: PayloadFormat, received: Instant) -> Outgoing {
+        // About 320 bytes of envelope, plus up to ~48 per book level: one
+        // allocation, no regrowth for all but the largest images.
+        let levels = match &ev.payload {
+            Payload::Book(u) | Payload::BookTop(u) => u.bids.len() + u.asks.len(),
+            Payload::BookSnapshot(s) => s.book.bids.len() + s.book.asks.len(),
+            _ => 0,
+        };
+        let mut buf = Vec::with_capacity(320 + 48 * levels);
+        format.encode(&ev, &mut buf);
+        Outgoing {
+            subject: ev.subject().into(),
+            data_type: ev.data_type(),
+            id: ev.id.0,
+            venue: ev.venue,
+            payload: Bytes::from(buf),
+            received,
+        }
+    }
 }
 
 /// The sending side of all queues (cheap to clone, one per connection).

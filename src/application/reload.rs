@@ -286,6 +286,7 @@ impl Reloader {
                 let _ = tokio::time::timeout(Duration::from_secs(5), v.tasks.wait()).await;
                 self.shared.health.remove_venue(&id);
                 self.shared.instruments.remove(&id);
+                self.shared.metrics.forget_venue(&id);
                 detail.push(format!("{id}: stopped"));
             }
         }

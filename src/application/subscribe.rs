@@ -52,6 +52,8 @@ pub struct ConnPlan {
     /// Instrument → interval of full-depth `l2_snapshot`s (its book is on
     /// this connection).
     pub book_snapshots: BTreeMap<String, Duration>,
+    /// Per-instrument liveness overrides from the relay config.
+    pub liveness: BTreeMap<DataType, crate::config::Expect>,
 }
 
 /// Items, data types, pinned symbols, top-N and snapshot wishes of one market.
@@ -128,6 +130,7 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
                 instruments,
                 book_tops,
                 book_snapshots,
+                liveness: setup.liveness.clone(),
             });
         }
     }

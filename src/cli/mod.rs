@@ -1,5 +1,6 @@
 //! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`,
-//! `bench`, the bus readers `tail` and `book`, and `instruments`.
+//! `bench`, the bus readers `tail` and `book`, `top` (a live view of a
+//! running relay) and `instruments` (reference data).
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod replay;
 pub mod run;
 mod schema;
 pub mod tail;
+pub mod top;
 mod validate;
 pub mod venue_arg;
 
@@ -59,6 +61,8 @@ pub enum Command {
     Tail(tail::Args),
     /// Show one order book from the bus: a live ladder, or the book once.
     Book(book::Args),
+    /// A live view of a running relay (from its /health and /metrics).
+    Top(top::Args),
     /// A venue's instrument reference data, filtered: from the bus, the
     /// venue (`--fetch`) or a saved response (`--response`).
     Instruments(instruments::Args),
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Schema(a) => schema::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Book(a) => book::run(a),
+        Command::Top(a) => top::run(a),
         Command::Instruments(a) => instruments::run(a),
     };
     match result {

@@ -234,10 +234,17 @@ impl BookFeed {
     }
 
     /// Stale: join again from the last snapshot if it is newer than the one
-    /// joined from.
+    /// joined from, and taken after what made the book stale (snapshots and
+    /// status events go through different publishers, so a snapshot stored
+    /// later may have been taken before the gap).
     async fn rejoin(&mut self) -> Result<Option<Change>, ClientError> {
         let fetched = last_in(&self.snapshots, &self.subjects.snapshot).await?;
-        if fetched.sequence <= self.joined {
+        if fetched.sequence <= self.joined
+            || self
+                .tracker
+                .stale_since()
+                .is_some_and(|t| fetched.event.receive_time <= t)
+        {
             return Ok(None);
         }
         self.replay = Replay::start(&self.market, &self.subjects, &fetched, &self.opts).await?;

@@ -95,6 +95,9 @@ pub struct BookTracker {
     last_change: Option<Timestamp>,
     state: SyncState,
     reason: Option<String>,
+    /// The receive time of what made the book stale: only a snapshot taken
+    /// after it can repair the book.
+    stale_since: Option<Timestamp>,
     stats: TrackerStats,
 }
 
@@ -112,6 +115,7 @@ impl BookTracker {
             last_change: None,
             state: SyncState::Resyncing,
             reason: None,
+            stale_since: None,
             stats: TrackerStats::default(),
         };
         t.reset_to(snap, receive_time);
@@ -138,6 +142,7 @@ impl BookTracker {
             self.state = SyncState::Synced;
         }
         self.reason = None;
+        self.stale_since = None;
         self.stats.resets += 1;
     }
 
@@ -149,6 +154,13 @@ impl BookTracker {
             self.state = SyncState::Synced;
         }
         was
+    }
+
+    /// When what made the book stale was received by the relay (`None`
+    /// when not stale, or stale for a reason outside the stream). A
+    /// snapshot the relay took before it cannot repair the book.
+    pub fn stale_since(&self) -> Option<Timestamp> {
+        self.stale_since
     }
 
     /// Mark the book stale from outside (e.g. the stream stopped).
@@ -168,6 +180,7 @@ impl BookTracker {
                     if self.state != SyncState::Stale && ev.receive_time > self.base_time =>
                 {
                     let what = s.state.as_str();
+                    self.stale_since = Some(ev.receive_time);
                     self.mark_stale(format!("relay reported `{what}`: {}", s.reason))
                 }
                 _ => Verdict::Ignored,
@@ -190,6 +203,7 @@ impl BookTracker {
             return Verdict::Ignored;
         }
         if let Err(reason) = self.follows(u) {
+            self.stale_since = Some(ev.receive_time);
             return self.mark_stale(reason);
         }
         self.book.apply(u, self.depth);
@@ -480,6 +494,10 @@ mod tests {
         ));
         assert_eq!(t.state(), SyncState::Stale);
         assert!(t.stale_reason().unwrap().contains("disconnected"));
+        // Only a snapshot taken after the disconnect can repair it.
+        assert_eq!(t.stale_since(), Some(Timestamp(150)));
+        t.reset_to(&s, Timestamp(160));
+        assert_eq!(t.stale_since(), None);
     }
 
     #[test]

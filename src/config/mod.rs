@@ -18,8 +18,8 @@ mod types;
 pub mod venue;
 
 pub use problems::{ConfigError, Problem, Problems};
-pub use secret::Secret;
-pub use types::{Dur, Jq};
+pub use secret::{Secret, redact_url};
+pub use types::{Dur, Expect, Jq};
 
 /// The JSON Schemas of the config files, as (file name, pretty JSON text).
 pub fn schemas() -> Vec<(&'static str, String)> {

@@ -92,3 +92,56 @@ impl JsonSchema for Dur {
         })
     }
 }
+
+/// How long an instrument may go without an event on one channel before it
+/// is stale: a duration above zero, or `off` (never stale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No liveness check.
+    Off,
+    /// Stale past this long without an event.
+    Every(Duration),
+}
+
+impl Expect {
+    /// The interval, or `None` when off.
+    pub fn interval(self) -> Option<Duration> {
+        match self {
+            Expect::Off => None,
+            Expect::Every(d) => Some(d),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim() == "off" {
+            return Ok(Expect::Off);
+        }
+        let bad = |why: String| {
+            serde::de::Error::custom(format!(
+                "invalid expected interval `{text}`: {why} (a duration above zero such as 30s or 2m, or \"off\")"
+            ))
+        };
+        match humantime::parse_duration(&text) {
+            Ok(d) if d.is_zero() => Err(bad("must be above zero".into())),
+            Ok(d) => Ok(Expect::Every(d)),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+}
+
+impl JsonSchema for Expect {
+    fn schema_name() -> Cow<'static, str> {
+        "ExpectedInterval".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration above zero (`30s`, `2m`), or `off`.",
+            "pattern": "^\\s*(off|[0-9]+\\s*[a-zµ]+(\\s*[0-9]+\\s*[a-zµ]+)*)\\s*$",
+        })
+    }
+}

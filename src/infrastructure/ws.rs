@@ -44,37 +44,4 @@ pub async fn connect(
     }
 }
 
-/// The URL without its query string (which may hold a token) and without
-/// the `user:password@` part.
-pub fn redact_url(url: &str) -> String {
-    let base = match url.split_once('?') {
-        Some((base, _)) => format!("{base}?…"),
-        None => url.to_owned(),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    match base[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}…@{}",
-            &base[..authority_start],
-            &base[authority_start + at + 1..]
-        ),
-        None => base,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_strings_are_hidden() {
-        assert_eq!(super::redact_url("wss://x/ws?token=abc"), "wss://x/ws?…");
-        assert_eq!(super::redact_url("wss://x/ws"), "wss://x/ws");
-        assert_eq!(
-            super::redact_url("nats://relay:s3cret@127.0.0.1:4222"),
-            "nats://…@127.0.0.1:4222"
-        );
-        assert_eq!(super::redact_url("tls://tok@h/x?y=1"), "tls://…@h/x?…");
-    }
-}
+pub use crate::config::redact_url;

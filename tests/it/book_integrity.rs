@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use mdrelay::application::books::{BookKeeper, Step};
 use mdrelay::config::venue::load_venue;
 use mdrelay::domain::{Event, Payload, Timestamp};
+use mdrelay::engine::book::{BookKeeper, Step};
 use mdrelay::engine::venue::Venue;
 
 use crate::common::{book_events, book_events_from_lines, root};

@@ -314,6 +314,34 @@ async fn added_broken_and_reconfigured_venues() {
         last_reload_text(&relay).contains("restart needed")
     })
     .await;
+
+    // 5. A removed venue stops, and its gauges go with it: a connections
+    // series left at 0 would fire the "venue down" alert forever.
+    let has_series = |name: &str| {
+        relay
+            .metrics
+            .encode()
+            .lines()
+            .any(|l| l.starts_with(name) && l.contains("venue=\"bitfinex\""))
+    };
+    assert!(has_series("mdrelay_connections{"));
+    let moved_nats = nats_section(&nats).replace("[nats]\n", "[nats]\nconnect_timeout = \"9s\"\n");
+    s.write_config(&(moved_nats + &okx_moved));
+    wait_until(Duration::from_secs(10), "bitfinex stopped", || {
+        last_reload_text(&relay).contains("bitfinex: stopped")
+    })
+    .await;
+    for gauge in [
+        "mdrelay_connections{",
+        "mdrelay_circuit_state{",
+        "mdrelay_instruments_stale{",
+    ] {
+        assert!(!has_series(gauge), "{gauge} still has a bitfinex series");
+    }
+    assert!(
+        has_series("mdrelay_frames_received_total{"),
+        "counters stay"
+    );
     relay.shutdown().await;
     okx.stop().await;
     okx2.stop().await;

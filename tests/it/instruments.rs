@@ -175,7 +175,47 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         serde_json::from_slice(&kv.get("binance-usdm.BCHUSDT").await.unwrap().unwrap()).unwrap();
     assert_eq!(rec["kind"], "perpetual");
     assert_eq!(rec["tick_size"], "0.01");
-    // `mdrelay instruments` shows the bucket, filtered.
+    cli_shows_the_bucket(&nats);
+
+    bad_answers_keep_the_set(&relay, &answer, &stream).await;
+
+    // A delisting unsubscribes that instrument alone.
+    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "BCHUSDT"]);
+    let delisted = Instant::now();
+    loop {
+        let all = stream.all().await;
+        let st = of(&all, "eth-usdt_usdt", "status");
+        if st.iter().any(|s| s["data"]["state"] == "unsubscribed") {
+            break;
+        }
+        assert!(
+            delisted.elapsed() < Duration::from_secs(15),
+            "an unsubscribed status event"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        health(&relay).await["instruments"]["binance-usdm"]["failing"],
+        false
+    );
+    // After the replaced connection's overlap, ETHUSDT stops.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let eth_then = of(&stream.all().await, "eth-usdt_usdt", "trade").len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = stream.all().await;
+    assert_eq!(
+        of(&all, "eth-usdt_usdt", "trade").len(),
+        eth_then,
+        "ETHUSDT no longer streams"
+    );
+
+    no_trade_lost(&all, &["btc-usdt_usdt", "bch-usdt_usdt"]);
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+/// `mdrelay instruments` shows the bucket, filtered.
+fn cli_shows_the_bucket(nats: &Nats) {
     let cli = |filter: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_mdrelay"))
             .args([
@@ -211,8 +251,14 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
     let none = cli(r#"kind == "option""#);
     assert!(!none.status.success(), "an empty result is a failure");
     assert!(String::from_utf8_lossy(&none.stderr).contains("no instrument of 3 listed matches"));
+}
 
-    // Bad answers keep everything running, and say so.
+/// Bad answers keep everything running, and say so.
+async fn bad_answers_keep_the_set(
+    relay: &mdrelay::application::relay::RelayHandle,
+    answer: &Shared,
+    stream: &Stream,
+) {
     for bad in [Answer::WrongShape, Answer::Empty, Answer::Error] {
         let before = answer.lock().unwrap().1;
         answer.lock().unwrap().0 = bad.clone();
@@ -223,7 +269,7 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         )
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let h = health(&relay).await;
+        let h = health(relay).await;
         let v = &h["instruments"]["binance-usdm"];
         assert_eq!(v["failing"], true, "{bad:?}: {h}");
         assert!(v["last_error"].as_str().is_some(), "{bad:?}: {h}");
@@ -239,41 +285,13 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         metric(&m, "mdrelay_instruments_selected", "binance-usdm"),
         3.0
     );
+}
 
-    // A delisting unsubscribes that instrument alone.
-    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "BCHUSDT"]);
-    let delisted = Instant::now();
-    loop {
-        let all = stream.all().await;
-        let st = of(&all, "eth-usdt_usdt", "status");
-        if st.iter().any(|s| s["data"]["state"] == "unsubscribed") {
-            break;
-        }
-        assert!(
-            delisted.elapsed() < Duration::from_secs(15),
-            "an unsubscribed status event"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(
-        health(&relay).await["instruments"]["binance-usdm"]["failing"],
-        false
-    );
-    // After the replaced connection's overlap, ETHUSDT stops.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    let eth_then = of(&stream.all().await, "eth-usdt_usdt", "trade").len();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let all = stream.all().await;
-    assert_eq!(
-        of(&all, "eth-usdt_usdt", "trade").len(),
-        eth_then,
-        "ETHUSDT no longer streams"
-    );
-
-    // BTCUSDT, on the connection that was replaced, lost no trade: its ids
-    // run without a hole from the first stored to the last.
-    for token in ["btc-usdt_usdt", "bch-usdt_usdt"] {
-        let ids: BTreeSet<u64> = of(&all, token, "trade")
+/// Each instrument's trade ids run without a hole from the first stored to
+/// the last.
+fn no_trade_lost(all: &[Stored], tokens: &[&str]) {
+    for token in tokens {
+        let ids: BTreeSet<u64> = of(all, token, "trade")
             .iter()
             .map(|e| {
                 e["data"]["trade_id"]
@@ -288,32 +306,32 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         eprintln!("{token}: ids {lo}..={hi}, {} stored", ids.len());
         assert_eq!(ids.len() as u64, hi - lo + 1, "{token}: no trade lost");
     }
-    relay.shutdown().await;
-    replay.stop().await;
 }
 
 /// Per venue: the filter picks exactly the instruments an independent
 /// reading of the recorded response (plain JSON, no jq) says it should.
-#[test]
-fn filters_select_exactly_the_expected_instruments_per_venue() {
-    struct Case {
-        venue: &'static str,
-        response: &'static str,
-        request: &'static str,
-        filter: &'static str,
-        expect: fn(&Value) -> BTreeSet<String>,
+/// A recorded response, a filter, and what an independent reading says it
+/// selects.
+struct Case {
+    venue: &'static str,
+    response: &'static str,
+    request: &'static str,
+    filter: &'static str,
+    expect: fn(&Value) -> BTreeSet<String>,
+}
+fn list<'v>(v: &'v Value, path: &[&str]) -> &'v Vec<Value> {
+    let mut v = v;
+    for p in path {
+        v = &v[*p];
     }
-    fn list<'v>(v: &'v Value, path: &[&str]) -> &'v Vec<Value> {
-        let mut v = v;
-        for p in path {
-            v = &v[*p];
-        }
-        v.as_array().unwrap()
-    }
-    fn s(v: &Value, k: &str) -> String {
-        v[k].as_str().unwrap_or_default().to_owned()
-    }
-    let cases = [
+    v.as_array().unwrap()
+}
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_owned()
+}
+
+fn reference_cases() -> Vec<Case> {
+    vec![
         Case {
             venue: "binance-usdm",
             response: "exchangeInfo.json",
@@ -438,8 +456,12 @@ fn filters_select_exactly_the_expected_instruments_per_venue() {
                     .collect()
             },
         },
-    ];
-    for c in cases {
+    ]
+}
+
+#[test]
+fn filters_select_exactly_the_expected_instruments_per_venue() {
+    for c in reference_cases() {
         let venue = load_venue(&root().join(format!("venues/{}.toml", c.venue))).unwrap();
         let req = venue
             .reference

@@ -329,3 +329,40 @@ fn nothing_starts_with_a_bad_config() {
     assert!(stderr.contains("http.listen"), "{stderr}");
     assert!(!stderr.contains("starting venue"), "{stderr}");
 }
+
+#[test]
+fn bad_liveness_intervals_and_channels_are_refused_with_their_location() {
+    let err = compile(
+        r#"
+[nats]
+urls = ["nats://127.0.0.1:4222"]
+[[venues]]
+id = "okx"
+liveness = { ticker = "0s" }
+[[venues.subscriptions]]
+instrument = "BTC-USDT"
+types = ["ticker"]
+[[venues]]
+id = "binance-spot"
+liveness = { trade = "-5s" }
+[[venues]]
+id = "kraken"
+liveness = { tradez = "1m" }
+[[venues]]
+id = "coinbase-exchange"
+liveness = { l2_top = "1m", funding_rate = "1m" }
+"#,
+        &[],
+    )
+    .unwrap_err();
+    let joined = err.join("\n");
+    for want in [
+        "config/relay.toml:7:23: venues[0].liveness: invalid expected interval `0s`: must be above zero",
+        "config/relay.toml:13:22: venues[1].liveness: invalid expected interval `-5s`",
+        "config/relay.toml:16:14: venues[2].liveness: unknown variant `tradez`",
+        "venues[3].liveness.l2_top: `l2_top` events come from the relay, not from a venue channel",
+        "venues[3].liveness.funding_rate: venue `coinbase-exchange` has no channel for funding_rate",
+    ] {
+        assert!(joined.contains(want), "missing `{want}` in:\n{joined}");
+    }
+}

@@ -52,6 +52,10 @@ pub(super) struct Counters {
     pub(super) resyncs: Counter,
     pub(super) mismatches: Counter,
     pub(super) pong_timeouts: Counter,
+    /// Instruments stale now (`mdrelay_instruments_stale`).
+    pub(super) stale_now: PerType<prometheus_client::metrics::gauge::Gauge>,
+    /// Instruments gone stale (`mdrelay_stale_total`).
+    pub(super) stale: PerType,
     /// One log line per cause per 10 s for what a venue can repeat at will
     /// (bad frames, error frames, gaps); the rest are counted.
     pub(super) logs: Mutex<crate::infrastructure::logs::LogLimiter>,
@@ -122,6 +126,18 @@ impl Counters {
             resyncs: Metrics::venue(&m.resyncs, venue),
             mismatches: Metrics::venue(&m.checksum_mismatches, venue),
             pong_timeouts: Metrics::venue(&m.pong_timeouts, venue),
+            stale_now: {
+                let (m, venue) = (m.clone(), venue.to_owned());
+                PerType::new(move |t| {
+                    m.instruments_stale
+                        .get_or_create(&VenueTypeLabel {
+                            venue: venue.clone(),
+                            data_type: t.as_str().to_owned(),
+                        })
+                        .clone()
+                })
+            },
+            stale: family(|m| &m.stale),
             logs: Mutex::new(crate::infrastructure::logs::LogLimiter::new(
                 Duration::from_secs(10),
             )),

@@ -2,32 +2,11 @@
 
 use std::time::Duration;
 
-use crate::domain::Timestamp;
 use crate::engine::book::Scales;
 use crate::engine::expr::Expr;
 use crate::engine::expr::{Scope, V, Var};
 use crate::engine::json::OwnedDoc;
-use crate::engine::mapper::message_text;
 use crate::engine::venue::{Bootstrap, ScaleSource, Venue};
-
-/// The client ping message(s) from the venue's heartbeat template.
-pub(super) fn ping_messages(venue: &Venue, counter: u64) -> Result<Vec<String>, String> {
-    let Some(template) = &venue.heartbeat.message else {
-        return Ok(Vec::new());
-    };
-    let mut scope = Scope::new();
-    scope
-        .set(Var::Counter, V::Num(counter.to_string().into()))
-        .set(
-            Var::NowMs,
-            V::Num(Timestamp::now().as_millis().to_string().into()),
-        )
-        .set(Var::Venue, V::Str(venue.id.as_ref().into()));
-    let out = template
-        .collect(&V::Null, &scope)
-        .map_err(|e| e.to_string())?;
-    Ok(out.iter().map(message_text).collect())
-}
 
 /// Extract the WebSocket URL (and ping interval) from a bootstrap response.
 pub(super) fn bootstrap_result(

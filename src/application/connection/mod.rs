@@ -10,6 +10,8 @@
 //! - `supervisor`: reconnects, and the planned handover as two sibling
 //!   sessions talking over channels (`handover`: the book gate).
 //!
+//! `stale` checks per-instrument liveness on the timer.
+//!
 //! Around them: `error` (how a session ends), `timers`, `tops` (wall-clock
 //! boundaries), `fetch` (REST requests), `messages` (what is sent to the
 //! venue) and `counters` (metric handles).
@@ -22,6 +24,7 @@ mod messages;
 mod pipeline;
 mod resync;
 mod session;
+mod stale;
 mod supervisor;
 mod timers;
 mod tops;

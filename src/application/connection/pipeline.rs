@@ -18,12 +18,13 @@ use super::error::SessionError;
 use super::fetch::Fetch;
 use super::handover::{self, Gate, Published};
 use super::{Connection, Counters};
-use crate::application::books::{BookDrop, BookKeeper, Step};
 use crate::application::health::{ConnReporter, VenueError};
+use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, VenueKindLabel};
 use crate::application::pipeline::Outgoing;
 use crate::application::status;
 use crate::domain::{DataType, Event, StatusState, Timestamp};
+use crate::engine::book::{BookDrop, BookKeeper, Step};
 use crate::engine::mapper::{ControlInfo, MapError, Mapper, Outcome, RawFrame};
 use crate::engine::venue::{ControlKind, Venue};
 use crate::infrastructure::logs::{clip, truncate};
@@ -69,6 +70,8 @@ pub(super) struct FramePipeline<'c> {
     pub(super) conn: &'c Connection,
     pub(super) counters: &'c Counters,
     pub(super) reporter: &'c ConnReporter,
+    /// The connection's instruments: last event per type, book state.
+    pub(super) live: &'c InstrumentTable,
     /// The current venue definition.
     pub(super) venue: Arc<Venue>,
     pub(super) mapper: Mapper,
@@ -100,6 +103,7 @@ impl<'c> FramePipeline<'c> {
         conn: &'c Connection,
         counters: &'c Counters,
         reporter: &'c ConnReporter,
+        live: &'c InstrumentTable,
         venue: Arc<Venue>,
         successor: bool,
     ) -> Self {
@@ -113,6 +117,7 @@ impl<'c> FramePipeline<'c> {
             conn,
             counters,
             reporter,
+            live,
             venue,
             books: BookKeeper::new(),
             holding: successor,
@@ -211,6 +216,9 @@ impl<'c> FramePipeline<'c> {
                 warn!(venue = %self.conn.venue_id, conn = self.conn.index, instrument = %clip(name), data_type = %t, suppressed, "event of an instrument this connection did not subscribe: not published (dropped, cause unsubscribed; a channel subscribed by something broader than an instrument declares instruments = \"any\")");
             }
             return;
+        }
+        if let Some(slot) = self.live.seen(name, t, ev.receive_time) {
+            self.came_back(slot, t, fx);
         }
         let keeps_books = venue.book.active()
             || !self.conn.plan.book_tops.is_empty()
@@ -321,9 +329,16 @@ impl<'c> FramePipeline<'c> {
             }
             handover::record(&mut self.published, &ev);
             self.books.stamp(&mut ev);
+            if let crate::domain::Payload::Book(b) = &ev.payload {
+                self.live.book_published(
+                    &ev.instrument.venue_instrument,
+                    b.last_update_id,
+                    ev.receive_time,
+                );
+            }
         }
         fx.publish
-            .push(status::outgoing(ev, self.conn.format, received));
+            .push(Outgoing::encode(ev, self.conn.format, received));
     }
 
     /// A status event for every instrument of the connection.
@@ -344,7 +359,7 @@ impl<'c> FramePipeline<'c> {
             let ev = status::event(&self.conn.venue_id, inst, state, reason, now);
             self.counters.generated.get(DataType::Status).inc();
             fx.publish
-                .push(status::outgoing(ev, self.conn.format, received));
+                .push(Outgoing::encode(ev, self.conn.format, received));
         }
     }
 

@@ -181,6 +181,7 @@ impl FramePipeline<'_> {
         }
         self.counters.gaps.inc();
         self.counters.resyncs.inc();
+        self.live.book_resyncing(&instrument.venue_instrument);
         self.conn
             .metrics
             .status_events

@@ -16,14 +16,16 @@ use tracing::{debug, info, warn};
 use super::error::{End, SessionError};
 use super::fetch::{Fetched, spawn_fetch};
 use super::handover::{self, Published};
-use super::messages::{bootstrap_result, ping_messages};
+use super::messages::bootstrap_result;
 use super::pipeline::{Effects, FramePipeline};
 use super::timers::{Tick, Timers};
 use super::{Connection, Counters, Pacing, with_origin};
 use crate::application::health::{ConnReporter, ConnState};
+use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, Metrics};
 use crate::application::pipeline::NotQueued;
 use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
+use crate::application::templates::heartbeat_messages;
 use crate::domain::{HumanDuration, StatusState, Timestamp};
 use crate::engine::mapper::RawFrame;
 use crate::engine::venue::{ControlKind, Venue};
@@ -74,6 +76,8 @@ pub(super) struct Ctx<'c> {
     pub(super) reporter: &'c ConnReporter,
     pub(super) counters: &'c Counters,
     pub(super) pacing: &'c Mutex<Pacing>,
+    /// The connection's instruments: liveness and books (shown in `/health`).
+    pub(super) live: &'c InstrumentTable,
     pub(super) up: mpsc::UnboundedSender<Up>,
 }
 
@@ -127,7 +131,7 @@ pub(super) async fn run(
         ctx,
         id,
         sink,
-        p: FramePipeline::new(conn, ctx.counters, ctx.reporter, venue, successor),
+        p: FramePipeline::new(conn, ctx.counters, ctx.reporter, ctx.live, venue, successor),
         control_tx: control.0,
         handover_asked: false,
         deferred: None,
@@ -214,6 +218,8 @@ impl<'c> Session<'_, 'c> {
         if let Err(e) = self.subscribe().await {
             return Stop::Failed(e);
         }
+        // Instruments get their full expected interval from the subscribe.
+        self.ctx.live.restart(Timestamp::now());
         self.ctx.reporter.update(|s| {
             s.state = ConnState::Connected;
             s.subscriptions_acked = 0;
@@ -372,6 +378,9 @@ impl<'c> Session<'_, 'c> {
                 {
                     self.ctx.counters.pong_timeouts.inc();
                     return Err(SessionError::NoPong(HumanDuration(limit)));
+                }
+                if !self.p.holding {
+                    self.p.check_liveness(fx);
                 }
             }
             Tick::Lifetime => fx.handover = Some("the connection's lifetime is ending".into()),
@@ -543,7 +552,7 @@ impl<'c> Session<'_, 'c> {
                 .map_err(send);
         }
         let msgs =
-            ping_messages(&self.p.venue, self.ping_counter).map_err(SessionError::Template)?;
+            heartbeat_messages(&self.p.venue, self.ping_counter).map_err(SessionError::Template)?;
         for t in msgs {
             self.sink.send(Message::text(t)).await.map_err(send)?;
         }

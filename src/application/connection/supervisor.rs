@@ -18,9 +18,10 @@
 //! (it tries again later); an old session that fails during the handover
 //! is replaced by the successor at once.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -30,8 +31,11 @@ use super::error::End;
 use super::session::{self, Control, Ctx, Up};
 use super::{Backoff, CircuitBreaker, Connection, Counters, Pacing};
 use crate::application::health::ConnState;
+use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::Metrics;
+use crate::domain::DataType;
 use crate::domain::HumanDuration;
+use crate::engine::mapper::Mapper;
 
 /// A running session: its future and the sender of its control channel.
 struct Running<'a> {
@@ -63,11 +67,14 @@ impl Connection {
             breaker: CircuitBreaker::new(&self.breaker),
         });
         let (up_tx, mut up) = mpsc::unbounded_channel();
+        let live = Arc::new(self.instrument_table());
+        reporter.set_instruments(live.clone());
         let ctx = Ctx {
             conn: &self,
             reporter: &reporter,
             counters: &counters,
             pacing: &pacing,
+            live: &live,
             up: up_tx,
         };
         let gauge = || circuit.set(pacing.lock().expect("pacing lock").breaker.state().gauge());
@@ -155,6 +162,7 @@ impl Connection {
                     changed = venue.changed() => {
                         if changed.is_ok() {
                             let v = venue.borrow_and_update().clone();
+                            live.set_intervals(&v, &self.plan.liveness);
                             let _ = current.control.send(Control::Venue(v.clone()));
                             if let Some(s) = &successor {
                                 let _ = s.control.send(Control::Venue(v));
@@ -192,5 +200,47 @@ impl Connection {
             }
         }
         reporter.update(|s| s.state = ConnState::Stopped);
+        // This connection's stale instruments leave the gauge with it.
+        for (t, n) in live.stale_counts() {
+            counters.stale_now.get(t).dec_by(n as i64);
+        }
+    }
+
+    /// The table of this connection's instruments and their data types.
+    fn instrument_table(&self) -> InstrumentTable {
+        let venue = self.venue.borrow().clone();
+        let mut mapper = Mapper::new(
+            self.venue_id.clone(),
+            self.plan.market.clone(),
+            self.plan.pinned.clone(),
+        );
+        let mut types: BTreeMap<&str, Vec<DataType>> = BTreeMap::new();
+        for i in &self.plan.items {
+            let v = types.entry(i.instrument.as_str()).or_default();
+            // An item stands for every subscribed type sharing its channel.
+            let shared = self.plan.types.iter().copied().filter(|t| {
+                *t == i.data_type
+                    || venue
+                        .channels
+                        .get(t)
+                        .is_some_and(|c| c.name == i.channel && c.params == i.params)
+            });
+            for t in shared {
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+            }
+        }
+        let rows: Vec<(String, String, Vec<DataType>)> = self
+            .plan
+            .instruments
+            .iter()
+            .map(|name| {
+                let symbol = mapper.resolve_symbol(&venue, name).symbol.clone();
+                let t = types.get(name.as_str()).cloned().unwrap_or_default();
+                (name.clone(), symbol, t)
+            })
+            .collect();
+        InstrumentTable::new(rows, &venue, &self.plan.liveness)
     }
 }

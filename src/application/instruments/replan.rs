@@ -213,7 +213,10 @@ async fn unsubscribed(shared: &Shared, setup: &VenueSetup, removed: &[&Subscript
             .inc();
         let _ = shared
             .queues
-            .push_counted(status::outgoing(ev, shared.format, received), &dropped)
+            .push_counted(
+                crate::application::pipeline::Outgoing::encode(ev, shared.format, received),
+                &dropped,
+            )
             .await;
     }
 }

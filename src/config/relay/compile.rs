@@ -100,6 +100,8 @@ pub struct VenueSetup {
     pub selections: Vec<super::select::Selection>,
     /// How often the reference data is refreshed.
     pub reference_refresh: Duration,
+    /// Per-instrument liveness overrides by data type (`[venues.liveness]`).
+    pub liveness: BTreeMap<DataType, crate::config::Expect>,
     /// The compiled venue file.
     pub venue: Arc<Venue>,
 }
@@ -128,7 +130,7 @@ impl VenueSetup {
 /// `user:password@` parts hidden.
 impl std::fmt::Debug for VenueSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redact = |u: &Option<String>| u.as_deref().map(crate::infrastructure::ws::redact_url);
+        let redact = |u: &Option<String>| u.as_deref().map(crate::config::redact_url);
         f.debug_struct("VenueSetup")
             .field("id", &self.id)
             .field("enabled", &self.enabled)
@@ -138,6 +140,7 @@ impl std::fmt::Debug for VenueSetup {
             .field("breaker", &self.breaker)
             .field("subscriptions", &self.subscriptions)
             .field("selections", &self.selections)
+            .field("liveness", &self.liveness)
             .field("venue", &self.venue)
             .finish()
     }
@@ -449,7 +452,7 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
                 "nats.urls",
                 format!(
                     "`{}` is not a nats:// or tls:// URL",
-                    crate::infrastructure::ws::redact_url(u)
+                    crate::config::redact_url(u)
                 ),
             );
         }
@@ -559,6 +562,45 @@ fn book_snapshot(
     Some(interval)
 }
 
+/// Each data type of a subscription has a channel and a route on the venue,
+/// on the subscription's market.
+fn check_types(sat: &str, s: &RawSubscription, venue: &Venue, p: &mut Problems<'_>) {
+    for t in &s.types {
+        match venue.channels.get(t) {
+            None => p.at(
+                None,
+                format!("{sat}.types"),
+                format!("venue `{}` has no channel for {t}", venue.id),
+            ),
+            Some(_) if !venue_maps(venue, *t) => {
+                // A venue file with a channel but no route for the type
+                // (truncated, or its routes renamed away) would drop
+                // every such frame as unrouted.
+                p.at(
+                    None,
+                    format!("{sat}.types"),
+                    format!(
+                        "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
+                        venue.id
+                    ),
+                )
+            }
+            Some(ch) => {
+                if let Some(m) = &s.market
+                    && !ch.markets.is_empty()
+                    && !ch.markets.contains(m)
+                {
+                    p.at(
+                        None,
+                        format!("{sat}.types"),
+                        format!("{t} is not offered on market `{m}` of `{}`", venue.id),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn venue_setup(
     at: &str,
     raw: RawVenue,
@@ -589,16 +631,7 @@ fn venue_setup(
             "failure_threshold and half_open_probes must be at least 1",
         );
     }
-    let reference_refresh = raw
-        .reference_refresh
-        .map_or(DEFAULT_REFERENCE_REFRESH, |d| d.0);
-    if reference_refresh < Duration::from_secs(1) {
-        p.at(
-            None,
-            format!("{at}.reference_refresh"),
-            "must be at least 1s",
-        );
-    }
+    let reference_refresh = reference_refresh(at, &raw, p);
     let mut subscriptions = Vec::new();
     let mut selections = Vec::new();
     for (j, s) in raw.subscriptions.into_iter().enumerate() {
@@ -607,40 +640,7 @@ fn venue_setup(
         if s.types.is_empty() {
             p.at(None, format!("{sat}.types"), "list at least one data type");
         }
-        for t in &s.types {
-            match venue.channels.get(t) {
-                None => p.at(
-                    None,
-                    format!("{sat}.types"),
-                    format!("venue `{}` has no channel for {t}", venue.id),
-                ),
-                Some(_) if !venue_maps(&venue, *t) => {
-                    // A venue file with a channel but no route for the type
-                    // (truncated, or its routes renamed away) would drop
-                    // every such frame as unrouted.
-                    p.at(
-                        None,
-                        format!("{sat}.types"),
-                        format!(
-                            "venue `{}` has no route that maps {t}: its frames would all be dropped (fix the venue file, or remove {t} from this subscription)",
-                            venue.id
-                        ),
-                    )
-                }
-                Some(ch) => {
-                    if let Some(m) = &s.market
-                        && !ch.markets.is_empty()
-                        && !ch.markets.contains(m)
-                    {
-                        p.at(
-                            None,
-                            format!("{sat}.types"),
-                            format!("{t} is not offered on market `{m}` of `{}`", venue.id),
-                        );
-                    }
-                }
-            }
-        }
+        check_types(&sat, &s, &venue, p);
         match (&s.market, venue.markets.is_empty()) {
             (Some(m), true) => p.at(
                 None,
@@ -666,7 +666,7 @@ fn venue_setup(
             ),
             _ => {}
         }
-        let book_top = s.book_top.map(|t| {
+        let book_top = s.book_top.as_ref().map(|t| {
             if !s.types.contains(&DataType::L2Orderbook) {
                 p.at(
                     None,
@@ -698,16 +698,12 @@ fn venue_setup(
             p,
         );
         if let Some(filter) = filter {
-            selections.push(super::select::Selection {
+            selections.push(super::select::Selection::new(
                 filter,
-                limit: s.limit,
-                sort: s.sort.unwrap_or_default(),
-                descending: s.descending,
-                market: s.market,
-                types: s.types,
+                &s,
                 book_top,
                 book_snapshot,
-            });
+            ));
             continue;
         }
         subscriptions.push(Subscription {
@@ -718,6 +714,18 @@ fn venue_setup(
             book_top,
             book_snapshot,
         });
+    }
+    for t in raw.liveness.keys() {
+        if !venue.channels.contains_key(t) {
+            let why = if DataType::MARKET.contains(t) {
+                format!("venue `{}` has no channel for {t}", venue.id)
+            } else {
+                format!(
+                    "`{t}` events come from the relay, not from a venue channel: no liveness to check"
+                )
+            };
+            p.at(None, format!("{at}.liveness.{t}"), why);
+        }
     }
     Some(VenueSetup {
         id: raw.id,
@@ -741,8 +749,24 @@ fn venue_setup(
         subscriptions,
         selections,
         reference_refresh,
+        liveness: raw.liveness,
         venue,
     })
+}
+
+/// `reference_refresh`, checked.
+fn reference_refresh(at: &str, raw: &RawVenue, p: &mut Problems<'_>) -> Duration {
+    let every = raw
+        .reference_refresh
+        .map_or(DEFAULT_REFERENCE_REFRESH, |d| d.0);
+    if every < Duration::from_secs(1) {
+        p.at(
+            None,
+            format!("{at}.reference_refresh"),
+            "must be at least 1s",
+        );
+    }
+    every
 }
 
 /// For a `select` subscription, its compiled filter (`Some(None)` when the

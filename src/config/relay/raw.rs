@@ -206,7 +206,7 @@ impl std::fmt::Debug for RawNats {
         let urls: Vec<String> = self
             .urls
             .iter()
-            .map(|u| crate::infrastructure::ws::redact_url(u))
+            .map(|u| crate::config::redact_url(u))
             .collect();
         f.debug_struct("RawNats")
             .field("urls", &urls)
@@ -533,6 +533,12 @@ pub struct RawVenue {
     /// matching instruments are subscribed, no longer matching ones
     /// unsubscribed.
     pub reference_refresh: Option<Dur>,
+    /// Per-instrument liveness by data type, e.g. `{ ticker = "30s",
+    /// trade = "5m", l2_orderbook = "off" }`: an instrument with no event
+    /// of that type for this long is `stale`. Overrides the venue file's
+    /// channel `expected_interval` and the defaults.
+    #[serde(default)]
+    pub liveness: BTreeMap<DataType, crate::config::Expect>,
 }
 
 fn yes() -> bool {

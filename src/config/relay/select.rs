@@ -85,6 +85,28 @@ impl PartialEq for Selection {
     }
 }
 
+impl Selection {
+    /// A selection from its subscription entry, with the book options
+    /// already checked.
+    pub(super) fn new(
+        filter: Option<Expr>,
+        s: &super::raw::RawSubscription,
+        book_top: Option<BookTop>,
+        book_snapshot: Option<std::time::Duration>,
+    ) -> Self {
+        Selection {
+            filter,
+            limit: s.limit,
+            sort: s.sort.unwrap_or_default(),
+            descending: s.descending,
+            market: s.market.clone(),
+            types: s.types.clone(),
+            book_top,
+            book_snapshot,
+        }
+    }
+}
+
 fn prelude() -> String {
     FIELDS.iter().map(|f| format!("def {f}: .{f}; ")).collect()
 }

@@ -406,6 +406,7 @@ impl Compiler<'_> {
                     params,
                     markets: ch.markets,
                     any_instrument: ch.instruments == super::raw::InstrumentScope::Any,
+                    expected_interval: ch.expected_interval,
                 },
             );
         }

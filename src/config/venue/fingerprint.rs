@@ -53,6 +53,7 @@ name = "trades"
 params = { a = 1 }
 markets = ["spot"]
 instruments = "subscribed"
+expected_interval = "60s"
 [heartbeat]
 interval = "20s"
 message = '"ping"'
@@ -109,6 +110,7 @@ side = '"buy"'
         ("params = { a = 1 }", "params = { a = 2 }"),
         ("markets = [\"spot\"]", "markets = []"),
         ("instruments = \"subscribed\"", "instruments = \"any\""),
+        ("expected_interval = \"60s\"", "expected_interval = \"off\""),
         ("interval = \"20s\"", "interval = \"21s\""),
         ("message = '\"ping\"'", "message = '\"ping2\"'"),
         ("websocket_ping = false", "websocket_ping = true"),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::config::{Dur, Jq};
+use crate::config::{Dur, Expect, Jq};
 use crate::domain::{DataType, TimeUnit};
 use crate::engine::venue::{Batch, Compression, ControlKind};
 
@@ -267,6 +267,12 @@ pub struct RawChannel {
     /// instrument type, an underlying, companion index or mark streams).
     #[serde(default)]
     pub instruments: InstrumentScope,
+    /// Per-instrument liveness: an instrument with no event on this channel
+    /// for this long is `stale` (a status event, a metric, a resubscribe).
+    /// A duration above zero, or `off`. Default by data type: ticker 60s,
+    /// l2_orderbook 120s, others off. The relay config's
+    /// `[venues.liveness]` overrides it.
+    pub expected_interval: Option<Expect>,
 }
 
 /// Which instruments a channel's events may belong to.

@@ -144,6 +144,9 @@ pub struct Channel {
     /// Whether events of any instrument the channel delivers are published,
     /// not only the subscribed instruments'.
     pub any_instrument: bool,
+    /// Declared per-instrument liveness interval (`None`: the data type's
+    /// default; see `application::liveness`).
+    pub expected_interval: Option<crate::config::Expect>,
 }
 
 /// Instrument → canonical symbol.

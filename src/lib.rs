@@ -11,8 +11,9 @@
 //!
 //! ## A tour, in data-flow order
 //! - [`domain`]: the canonical types, pure: `data_type`, `event` (events,
-//!   ids, instruments), `payload` (trades, tickers, books, funding,
-//!   liquidations, status), `sequence` (book sequence rules), `subject`,
+//!   ids, instruments), `instrument` (instrument reference records),
+//!   `payload` (trades, tickers, books, funding, liquidations, status),
+//!   `sequence` (book sequence rules), `subject`,
 //!   `symbol`, `text` (clipping for logs), `time`.
 //! - [`config`]: venue files and the relay config, compiled in two stages
 //!   (raw TOML types → checked plans) with every error located: `venue`,
@@ -30,11 +31,14 @@
 //!   `relay` (start, drain), `subscribe` (connection plans, subscribe
 //!   messages), `templates`, `status` (status events), `liveness`
 //!   (per-instrument), `health`, `metrics`, `process`, `breaker`, `reload`,
-//!   `streams` (stream reconciliation); and the tooling on the same engine:
-//!   `fixture` (validate), `captures`, `record`.
+//!   `streams` (stream reconciliation), `instruments` (reference data,
+//!   `select` filters, refresh, the instruments bucket), `venue_rest` (a
+//!   venue's REST requests within its budget); and the tooling on the
+//!   same engine: `fixture` (validate), `captures`, `record`.
 //! - [`infrastructure`]: the outside world: `ws` (WebSocket client), `nats`,
-//!   `streams` (JetStream stream API), `rest` (HTTP requests), `http`
-//!   (`/health`, `/metrics`), `logs`, `replay` (the fake venue server).
+//!   `streams` (JetStream stream API), `rest` (HTTP requests, the
+//!   per-venue budget, 429/418 and `Retry-After`), `http` (`/health`,
+//!   `/metrics`), `logs`, `replay` (the fake venue server).
 //! - [`serialization`]: the wire forms, written and read: `json`,
 //!   `protobuf`, `protobuf_direct` (the encoder without intermediate
 //!   structs), `decode`, `frames` (recorded frame files).
@@ -42,8 +46,8 @@
 //!   (snapshots from the bus), `tracker` (join any book and follow it).
 //! - [`cli`]: the `mdrelay` commands: `run`, `validate`, `map`, `record`,
 //!   `replay`, `schema`, `tail`, `book`, `top` (a live view of a running
-//!   relay), `bench` (with `bench_*`), and their
-//!   helpers (`bus`, `ladder`, `venue_arg`).
+//!   relay), `instruments` (reference data), `bench` (with `bench_*`),
+//!   and their helpers (`bus`, `ladder`, `venue_arg`).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

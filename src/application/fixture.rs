@@ -283,7 +283,7 @@ fn run_case(
 }
 
 /// A short line diff: the first differences, with line numbers.
-fn diff(want: &[&str], got: &[String]) -> Option<String> {
+pub(crate) fn diff(want: &[&str], got: &[String]) -> Option<String> {
     if want.len() == got.len() && want.iter().zip(got).all(|(a, b)| a == b) {
         return None;
     }

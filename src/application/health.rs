@@ -131,7 +131,12 @@ pub struct Health {
     nats: OnceLock<async_nats::Client>,
     reload: OnceLock<watch::Receiver<ReloadReport>>,
     publish: OnceLock<Arc<crate::application::publisher::PublishSignals>>,
+    instruments: OnceLock<InstrumentsHook>,
 }
+
+/// Reads the reference-data state of each venue (`instruments` in the
+/// report).
+pub type InstrumentsHook = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// Publishes that have met no stream for this long make the relay
 /// unhealthy (a stream leader election takes 2–3 s; longer means no stream
@@ -205,6 +210,11 @@ impl Health {
     /// Attach the reload result channel.
     pub fn set_reload(&self, rx: watch::Receiver<ReloadReport>) {
         let _ = self.reload.set(rx);
+    }
+
+    /// Show each venue's reference data and selection state.
+    pub fn set_instruments(&self, hook: InstrumentsHook) {
+        let _ = self.instruments.set(hook);
     }
 
     /// The report, and whether it warrants HTTP 200 (healthy or degraded).
@@ -295,6 +305,7 @@ impl Health {
             },
             "venues": venues,
             "last_reload": reload,
+            "instruments": self.instruments.get().map(|f| f()),
         });
         (status != "unhealthy", body)
     }

@@ -54,6 +54,53 @@ pub struct DropLabel {
     pub cause: &'static str,
 }
 
+/// `venue` + `kind` + `outcome` labels of REST requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestLabel {
+    /// Venue id.
+    pub venue: String,
+    /// What the request was for ([`RestKind::as_str`]).
+    pub kind: &'static str,
+    /// `ok`, `throttled`, `http_error` or `failed`.
+    pub outcome: &'static str,
+}
+
+/// What a REST request to a venue is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestKind {
+    /// `[connection.bootstrap]`, before connecting.
+    Bootstrap,
+    /// `[book.snapshot]`.
+    Snapshot,
+    /// `[book.checksum.scales]`.
+    Scales,
+    /// `[[reference]]` instrument lists.
+    Reference,
+}
+
+impl RestKind {
+    /// Every kind, for pre-created series.
+    pub const ALL: [RestKind; 4] = [
+        RestKind::Bootstrap,
+        RestKind::Snapshot,
+        RestKind::Scales,
+        RestKind::Reference,
+    ];
+
+    /// The `kind` label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RestKind::Bootstrap => "bootstrap",
+            RestKind::Snapshot => "snapshot",
+            RestKind::Scales => "scales",
+            RestKind::Reference => "reference",
+        }
+    }
+}
+
+/// The `outcome` values of `mdrelay_rest_requests_total`.
+pub const REST_OUTCOMES: [&str; 4] = ["ok", "throttled", "http_error", "failed"];
+
 /// `version` label of `mdrelay_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabel {
@@ -189,6 +236,15 @@ pub struct Metrics {
     pub subscriptions_rejected: Family<VenueLabel, Counter>,
     /// Connections ended because a ping got no pong in time.
     pub pong_timeouts: Family<VenueLabel, Counter>,
+    /// REST requests to venues, by kind and outcome.
+    pub rest_requests: Family<RestLabel, Counter>,
+    /// HTTP 429/418 answers (each pauses the venue's REST requests).
+    pub rest_throttled: Family<VenueLabel, Counter>,
+    /// Instruments the relay config's `select` filters chose, per venue.
+    pub instruments_selected: Family<VenueLabel, Gauge>,
+    /// Reference-data refreshes that failed (request, shape, empty), the
+    /// last good instrument set kept.
+    pub reference_failures: Family<VenueLabel, Counter>,
     /// Instruments stale now (no event of the type for longer than expected).
     pub instruments_stale: Family<VenueTypeLabel, Gauge>,
     /// Times an instrument went stale.
@@ -242,6 +298,10 @@ impl Metrics {
             circuit_state: Family::default(),
             subscriptions_rejected: Family::default(),
             pong_timeouts: Family::default(),
+            rest_requests: Family::default(),
+            rest_throttled: Family::default(),
+            instruments_selected: Family::default(),
+            reference_failures: Family::default(),
             instruments_stale: Family::default(),
             stale: Family::default(),
             logs_suppressed: Counter::default(),
@@ -293,6 +353,10 @@ impl Metrics {
             "circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", circuit_state;
             "subscriptions_rejected", "Subscriptions rejected by the venue", subscriptions_rejected;
             "pong_timeouts", "Connections ended because a ping got no pong within the heartbeat's pong_timeout", pong_timeouts;
+            "rest_requests", "REST requests to venues, by kind and outcome", rest_requests;
+            "rest_throttled", "HTTP 429/418 answers from venues (each pauses that venue's REST requests)", rest_throttled;
+            "instruments_selected", "Instruments chosen by the relay config's select filters", instruments_selected;
+            "reference_failures", "Reference-data refreshes that failed; the last good instrument set was kept", reference_failures;
             "instruments_stale", "Instruments with no event of the data type for longer than its expected interval, now", instruments_stale;
             "stale", "Times an instrument went stale (no event of the data type for longer than its expected interval)", stale;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;
@@ -351,8 +415,15 @@ impl Metrics {
             &self.checksum_mismatches,
             &self.subscriptions_rejected,
             &self.pong_timeouts,
+            &self.rest_throttled,
+            &self.reference_failures,
         ] {
             let _ = Self::venue(f, venue);
+        }
+        for kind in RestKind::ALL {
+            for outcome in REST_OUTCOMES {
+                let _ = self.rest_request(venue, kind, outcome);
+            }
         }
         let _ = Self::venue(&self.connections, venue);
         let _ = Self::venue(&self.circuit_state, venue);
@@ -382,6 +453,17 @@ impl Metrics {
                 let _ = self.dropped(venue, t, cause);
             }
         }
+    }
+
+    /// The REST request counter of one venue, kind and outcome.
+    pub fn rest_request(&self, venue: &str, kind: RestKind, outcome: &'static str) -> Counter {
+        self.rest_requests
+            .get_or_create(&RestLabel {
+                venue: venue.to_owned(),
+                kind: kind.as_str(),
+                outcome,
+            })
+            .clone()
     }
 
     /// A venue removed by a reload: its gauges go (a `connections` series
@@ -417,6 +499,11 @@ impl Metrics {
                 })
                 .clone()
         })
+    }
+
+    /// Per data type handles of one cause, resolved once per connection.
+    pub fn drops_by_type(&self, venue: &str, cause: DropCause) -> [Counter; DataType::ALL.len()] {
+        std::array::from_fn(|i| self.dropped(venue, DataType::ALL[i], cause))
     }
 
     /// A venue-labelled handle.

@@ -1,5 +1,7 @@
 //! Orchestration: the fixture gate (`validate`), and the running relay's
-//! subscriptions, connections, publishing pipeline and health.
+//! subscriptions, connections, publishing pipeline and health; instrument
+//! reference data and `select` filters (`instruments`); each venue's REST
+//! requests within its budget (`venue_rest`).
 
 mod acks;
 pub mod breaker;
@@ -7,6 +9,7 @@ pub mod captures;
 pub mod connection;
 pub mod fixture;
 pub mod health;
+pub mod instruments;
 pub mod liveness;
 pub mod metrics;
 pub mod pipeline;
@@ -19,3 +22,4 @@ pub mod status;
 pub mod streams;
 pub mod subscribe;
 pub mod templates;
+pub mod venue_rest;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use super::metrics::{Metrics, TypeLabel};
@@ -125,6 +126,22 @@ impl Queues {
                 mpsc::error::TrySendError::Full(_) => NotQueued::Dropped,
                 mpsc::error::TrySendError::Closed(_) => NotQueued::Closed,
             }),
+        }
+    }
+
+    /// Queue and count a drop in `drops` (indexed by data type).
+    pub async fn push_counted(
+        &self,
+        msg: Outgoing,
+        drops: &[Counter; DataType::ALL.len()],
+    ) -> Result<(), NotQueued> {
+        let t = msg.data_type.index();
+        match self.push(msg).await {
+            Err(NotQueued::Dropped) => {
+                drops[t].inc();
+                Err(NotQueued::Dropped)
+            }
+            other => other,
         }
     }
 }

@@ -82,6 +82,11 @@ async fn record_into(
         metrics: Arc::new(Metrics::new()),
         health: Health::new(),
         rest: Rest::new(Duration::from_secs(10)),
+        budgets: Default::default(),
+        // `record` subscribes what its config lists; a `select` refresh has
+        // no reloader to apply it.
+        refreshed: tokio::sync::mpsc::channel(1).0,
+        instruments: Default::default(),
         format: PayloadFormat::Json,
         root: root.clone(),
         tap: Some(tap),

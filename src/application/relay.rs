@@ -79,6 +79,26 @@ pub(crate) struct RunningVenue {
     pub(crate) venue_tx: watch::Sender<Arc<Venue>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    /// Each connection's plan and token (a child of `cancel`), so that one
+    /// can be replaced alone when the selected instruments change.
+    pub(crate) conns: Vec<RunningConn>,
+    /// What every connection of the venue shares.
+    pub(crate) kit: VenueKit,
+}
+
+/// One running connection of a venue.
+pub(crate) struct RunningConn {
+    pub(crate) plan: super::subscribe::ConnPlan,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// The parts a venue's connections share.
+#[derive(Clone)]
+pub(crate) struct VenueKit {
+    venue_rx: watch::Receiver<Arc<Venue>>,
+    snapshot_limiter: Arc<super::connection::RateLimiter>,
+    rest: super::venue_rest::VenueRest,
+    next_index: usize,
 }
 
 /// Shared parts every venue connection needs.
@@ -88,14 +108,31 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: Arc<Health>,
     pub(crate) rest: Rest,
+    /// Each venue's REST budget.
+    pub(crate) budgets: super::venue_rest::Budgets,
     pub(crate) format: PayloadFormat,
     pub(crate) root: CancellationToken,
+    /// Where reference-data refreshes report (the reloader).
+    pub(crate) refreshed: tokio::sync::mpsc::Sender<super::instruments::refresh::Refreshed>,
+    /// Reference-data state for `/health`.
+    pub(crate) instruments: Arc<super::instruments::refresh::InstrumentsReport>,
     /// Copy of every received frame (recording).
     pub(crate) tap:
         Option<tokio::sync::mpsc::UnboundedSender<crate::serialization::frames::OwnedFrame>>,
 }
 
 impl Shared {
+    /// The venue's REST access (its budget is shared and kept).
+    pub(crate) fn venue_rest(&self, setup: &VenueSetup) -> super::venue_rest::VenueRest {
+        let budget = self.budgets.get(&setup.id, &setup.venue.rest);
+        super::venue_rest::VenueRest::new(
+            self.rest.clone(),
+            budget,
+            Arc::from(setup.id.as_str()),
+            self.metrics.clone(),
+        )
+    }
+
     /// Start every connection of a venue.
     pub(crate) fn start_venue(&self, setup: VenueSetup) -> RunningVenue {
         let (venue_tx, venue_rx) = watch::channel(setup.venue.clone());
@@ -111,35 +148,65 @@ impl Shared {
             .as_ref()
             .map_or(1.0, |s| s.max_requests_per_second);
         let snapshot_limiter = super::connection::RateLimiter::new(snapshot_rate);
+        let rest = self.venue_rest(&setup);
         info!(venue = %id, connections = plans.len(), "starting venue");
-        for (index, plan) in plans.into_iter().enumerate() {
-            let conn = Connection {
-                venue_id: id.clone(),
-                index,
-                plan,
+        if !setup.selections.is_empty() {
+            let refresher = super::instruments::refresh::Refresher {
+                venue_id: setup.id.clone(),
                 venue: venue_rx.clone(),
-                url_override: setup.url.clone(),
-                rest_url: setup.rest_url.clone(),
-                snapshot_limiter: snapshot_limiter.clone(),
-                reconnect: setup.reconnect.clone(),
-                breaker: setup.breaker.clone(),
-                queues: self.queues.clone(),
-                metrics: self.metrics.clone(),
-                health: self.health.clone(),
-                rest: self.rest.clone(),
-                format: self.format,
+                rest: rest.clone(),
+                origin: setup.rest_url.clone(),
+                every: setup.reference_refresh,
+                tx: self.refreshed.clone(),
                 cancel: cancel.clone(),
-                tap: self.tap.clone(),
             };
-            tasks.spawn(conn.run());
+            tasks.spawn(refresher.run());
         }
-        tasks.close();
-        RunningVenue {
+        let mut running = RunningVenue {
             setup,
             venue_tx,
             cancel,
             tasks,
+            conns: Vec::new(),
+            kit: VenueKit {
+                venue_rx,
+                snapshot_limiter,
+                rest,
+                next_index: 0,
+            },
+        };
+        for plan in plans {
+            self.start_conn(&mut running, plan);
         }
+        running.tasks.close();
+        running
+    }
+
+    /// Start one more connection of a running venue.
+    pub(crate) fn start_conn(&self, v: &mut RunningVenue, plan: super::subscribe::ConnPlan) {
+        let cancel = v.cancel.child_token();
+        let index = v.kit.next_index;
+        v.kit.next_index += 1;
+        let conn = Connection {
+            venue_id: Arc::from(v.setup.id.as_str()),
+            index,
+            plan: plan.clone(),
+            venue: v.kit.venue_rx.clone(),
+            url_override: v.setup.url.clone(),
+            rest_url: v.setup.rest_url.clone(),
+            snapshot_limiter: v.kit.snapshot_limiter.clone(),
+            reconnect: v.setup.reconnect.clone(),
+            breaker: v.setup.breaker.clone(),
+            queues: self.queues.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            rest: v.kit.rest.clone(),
+            format: self.format,
+            cancel: cancel.clone(),
+            tap: self.tap.clone(),
+        };
+        v.tasks.spawn(conn.run());
+        v.conns.push(RunningConn { plan, cancel });
     }
 }
 
@@ -225,11 +292,49 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
         .map(|(t, rx)| tokio::spawn(publisher::run(t, rx, settings.clone(), ready_rx.clone())))
         .collect();
 
+    let (refreshed, refreshed_rx) = tokio::sync::mpsc::channel(16);
+    let instruments = Arc::new(super::instruments::refresh::InstrumentsReport::default());
+    {
+        let report = instruments.clone();
+        health.set_instruments(Box::new(move || report.json()));
+    }
+    let kv = if cfg
+        .venues
+        .iter()
+        .any(|v| v.enabled && !v.selections.is_empty())
+    {
+        match tokio::time::timeout(
+            cfg.nats.connect_timeout.0,
+            super::instruments::bucket::open(&js),
+        )
+        .await
+        {
+            Ok(Ok(kv)) => Some(kv),
+            Ok(Err(e)) => {
+                warn!(error = %e, bucket = super::instruments::bucket::BUCKET, "instrument bucket unavailable; reference data is not published");
+                None
+            }
+            Err(_) => {
+                warn!(
+                    bucket = super::instruments::bucket::BUCKET,
+                    "instrument bucket: NATS did not answer; reference data is not published"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let selected =
+        super::instruments::Selected::new(refreshed_rx, kv, instruments.clone(), metrics.clone());
     let shared = Shared {
         queues,
         metrics: metrics.clone(),
         health: health.clone(),
         rest: Rest::new(Duration::from_secs(10)),
+        budgets: Default::default(),
+        refreshed,
+        instruments,
         format: cfg.nats.payload_format,
         root: root.clone(),
         tap: None,
@@ -254,7 +359,8 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
 
     let (control, reload_requests) = super::reload::ReloadControl::new();
     let drain = cfg.service.shutdown_timeout.0;
-    let reloader = super::reload::Reloader::new(cfg, shared, running, reload_tx, metrics.clone());
+    let reloader =
+        super::reload::Reloader::new(cfg, shared, running, reload_tx, metrics.clone(), selected);
     let stop = shutdown.clone();
     let done = tokio::spawn(async move {
         let (shared, running) = reloader.serve(reload_requests, stop).await;

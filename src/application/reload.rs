@@ -131,6 +131,8 @@ pub(crate) struct Reloader {
     running: BTreeMap<String, RunningVenue>,
     report: watch::Sender<ReloadReport>,
     metrics: Arc<Metrics>,
+    /// Reference data and instrument selections.
+    selected: super::instruments::Selected,
 }
 
 impl Reloader {
@@ -140,6 +142,7 @@ impl Reloader {
         running: BTreeMap<String, RunningVenue>,
         report: watch::Sender<ReloadReport>,
         metrics: Arc<Metrics>,
+        selected: super::instruments::Selected,
     ) -> Self {
         Reloader {
             cfg,
@@ -147,6 +150,7 @@ impl Reloader {
             running,
             report,
             metrics,
+            selected,
         }
     }
 
@@ -166,6 +170,12 @@ impl Reloader {
                         break;
                     }
                 },
+                Some(r) = self.selected.next() => {
+                    let explicit = self.cfg.venues.iter().find(|v| v.id == r.venue).cloned();
+                    if let (Some(setup), Some(running)) = (explicit, self.running.get_mut(&r.venue)) {
+                        self.selected.refreshed(&self.shared, running, &setup, r).await;
+                    }
+                }
             }
         }
         (self.shared, self.running)
@@ -261,7 +271,7 @@ impl Reloader {
             .venues
             .iter()
             .filter(|v| v.enabled)
-            .map(|v| (v.id.clone(), v.clone()))
+            .map(|v| (v.id.clone(), self.selected.expand(v)))
             .collect();
         // Removed or disabled.
         let gone: Vec<String> = self
@@ -275,6 +285,7 @@ impl Reloader {
                 v.cancel.cancel();
                 let _ = tokio::time::timeout(Duration::from_secs(5), v.tasks.wait()).await;
                 self.shared.health.remove_venue(&id);
+                self.shared.instruments.remove(&id);
                 self.shared.metrics.forget_venue(&id);
                 detail.push(format!("{id}: stopped"));
             }

@@ -1,6 +1,6 @@
 //! The command line: `run`, `validate`, `map`, `schema`, `replay`, `record`,
-//! `bench`, the bus readers `tail` and `book`, and `top` (a live view of a
-//! running relay).
+//! `bench`, the bus readers `tail` and `book`, `top` (a live view of a
+//! running relay) and `instruments` (reference data).
 //! Each subcommand lives in its own file; this one only dispatches.
 
 pub mod bench;
@@ -11,6 +11,7 @@ mod bench_feeds;
 mod bench_scale;
 pub mod book;
 pub mod bus;
+pub mod instruments;
 mod ladder;
 mod map;
 pub mod record;
@@ -61,6 +62,9 @@ pub enum Command {
     Book(book::Args),
     /// A live view of a running relay (from its /health and /metrics).
     Top(top::Args),
+    /// A venue's instrument reference data, filtered: from the bus, the
+    /// venue (`--fetch`) or a saved response (`--response`).
+    Instruments(instruments::Args),
 }
 
 /// Entry point of the binary.
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Tail(a) => tail::run(a),
         Command::Book(a) => book::run(a),
         Command::Top(a) => top::run(a),
+        Command::Instruments(a) => instruments::run(a),
     };
     match result {
         Ok(code) => code,

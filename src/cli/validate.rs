@@ -135,7 +135,17 @@ fn fixtures(venues: &BTreeMap<String, Venue>, args: &Args, totals: &mut Totals) 
         let instrument = sample_instrument(&dir).unwrap_or_else(|| "SAMPLE".into());
         let templates = check_templates(venue, &instrument);
         let broken = templates.iter().filter(|t| t.result.is_err()).count();
-        let ok = bad == 0 && broken == 0 && report.problems.is_empty() && !report.cases.is_empty();
+        let (refs, ref_problems) = crate::application::instruments::run_reference_cases(
+            venue,
+            &dir.join("reference"),
+            args.bless,
+        );
+        let ref_bad = refs.iter().filter(|c| c.mismatch.is_some()).count() + ref_problems.len();
+        let ok = bad == 0
+            && broken == 0
+            && ref_bad == 0
+            && report.problems.is_empty()
+            && !report.cases.is_empty();
         let verdict = if ok { "ok" } else { "FAIL" };
         println!(
             "{verdict:4} {id:<18} cases {:>3}  frames {frames:>5}  events {events:>6}  frame errors {errors:>3}  mismatches {bad}  templates {}",
@@ -161,6 +171,24 @@ fn fixtures(venues: &BTreeMap<String, Venue>, args: &Args, totals: &mut Totals) 
                 println!("     case {}: output differs\n{m}", c.name);
             } else if c.blessed {
                 println!("     case {}: expected output written", c.name);
+            }
+        }
+        if !refs.is_empty() {
+            println!(
+                "     reference: {} response(s), {} instrument(s), {} mismatch(es)",
+                refs.len(),
+                refs.iter().map(|c| c.records).sum::<usize>(),
+                refs.iter().filter(|c| c.mismatch.is_some()).count()
+            );
+        }
+        for p in &ref_problems {
+            println!("     reference: {p}");
+        }
+        for c in &refs {
+            if let Some(m) = &c.mismatch {
+                println!("     reference {}: output differs\n{m}", c.response);
+            } else if c.blessed {
+                println!("     reference {}: expected records written", c.response);
             }
         }
         if args.interpreted {

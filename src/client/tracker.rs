@@ -176,7 +176,7 @@ impl BookTracker {
         match &ev.payload {
             Payload::Book(u) => self.on_book(u, ev),
             Payload::Status(s) => match s.state {
-                StatusState::Gap | StatusState::Disconnected
+                StatusState::Gap | StatusState::Disconnected | StatusState::Unsubscribed
                     if self.state != SyncState::Stale && ev.receive_time > self.base_time =>
                 {
                     let what = s.state.as_str();

@@ -8,6 +8,7 @@
 
 mod data_type;
 mod event;
+mod instrument;
 mod payload;
 mod sequence;
 mod subject;
@@ -17,6 +18,7 @@ mod time;
 
 pub use data_type::{DataType, UnknownDataType};
 pub use event::{Event, EventId, Instrument};
+pub use instrument::{InstrumentKind, InstrumentRecord, OptionType, TradingStatus};
 pub use payload::{
     BookKind, BookSnapshot, BookUpdate, DecimalText, FundingRate, Level, Liquidation, Payload,
     RelayMark, Side, Status, StatusState, Ticker, Trade, write_decimal,

@@ -239,6 +239,10 @@ pub enum StatusState {
     Stale,
     /// Events of a stale data type arrive again.
     Live,
+    /// The instrument is no longer subscribed: a `select` filter stopped
+    /// choosing it (delisted, halted, or no longer matching). No more
+    /// events of it follow.
+    Unsubscribed,
 }
 
 impl StatusState {
@@ -251,6 +255,7 @@ impl StatusState {
             StatusState::Gap => "gap",
             StatusState::Stale => "stale",
             StatusState::Live => "live",
+            StatusState::Unsubscribed => "unsubscribed",
         }
     }
 }

@@ -83,6 +83,7 @@ fn status_state(text: &str) -> Result<StatusState, DecodeError> {
         "gap" => StatusState::Gap,
         "stale" => StatusState::Stale,
         "live" => StatusState::Live,
+        "unsubscribed" => StatusState::Unsubscribed,
         other => return Err(invalid(format!("status state `{other}`"))),
     })
 }
@@ -420,6 +421,7 @@ fn proto_payload(d: &proto::event::Data) -> Result<Payload, DecodeError> {
                 Ok(proto::StatusState::Gap) => StatusState::Gap,
                 Ok(proto::StatusState::Stale) => StatusState::Stale,
                 Ok(proto::StatusState::Live) => StatusState::Live,
+                Ok(proto::StatusState::Unsubscribed) => StatusState::Unsubscribed,
                 Err(_) => return Err(invalid(format!("status state {}", s.state))),
             },
             reason: s.reason.clone(),

@@ -83,6 +83,7 @@ fn data(p: &Payload) -> proto::event::Data {
                 StatusState::Gap => proto::StatusState::Gap as i32,
                 StatusState::Stale => proto::StatusState::Stale as i32,
                 StatusState::Live => proto::StatusState::Live as i32,
+                StatusState::Unsubscribed => proto::StatusState::Unsubscribed as i32,
             },
             reason: s.reason.clone(),
         }),

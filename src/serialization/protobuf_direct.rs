@@ -185,6 +185,7 @@ fn data(buf: &mut Vec<u8>, p: &Payload) {
                     StatusState::Gap => 3,
                     StatusState::Stale => 4,
                     StatusState::Live => 5,
+                    StatusState::Unsubscribed => 6,
                 },
             );
             string(b, 2, &s.reason);

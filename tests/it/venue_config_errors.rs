@@ -50,7 +50,7 @@ when = 'true'
 "#;
     let got = problems(src);
     let want = [
-        "venues/broken.toml:2:1: colour: unknown key `colour`; expected one of: name, docs, connection, markets, subscribe, channels, symbols, heartbeat, frames, control, routes, book",
+        "venues/broken.toml:2:1: colour: unknown key `colour`; expected one of: name, docs, connection, markets, subscribe, channels, symbols, heartbeat, frames, control, routes, book, rest, reference",
         "venues/broken.toml:6:16: connection.max_lifetime: invalid duration `soon`: expected number at 0 (examples: 500ms, 20s, 3m, 24h)",
         "venues/broken.toml:19:8: control[1].kind: unknown variant `shout`, expected one of `ack`, `error`, `pong`, `heartbeat`, `info`, `ping`, `reconnect`",
         "venues/broken.toml:9:43: subscribe.message: jq: undefined filter `nosuch`",

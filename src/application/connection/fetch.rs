@@ -64,7 +64,7 @@ pub(super) struct Fetched {
 /// Make `req` after waiting for the limiter (and its delay), sending the
 /// result to `tx` as a session control message.
 pub(super) fn spawn_fetch(
-    rest: crate::infrastructure::rest::Rest,
+    rest: crate::application::venue_rest::VenueRest,
     limiter: Arc<RateLimiter>,
     req: super::pipeline::FetchRequest,
     tx: mpsc::UnboundedSender<super::session::Control>,
@@ -72,8 +72,12 @@ pub(super) fn spawn_fetch(
     tokio::spawn(async move {
         tokio::time::sleep(req.delay).await;
         limiter.acquire().await;
+        let kind = match req.what {
+            Fetch::Snapshot => crate::application::metrics::RestKind::Snapshot,
+            Fetch::Scales => crate::application::metrics::RestKind::Scales,
+        };
         let result = rest
-            .request("GET", &req.url, None)
+            .request(kind, "GET", &req.url, None)
             .await
             .map_err(|e| e.to_string());
         let _ = tx.send(super::session::Control::Fetched(Fetched {

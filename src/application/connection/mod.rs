@@ -39,9 +39,9 @@ use super::health::Health;
 use super::metrics::Metrics;
 use super::pipeline::Queues;
 use super::subscribe::ConnPlan;
+use super::venue_rest::VenueRest;
 use crate::config::relay::{Breaker, Reconnect};
 use crate::engine::venue::Venue;
-use crate::infrastructure::rest::Rest;
 use crate::serialization::PayloadFormat;
 use crate::serialization::frames::OwnedFrame;
 
@@ -72,8 +72,8 @@ pub struct Connection {
     pub metrics: Arc<Metrics>,
     /// Health registry.
     pub health: Arc<Health>,
-    /// HTTP client for bootstrap and snapshot requests.
-    pub rest: Rest,
+    /// REST requests (bootstrap, snapshots) within the venue's budget.
+    pub rest: VenueRest,
     /// Paces REST snapshot requests across the venue's connections.
     pub snapshot_limiter: Arc<RateLimiter>,
     /// Payload encoding.

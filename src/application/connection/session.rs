@@ -172,7 +172,12 @@ async fn resolve_url(
         };
         let body = conn
             .rest
-            .request(&b.method, &url, b.body.as_deref())
+            .request(
+                crate::application::metrics::RestKind::Bootstrap,
+                &b.method,
+                &url,
+                b.body.as_deref(),
+            )
             .await
             .map_err(|e| format!("bootstrap request: {e}"))?;
         return bootstrap_result(b, body);

@@ -92,8 +92,14 @@ pub struct VenueSetup {
     pub reconnect: Reconnect,
     /// Circuit breaker.
     pub breaker: Breaker,
-    /// Subscriptions.
+    /// Subscriptions: the explicit ones, then those the `select` filters
+    /// chose from the last good reference data.
     pub subscriptions: Vec<Subscription>,
+    /// Subscriptions by filter (`select`), resolved against the venue's
+    /// reference data at start and every `reference_refresh`.
+    pub selections: Vec<super::select::Selection>,
+    /// How often the reference data is refreshed.
+    pub reference_refresh: Duration,
     /// Per-instrument liveness overrides by data type (`[venues.liveness]`).
     pub liveness: BTreeMap<DataType, crate::config::Expect>,
     /// The compiled venue file.
@@ -108,9 +114,12 @@ impl VenueSetup {
             .subscriptions
             .iter()
             .flat_map(|s| s.types.iter().copied())
+            .chain(self.selections.iter().flat_map(|s| s.types.iter().copied()))
             .collect();
         types.insert(DataType::Status);
-        if self.subscriptions.iter().any(|s| s.book_top.is_some()) {
+        if self.subscriptions.iter().any(|s| s.book_top.is_some())
+            || self.selections.iter().any(|s| s.book_top.is_some())
+        {
             types.insert(DataType::L2Top);
         }
         types.into_iter().collect()
@@ -130,6 +139,7 @@ impl std::fmt::Debug for VenueSetup {
             .field("reconnect", &self.reconnect)
             .field("breaker", &self.breaker)
             .field("subscriptions", &self.subscriptions)
+            .field("selections", &self.selections)
             .field("liveness", &self.liveness)
             .field("venue", &self.venue)
             .finish()
@@ -188,6 +198,10 @@ pub struct SnapshotPolicy {
 
 /// `max_updates` of `book_snapshot` when not given.
 pub const DEFAULT_SNAPSHOT_MAX_UPDATES: u32 = 500;
+
+/// How often reference data is refreshed when `reference_refresh` is not
+/// given.
+pub const DEFAULT_REFERENCE_REFRESH: Duration = Duration::from_secs(15 * 60);
 
 /// Interval of `l2_snapshot`s when `book_snapshot` gives none.
 pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
@@ -640,9 +654,12 @@ fn venue_setup(
             "failure_threshold and half_open_probes must be at least 1",
         );
     }
+    let reference_refresh = reference_refresh(at, &raw, p);
     let mut subscriptions = Vec::new();
+    let mut selections = Vec::new();
     for (j, s) in raw.subscriptions.into_iter().enumerate() {
         let sat = format!("{at}.subscriptions[{j}]");
+        let filter = by_filter(&sat, &s, &venue, p);
         if s.types.is_empty() {
             p.at(None, format!("{sat}.types"), "list at least one data type");
         }
@@ -672,7 +689,7 @@ fn venue_setup(
             ),
             _ => {}
         }
-        let book_top = s.book_top.map(|t| {
+        let book_top = s.book_top.as_ref().map(|t| {
             if !s.types.contains(&DataType::L2Orderbook) {
                 p.at(
                     None,
@@ -703,8 +720,17 @@ fn venue_setup(
             &s.types,
             p,
         );
+        if let Some(filter) = filter {
+            selections.push(super::select::Selection::new(
+                filter,
+                &s,
+                book_top,
+                book_snapshot,
+            ));
+            continue;
+        }
         subscriptions.push(Subscription {
-            instrument: s.instrument,
+            instrument: s.instrument.unwrap_or_default(),
             symbol: s.symbol,
             market: s.market,
             types: s.types,
@@ -744,7 +770,86 @@ fn venue_setup(
             half_open_probes: raw.circuit_breaker.half_open_probes,
         },
         subscriptions,
+        selections,
+        reference_refresh,
         liveness: raw.liveness,
         venue,
     })
+}
+
+/// `reference_refresh`, checked.
+fn reference_refresh(at: &str, raw: &RawVenue, p: &mut Problems<'_>) -> Duration {
+    let every = raw
+        .reference_refresh
+        .map_or(DEFAULT_REFERENCE_REFRESH, |d| d.0);
+    if every < Duration::from_secs(1) {
+        p.at(
+            None,
+            format!("{at}.reference_refresh"),
+            "must be at least 1s",
+        );
+    }
+    every
+}
+
+/// For a `select` subscription, its compiled filter (`Some(None)` when the
+/// filter is missing or does not compile: reported, and the subscription
+/// selects nothing); `None` for an explicit one.
+fn by_filter(
+    sat: &str,
+    s: &RawSubscription,
+    venue: &Venue,
+    p: &mut Problems<'_>,
+) -> Option<Option<crate::engine::expr::Expr>> {
+    match (&s.instrument, &s.select) {
+        (Some(_), Some(j)) => {
+            p.at(
+                Some(j.span()),
+                format!("{sat}.select"),
+                "give either `instrument` or `select`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            p.at(
+                None,
+                format!("{sat}.instrument"),
+                "missing `instrument` (or `select` to choose instruments by filter)",
+            );
+            None
+        }
+        (Some(_), None) => {
+            if s.limit.is_some() || s.sort.is_some() || s.descending {
+                p.at(
+                    None,
+                    format!("{sat}.limit"),
+                    "`limit`, `sort` and `descending` go with `select`",
+                );
+            }
+            None
+        }
+        (None, Some(j)) => {
+            if venue.reference.is_empty() {
+                p.at(
+                    Some(j.span()),
+                    format!("{sat}.select"),
+                    format!(
+                        "venue `{}` declares no reference data (`[[reference]]` in its file) to select from",
+                        venue.id
+                    ),
+                );
+            }
+            if s.symbol.is_some() {
+                p.at(
+                    None,
+                    format!("{sat}.symbol"),
+                    "`symbol` goes with `instrument` (selected instruments take their canonical symbol from the reference data)",
+                );
+            }
+            if s.limit == Some(0) {
+                p.at(None, format!("{sat}.limit"), "must be at least 1");
+            }
+            Some(super::select::compile_at(j, &format!("{sat}.select"), p))
+        }
+    }
 }

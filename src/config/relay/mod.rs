@@ -2,6 +2,7 @@
 
 mod compile;
 pub mod raw;
+pub mod select;
 pub mod subjects;
 
 pub use compile::{

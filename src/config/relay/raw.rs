@@ -528,6 +528,11 @@ pub struct RawVenue {
     /// What to subscribe to.
     #[serde(default)]
     pub subscriptions: Vec<RawSubscription>,
+    /// How often the venue's reference data is fetched again for the
+    /// `select` subscriptions (default `15m`, at least `1s`): newly
+    /// matching instruments are subscribed, no longer matching ones
+    /// unsubscribed.
+    pub reference_refresh: Option<Dur>,
     /// Per-instrument liveness by data type, e.g. `{ ticker = "30s",
     /// trade = "5m", l2_orderbook = "off" }`: an instrument with no event
     /// of that type for this long is `stale`. Overrides the venue file's
@@ -616,9 +621,25 @@ fn one_u32() -> u32 {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubscription {
-    /// The venue's instrument name, e.g. `BTCUSDT`.
-    pub instrument: String,
-    /// The canonical symbol, when the venue file cannot derive it.
+    /// The venue's instrument name, e.g. `BTCUSDT`. Either this or
+    /// `select`.
+    pub instrument: Option<String>,
+    /// Every instrument of the venue's reference data (`[[reference]]` in
+    /// its file) this jq predicate accepts, over the canonical instrument
+    /// record; fields may be named bare:
+    /// `select = 'kind == "perpetual" and quote == "USDT"'`. Refreshed
+    /// every `reference_refresh`. Either this or `instrument`.
+    pub select: Option<crate::config::Jq>,
+    /// With `select`: keep at most this many instruments (after sorting).
+    pub limit: Option<usize>,
+    /// With `select`: the order `limit` keeps: `symbol` (default),
+    /// `normalized`, `expiry`, `strike` or `venue` (as listed).
+    pub sort: Option<super::select::SortKey>,
+    /// With `select`: sort descending.
+    #[serde(default)]
+    pub descending: bool,
+    /// The canonical symbol, when the venue file cannot derive it (with
+    /// `instrument`).
     pub symbol: Option<String>,
     /// The market, for venues with several (`[markets]` in the venue file).
     pub market: Option<String>,

@@ -4,6 +4,8 @@
 //! symbol rules). Used to check, before publishing, that some stream
 //! captures each of them.
 //!
+//! A `select` subscription adds `market.<venue>.*.<type>` the same way.
+//!
 //! A channel that publishes any instrument it delivers (`instruments =
 //! "any"` in the venue file) adds `market.<venue>.*.<type>`: the `*` stands
 //! for instruments not known in advance, and only a stream filter with a
@@ -45,6 +47,17 @@ pub fn publish_subjects(venues: &[VenueSetup]) -> BTreeSet<String> {
                 if v.venue.channels.get(&t).is_some_and(|ch| ch.any_instrument) {
                     out.insert(subject(&v.id, "*", t));
                 }
+            }
+        }
+        // Instruments chosen by `select` are not known in advance.
+        for sel in &v.selections {
+            let mut types: BTreeSet<DataType> = sel.types.iter().copied().collect();
+            types.insert(DataType::Status);
+            if sel.book_top.is_some() {
+                types.insert(DataType::L2Top);
+            }
+            for t in types {
+                out.insert(subject(&v.id, "*", t));
             }
         }
     }

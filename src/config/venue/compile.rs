@@ -22,7 +22,7 @@ use crate::engine::venue::{
     Subscribe, Symbols, Venue,
 };
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 14] = [
     "name",
     "docs",
     "connection",
@@ -35,6 +35,8 @@ const SECTIONS: [&str; 12] = [
     "control",
     "routes",
     "book",
+    "rest",
+    "reference",
 ];
 
 /// Default largest frame: the recorded Coinbase book snapshots reach 5 MB.
@@ -133,6 +135,9 @@ pub fn compile_venue(id: &str, path: &Path, src: &str) -> Result<Venue, Vec<Prob
     let control: Vec<Option<RawControl>> = array(take("control"), "control", &mut p);
     let routes: Vec<Option<RawRoute>> = array(take("routes"), "routes", &mut p);
     let book: Option<RawBook> = section(take("book"), "book", false, &mut p);
+    let rest: Option<super::reference::RawRest> = section(take("rest"), "rest", false, &mut p);
+    let reference: Vec<Option<super::reference::RawReference>> =
+        array(take("reference"), "reference", &mut p);
 
     let fingerprint = fingerprint(&(&connection, &markets, &subscribe, &channels, &heartbeat));
     let mut c = Compiler { src, p };
@@ -144,6 +149,8 @@ pub fn compile_venue(id: &str, path: &Path, src: &str) -> Result<Venue, Vec<Prob
     let heartbeat = c.heartbeat(heartbeat.unwrap_or_default());
     let frames = c.frames(frames.unwrap_or_default());
     let book = c.book(book.unwrap_or_default());
+    let rest = c.rest(rest.unwrap_or_default());
+    let reference = c.reference(reference, &markets);
     let has_route_key = frames.route_key.is_some();
     let control: Vec<_> = control
         .into_iter()
@@ -189,6 +196,8 @@ pub fn compile_venue(id: &str, path: &Path, src: &str) -> Result<Venue, Vec<Prob
                 routes,
                 route_index,
                 book,
+                rest,
+                reference,
                 connection_fingerprint: fingerprint,
                 source_hash: xxh3_64(src.as_bytes()),
             })

@@ -5,6 +5,7 @@
 mod compile;
 mod fingerprint;
 pub mod raw;
+pub mod reference;
 mod routes;
 
 pub use compile::{compile_venue, load_venue, load_venues_dir};

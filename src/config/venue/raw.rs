@@ -49,6 +49,14 @@ pub struct VenueFile {
     /// Order-book integrity: sequence rule, checksum, REST snapshots.
     #[serde(default)]
     pub book: RawBook,
+    /// The REST budget shared by every request to the venue.
+    #[serde(default)]
+    pub rest: super::reference::RawRest,
+    /// Reference-data requests: instrument lists mapped to canonical
+    /// instrument records (filters in the relay config, `mdrelay
+    /// instruments`, the instruments bucket).
+    #[serde(default)]
+    pub reference: Vec<super::reference::RawReference>,
 }
 
 /// `[book]`

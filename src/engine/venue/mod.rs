@@ -5,6 +5,7 @@
 
 mod field;
 mod plan;
+mod reference;
 mod report;
 
 pub use field::{Field, FieldSpec, FieldType, fields_for};
@@ -14,4 +15,5 @@ pub use plan::{
     Dispatch, FirstDelta, Frames, Heartbeat, LevelMemory, Market, RestSnapshot, Route, ScaleSource,
     Subscribe, Symbols, Venue,
 };
+pub use reference::{ReferenceRequest, RestRules};
 pub use report::{Interpreted, interpreted};

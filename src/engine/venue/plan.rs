@@ -40,6 +40,10 @@ pub struct Venue {
     pub routes: Vec<Route>,
     /// Order-book integrity rules (`[book]`).
     pub book: BookRules,
+    /// The REST budget (`[rest]`).
+    pub rest: super::RestRules,
+    /// Reference-data requests (`[[reference]]`), in file order.
+    pub reference: Vec<super::ReferenceRequest>,
     /// Which routes to try for a frame's route key.
     pub route_index: Dispatch,
     /// A hash of the connection-level settings (URL, subscribe templates,

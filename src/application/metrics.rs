@@ -189,6 +189,9 @@ pub struct Metrics {
     pub subscriptions_rejected: Family<VenueLabel, Counter>,
     /// Connections ended because a ping got no pong in time.
     pub pong_timeouts: Family<VenueLabel, Counter>,
+    /// Expression evaluations the fast path handed to the jq interpreter
+    /// at run time.
+    pub interpreter_fallbacks: Family<VenueLabel, Counter>,
     /// Instruments stale now (no event of the type for longer than expected).
     pub instruments_stale: Family<VenueTypeLabel, Gauge>,
     /// Times an instrument went stale.
@@ -242,6 +245,7 @@ impl Metrics {
             circuit_state: Family::default(),
             subscriptions_rejected: Family::default(),
             pong_timeouts: Family::default(),
+            interpreter_fallbacks: Family::default(),
             instruments_stale: Family::default(),
             stale: Family::default(),
             logs_suppressed: Counter::default(),
@@ -293,6 +297,7 @@ impl Metrics {
             "circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", circuit_state;
             "subscriptions_rejected", "Subscriptions rejected by the venue", subscriptions_rejected;
             "pong_timeouts", "Connections ended because a ping got no pong within the heartbeat's pong_timeout", pong_timeouts;
+            "interpreter_fallbacks", "Mapping expression evaluations the native fast path handed to the jq interpreter at run time (a case it does not handle)", interpreter_fallbacks;
             "instruments_stale", "Instruments with no event of the data type for longer than its expected interval, now", instruments_stale;
             "stale", "Times an instrument went stale (no event of the data type for longer than its expected interval)", stale;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;
@@ -351,6 +356,7 @@ impl Metrics {
             &self.checksum_mismatches,
             &self.subscriptions_rejected,
             &self.pong_timeouts,
+            &self.interpreter_fallbacks,
         ] {
             let _ = Self::venue(f, venue);
         }

@@ -7,6 +7,7 @@ mod common;
 
 mod accounting;
 mod book_integrity;
+mod book_sync_config;
 mod captures;
 mod checksum_scales;
 mod cli_errors;

@@ -589,7 +589,11 @@ mod tests {
         };
         assert_eq!(count(".a", false), s(1, 0, 0));
         assert_eq!(count(".huge + 1", false), s(0, 1, 0), "beyond a decimal");
-        assert_eq!(count(".o.k.x", false), s(0, 1, 0), "errors are worded by jq");
+        assert_eq!(
+            count(".o.k.x", false),
+            s(0, 1, 0),
+            "errors are worded by jq"
+        );
         assert_eq!(count(".o | keys", false), s(0, 0, 1), "no fast form");
         assert_eq!(count(".a", true), s(0, 0, 1), "fast path switched off");
         assert_eq!(count(".a", false), s(1, 0, 0), "and back on");

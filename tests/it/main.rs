@@ -37,6 +37,7 @@ mod relay_config;
 mod schema;
 mod soak;
 mod stream_ownership;
+mod time_warnings;
 mod two_relays;
 mod venue_config_errors;
 mod venue_faults;

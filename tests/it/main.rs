@@ -24,6 +24,7 @@ mod e2e_shutdown;
 mod fast_path_agreement;
 mod first_hour;
 mod fixtures;
+mod frame_compression;
 mod fuzz_frames;
 mod handover;
 mod hostile_jq;

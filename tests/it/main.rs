@@ -33,6 +33,7 @@ mod liveness;
 mod log_flood;
 mod memory_flood;
 mod nats_security;
+mod no_venue_code;
 mod record;
 mod relay_config;
 mod schema;

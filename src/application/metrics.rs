@@ -297,7 +297,7 @@ impl Metrics {
             "circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", circuit_state;
             "subscriptions_rejected", "Subscriptions rejected by the venue", subscriptions_rejected;
             "pong_timeouts", "Connections ended because a ping got no pong within the heartbeat's pong_timeout", pong_timeouts;
-            "interpreter_fallbacks", "Mapping expression evaluations the native fast path handed to the jq interpreter at run time (a case it does not handle)", interpreter_fallbacks;
+            "interpreter_fallbacks", "Mapping expression evaluations the native fast path handed to the jq interpreter at run time (a value it does not handle, or an error, which the interpreter words)", interpreter_fallbacks;
             "instruments_stale", "Instruments with no event of the data type for longer than its expected interval, now", instruments_stale;
             "stale", "Times an instrument went stale (no event of the data type for longer than its expected interval)", stale;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;

@@ -124,6 +124,8 @@ fn replace_value(
 struct Tally {
     frames: usize,
     stats: EvalStats,
+    /// Of `stats`, on recorded frames only.
+    recorded: EvalStats,
     jq_stats: EvalStats,
 }
 
@@ -148,7 +150,11 @@ impl Run {
                 venue.id
             ));
         }
-        tally.stats.add(&pair.fast.take_eval_stats());
+        let stats = pair.fast.take_eval_stats();
+        tally.stats.add(&stats);
+        if what.ends_with("(recorded)") {
+            tally.recorded.add(&stats);
+        }
         tally.jq_stats.add(&pair.jq.take_eval_stats());
     }
 }
@@ -242,6 +248,7 @@ fn the_real_mapper_gives_the_same_events_with_and_without_the_fast_path() {
         run.mismatches.join("\n")
     );
     let mut all = EvalStats::default();
+    let mut recorded = EvalStats::default();
     let mut low = Vec::new();
     for (id, t) in &run.per_venue {
         let s = t.stats;
@@ -264,7 +271,21 @@ fn the_real_mapper_gives_the_same_events_with_and_without_the_fast_path() {
             low.push(format!("{id}: {:.1} %", share * 100.0));
         }
         all.add(&s);
+        recorded.add(&t.recorded);
     }
+    eprintln!(
+        "recorded frames: {} evaluations, {} fallbacks, {} interpreted",
+        recorded.total(),
+        recorded.fallbacks,
+        recorded.interpreted
+    );
+    // Well-formed frames rarely need the interpreter mid-way.
+    assert!(
+        recorded.fallbacks * 1000 <= recorded.total(),
+        "{} of {} evaluations on recorded frames fell back",
+        recorded.fallbacks,
+        recorded.total()
+    );
     let share = all.fast as f64 / all.total().max(1) as f64;
     eprintln!(
         "all venues: {} evaluations, {:.1} % stayed on the fast path, {} fallbacks, {} interpreted",
@@ -274,6 +295,8 @@ fn the_real_mapper_gives_the_same_events_with_and_without_the_fast_path() {
         all.interpreted
     );
     assert!(all.total() > 50_000, "only {} evaluations", all.total());
+    // Hostile numbers make the fast path hand over: the count sees it.
+    assert!(all.fallbacks > 0, "no run-time fallback counted");
     assert!(
         low.is_empty(),
         "venues under the fast-path floor of {:.0} %: {low:?}",

@@ -18,6 +18,7 @@ mod consumers_tools;
 mod deploy;
 mod deployment_docs;
 mod e2e_books;
+mod e2e_compressed;
 mod e2e_relay;
 mod e2e_reload;
 mod e2e_shutdown;

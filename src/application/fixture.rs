@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::Timestamp;
+use std::time::Duration;
+
+use crate::domain::{Event, Payload, Timestamp};
 use crate::engine::mapper::{Mapper, Outcome};
 use crate::engine::venue::Venue;
 pub use crate::serialization::frames::{FrameLine, OwnedFrame, binary_line, parse_frame_line};
@@ -36,10 +38,66 @@ pub struct Counts {
     pub errors: usize,
     /// Connection sequence gaps seen (`frames.sequence`).
     pub gaps: usize,
+    /// Mapped times outside the plausible range ([`implausible_times`]).
+    pub time_warnings: usize,
+}
+
+/// The earliest plausible mapped time, 2009-01-01T00:00:00Z: older dates
+/// (1970, mostly) come from a time read in the wrong unit.
+pub const EARLIEST_PLAUSIBLE: Timestamp = Timestamp(1_230_768_000 * 1_000_000_000);
+
+/// How far past the clock a mapped time may be (a day): more is a time
+/// read in the wrong unit too.
+pub const MOST_AHEAD: Duration = Duration::from_secs(86_400);
+
+/// Warnings for the mapped times of `event` (`exchange_time`,
+/// `next_funding_time`) outside the plausible range: before
+/// [`EARLIEST_PLAUSIBLE`] or more than [`MOST_AHEAD`] past `now`. Each
+/// names the field and the value. Not errors: `validate` and `map` print
+/// them, the relay publishes such events as they are.
+pub fn implausible_times(event: &Event, now: Timestamp) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut check = |field: &str, t: Option<Timestamp>| {
+        let Some(t) = t else { return };
+        let latest = now.0.saturating_add(MOST_AHEAD.as_nanos() as i64);
+        let why = if t < EARLIEST_PLAUSIBLE {
+            "before 2009-01-01"
+        } else if t.0 > latest {
+            "more than a day in the future"
+        } else {
+            return;
+        };
+        found.push(format!(
+            "{} {} {field} = {} ({} ns since the epoch) is {why}: a time in the wrong unit? (the route's `time_unit`)",
+            event.payload.data_type().as_str(),
+            event.instrument.venue_instrument,
+            t.to_rfc3339(),
+            t.0
+        ));
+    };
+    check("exchange_time", event.exchange_time);
+    if let Payload::Funding(f) = &event.payload {
+        check("next_funding_time", f.next_funding_time);
+    }
+    found
 }
 
 /// Map `frames` through `venue` and return the transcript (see module docs).
 pub fn transcript(venue: &Venue, market: Option<&str>, frames: &str) -> (Vec<String>, Counts) {
+    let (out, counts, _) = transcript_checked(venue, market, frames, Timestamp::now());
+    (out, counts)
+}
+
+/// [`transcript`], plus a warning (`line N: ...`) for each mapped time
+/// outside the plausible range ([`implausible_times`], `now` being the
+/// clock). The warnings are not part of the transcript.
+pub fn transcript_checked(
+    venue: &Venue,
+    market: Option<&str>,
+    frames: &str,
+    now: Timestamp,
+) -> (Vec<String>, Counts, Vec<String>) {
+    let mut warnings = Vec::new();
     let mut mapper = Mapper::new(
         venue.id.clone(),
         market.map(str::to_owned),
@@ -69,6 +127,10 @@ pub fn transcript(venue: &Venue, market: Option<&str>, frames: &str) -> (Vec<Str
         match result {
             Ok(Outcome::Data { .. }) if !events.is_empty() => {
                 counts.events += events.len();
+                for e in &events {
+                    let found = implausible_times(e, now);
+                    warnings.extend(found.into_iter().map(|w| format!("line {n}: {w}")));
+                }
                 out.extend(events.iter().map(to_json_line));
             }
             Ok(Outcome::Data { .. }) => out.push(marker(n, "events", 0.into())),
@@ -93,7 +155,8 @@ pub fn transcript(venue: &Venue, market: Option<&str>, frames: &str) -> (Vec<Str
             }
         }
     }
-    (out, counts)
+    counts.time_warnings = warnings.len();
+    (out, counts, warnings)
 }
 
 /// The venue instruments whose events `frames` (one per line) carry, as
@@ -182,6 +245,9 @@ pub struct CaseReport {
     pub mismatch: Option<String>,
     /// Whether the expected file was (re)written.
     pub blessed: bool,
+    /// Mapped times outside the plausible range, `line N: ...` (printed,
+    /// not failures).
+    pub warnings: Vec<String>,
 }
 
 /// The result of one venue's cases.
@@ -248,7 +314,7 @@ fn run_case(
     bless: bool,
 ) -> Result<CaseReport, String> {
     let frames = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (got, counts) = transcript(venue, market, &frames);
+    let (got, counts, warnings) = transcript_checked(venue, market, &frames, Timestamp::now());
     let expected_path = path.with_extension("expected.jsonl");
     let name = path
         .file_stem()
@@ -265,6 +331,7 @@ fn run_case(
             counts,
             mismatch: None,
             blessed: true,
+            warnings,
         });
     }
     let mismatch = match std::fs::read_to_string(&expected_path) {
@@ -279,6 +346,7 @@ fn run_case(
         counts,
         mismatch,
         blessed: false,
+        warnings,
     })
 }
 

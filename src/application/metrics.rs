@@ -245,6 +245,9 @@ pub struct Metrics {
     /// Reference-data refreshes that failed (request, shape, empty), the
     /// last good instrument set kept.
     pub reference_failures: Family<VenueLabel, Counter>,
+    /// Expression evaluations the fast path handed to the jq interpreter
+    /// at run time.
+    pub interpreter_fallbacks: Family<VenueLabel, Counter>,
     /// Instruments stale now (no event of the type for longer than expected).
     pub instruments_stale: Family<VenueTypeLabel, Gauge>,
     /// Times an instrument went stale.
@@ -302,6 +305,7 @@ impl Metrics {
             rest_throttled: Family::default(),
             instruments_selected: Family::default(),
             reference_failures: Family::default(),
+            interpreter_fallbacks: Family::default(),
             instruments_stale: Family::default(),
             stale: Family::default(),
             logs_suppressed: Counter::default(),
@@ -357,6 +361,7 @@ impl Metrics {
             "rest_throttled", "HTTP 429/418 answers from venues (each pauses that venue's REST requests)", rest_throttled;
             "instruments_selected", "Instruments chosen by the relay config's select filters", instruments_selected;
             "reference_failures", "Reference-data refreshes that failed; the last good instrument set was kept", reference_failures;
+            "interpreter_fallbacks", "Mapping expression evaluations the native fast path handed to the jq interpreter at run time (a value it does not handle, or an error, which the interpreter words)", interpreter_fallbacks;
             "instruments_stale", "Instruments with no event of the data type for longer than its expected interval, now", instruments_stale;
             "stale", "Times an instrument went stale (no event of the data type for longer than its expected interval)", stale;
             "logs_suppressed", "Log lines left out by the per-cause rate limit", logs_suppressed;
@@ -417,6 +422,7 @@ impl Metrics {
             &self.pong_timeouts,
             &self.rest_throttled,
             &self.reference_failures,
+            &self.interpreter_fallbacks,
         ] {
             let _ = Self::venue(f, venue);
         }

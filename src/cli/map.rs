@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::venue_arg::{check_market, venue_file};
-use crate::application::fixture::{FrameLine, parse_frame_line};
+use crate::application::fixture::{FrameLine, implausible_times, parse_frame_line};
 use crate::config::venue::load_venue;
 use crate::domain::Timestamp;
 use crate::engine::mapper::{Mapper, Outcome};
@@ -44,6 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut events = Vec::new();
     let (mut frames, mut mapped, mut control, mut unrouted, mut failures) = (0usize, 0, 0, 0, 0);
+    let mut time_warnings = 0usize;
     for (i, line) in stdin.lines().enumerate() {
         let line = line.context("reading stdin")?;
         let n = i + 1;
@@ -75,6 +76,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 for e in &events {
                     writeln!(stdout, "{}", to_json_line(e))?;
+                }
+                let clock = Timestamp::now();
+                for e in &events {
+                    for w in implausible_times(e, clock) {
+                        // After the frame's events, in frame order.
+                        stdout.flush()?;
+                        eprintln!("line {n}: warning: {w}");
+                        time_warnings += 1;
+                    }
                 }
                 if args.verbose {
                     match outcome {
@@ -108,6 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!(
         "{frames} frames: {mapped} events, {control} control, {unrouted} unrouted, {failures} failed"
     );
+    if time_warnings > 0 {
+        eprintln!(
+            "{time_warnings} mapped time(s) before 2009 or more than a day ahead: check the routes' time_unit"
+        );
+    }
     if frames == 0 {
         eprintln!("error: no frames on stdin (one frame per line)");
         return Ok(ExitCode::from(2));

@@ -50,6 +50,8 @@ struct Totals {
     events: usize,
     templates: usize,
     failures: usize,
+    /// Mapped times outside the plausible range (printed, not failures).
+    time_warnings: usize,
 }
 
 /// Compile the venues, run their cases and templates (or map the corpus
@@ -88,6 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         totals.events,
         totals.failures,
     );
+    if totals.time_warnings > 0 {
+        println!(
+            "{} mapped time(s) before 2009 or more than a day ahead (warnings, not failures: see above)",
+            totals.time_warnings
+        );
+    }
     if totals.cases == 0 && totals.failures == 0 {
         println!("nothing was checked");
         return Ok(ExitCode::FAILURE);
@@ -167,6 +175,8 @@ fn fixtures(venues: &BTreeMap<String, Venue>, args: &Args, totals: &mut Totals) 
             }
         }
         for c in &report.cases {
+            print_time_warnings(&c.name, &c.warnings);
+            totals.time_warnings += c.warnings.len();
             if let Some(m) = &c.mismatch {
                 println!("     case {}: output differs\n{m}", c.name);
             } else if c.blessed {
@@ -281,5 +291,20 @@ fn captures(venues: &BTreeMap<String, Venue>, corpus: &Path, args: &Args, totals
                 );
             }
         }
+    }
+}
+
+/// Print a case's time warnings (the first few; recorded fixtures may hold
+/// many frames with the same mapping).
+fn print_time_warnings(case: &str, warnings: &[String]) {
+    const SHOWN: usize = 5;
+    for w in warnings.iter().take(SHOWN) {
+        println!("     case {case}: warning: {w}");
+    }
+    if warnings.len() > SHOWN {
+        println!(
+            "     case {case}: ... and {} more time warning(s)",
+            warnings.len() - SHOWN
+        );
     }
 }

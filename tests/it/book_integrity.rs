@@ -279,8 +279,8 @@ fn a_buffered_delta_ending_at_the_snapshot_id_is_the_first_under_spans() {
     let venue = load_venue(&root().join("venues/binance-usdm.toml")).unwrap();
     let rules = &venue.book;
     assert_eq!(
-        rules.snapshot.as_ref().unwrap().first_delta,
-        mdrelay::engine::venue::FirstDelta::Spans
+        rules.snapshot.as_ref().unwrap().align,
+        mdrelay::engine::venue::SnapshotAlign::UpdateId(mdrelay::engine::venue::FirstDelta::Spans)
     );
     let ev = |kind, first, last, prev| Event {
         venue: std::sync::Arc::from("binance-usdm"),

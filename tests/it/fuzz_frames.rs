@@ -54,9 +54,9 @@ fn corpus() -> &'static Corpus {
     })
 }
 
-/// One way to damage a frame.
+/// One way to damage a frame (also used by `fast_path_agreement`).
 #[derive(Debug, Clone)]
-enum Damage {
+pub(crate) enum Damage {
     Truncate(usize),
     FlipByte(usize, u8),
     /// Replace the n-th number with something hostile.
@@ -73,7 +73,8 @@ enum Damage {
     Garbage(Vec<u8>),
 }
 
-fn damage() -> impl Strategy<Value = Damage> {
+/// Every kind of damage, with its parameters.
+pub(crate) fn damage() -> impl Strategy<Value = Damage> {
     let numbers = prop_oneof![
         Just("1e400"),
         Just("-0"),
@@ -99,7 +100,7 @@ fn damage() -> impl Strategy<Value = Damage> {
 
 /// Byte offsets of JSON numbers / string values (roughly: good enough to hit
 /// real fields).
-fn tokens(text: &str, numbers: bool) -> Vec<(usize, usize)> {
+pub(crate) fn tokens(text: &str, numbers: bool) -> Vec<(usize, usize)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -129,7 +130,8 @@ fn tokens(text: &str, numbers: bool) -> Vec<(usize, usize)> {
     out
 }
 
-fn apply(frame: &OwnedFrame, d: &Damage) -> (Vec<u8>, bool) {
+/// The damaged bytes of `frame`, and whether they go as a binary frame.
+pub(crate) fn apply(frame: &OwnedFrame, d: &Damage) -> (Vec<u8>, bool) {
     let (bytes, binary) = match frame {
         OwnedFrame::Text(t) => (t.as_bytes().to_vec(), false),
         OwnedFrame::Binary(b) => (b.clone(), true),

@@ -52,6 +52,9 @@ pub(super) struct Counters {
     pub(super) resyncs: Counter,
     pub(super) mismatches: Counter,
     pub(super) pong_timeouts: Counter,
+    /// Fast-path evaluations rerun in the interpreter
+    /// (`mdrelay_interpreter_fallbacks_total`).
+    pub(super) fallbacks: Counter,
     /// Instruments stale now (`mdrelay_instruments_stale`).
     pub(super) stale_now: PerType<prometheus_client::metrics::gauge::Gauge>,
     /// Instruments gone stale (`mdrelay_stale_total`).
@@ -126,6 +129,7 @@ impl Counters {
             resyncs: Metrics::venue(&m.resyncs, venue),
             mismatches: Metrics::venue(&m.checksum_mismatches, venue),
             pong_timeouts: Metrics::venue(&m.pong_timeouts, venue),
+            fallbacks: Metrics::venue(&m.interpreter_fallbacks, venue),
             stale_now: {
                 let (m, venue) = (m.clone(), venue.to_owned());
                 PerType::new(move |t| {

@@ -145,6 +145,7 @@ impl<'c> FramePipeline<'c> {
         self.events.clear();
         let venue = self.venue.clone();
         let result = self.mapper.map(&venue, frame, now, &mut self.events);
+        c.fallbacks.inc_by(self.mapper.take_eval_stats().fallbacks);
         self.mapped(result, &venue, &frame, received, fx);
         if let Some(gap) = self.mapper.take_gap() {
             // The frame's own events went out above; what was lost before

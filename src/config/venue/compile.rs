@@ -162,6 +162,7 @@ pub fn compile_venue(id: &str, path: &Path, src: &str) -> Result<Venue, Vec<Prob
         .enumerate()
         .filter_map(|(i, r)| c.route(i, r?, has_route_key))
         .collect();
+    c.check_book_sync(&book, &routes);
 
     let p = c.p;
     match (name, connection, p.is_empty()) {

@@ -142,10 +142,24 @@ pub struct RawSnapshot {
     pub level_price: Option<Jq>,
     /// Quantity of a level item (default `.[1]`).
     pub level_quantity: Option<Jq>,
-    /// The snapshot's last update id.
-    pub last_update_id: Jq,
-    /// `spans_next` (first delta: U ≤ id+1 ≤ u) or `spans` (U ≤ id ≤ u).
-    pub first_delta: crate::engine::venue::FirstDelta,
+    /// How the snapshot and the WebSocket deltas line up: `update_id`
+    /// (default: by `last_update_id` and `first_delta`) or `timestamp` (by
+    /// exchange time: deltas at or before the snapshot's `time` are
+    /// dropped, later ones apply; needs `time` here and `exchange_time` on
+    /// every `l2_orderbook` route).
+    #[serde(default)]
+    pub sync: crate::engine::venue::BookSync,
+    /// The snapshot's last update id (required with `sync = "update_id"`).
+    pub last_update_id: Option<Jq>,
+    /// With `sync = "update_id"` (required there, refused with
+    /// `timestamp`): `spans_next` (first delta: U ≤ id+1 ≤ u) or `spans`
+    /// (U ≤ id ≤ u).
+    pub first_delta: Option<crate::engine::venue::FirstDelta>,
+    /// The snapshot's exchange time (a number or numeric string in the
+    /// unit found automatically, or an RFC 3339 string); required with
+    /// `sync = "timestamp"`, optional otherwise (it becomes the published
+    /// snapshot event's `exchange_time`).
+    pub time: Option<Jq>,
     /// Most snapshot requests per second for this venue (default 1).
     pub max_requests_per_second: Option<f64>,
 }

@@ -9,11 +9,79 @@ use crate::domain::DataType;
 use crate::engine::book::ChecksumSpec;
 use crate::engine::expr::Expr;
 use crate::engine::venue::{
-    BookRules, ControlRule, Field, FieldType, LevelMemory, RestSnapshot, Route, ScaleSource,
-    fields_for,
+    BookRules, BookSync, ControlRule, Field, FieldType, LevelMemory, RestSnapshot, Route,
+    ScaleSource, SnapshotAlign, fields_for,
 };
 
 impl Compiler<'_> {
+    /// `[book.snapshot] sync` and the fields each mode needs.
+    fn snapshot_align(&mut self, s: &RawSnapshot) -> Option<SnapshotAlign> {
+        const AT: &str = "book.snapshot";
+        match s.sync {
+            BookSync::UpdateId => {
+                let mut ok = true;
+                if s.last_update_id.is_none() {
+                    let m = "required with sync = \"update_id\" (the default); or set sync = \"timestamp\" and a `time`";
+                    self.p.at(None, format!("{AT}.last_update_id"), m);
+                    ok = false;
+                }
+                match s.first_delta {
+                    Some(f) if ok => Some(SnapshotAlign::UpdateId(f)),
+                    Some(_) => None,
+                    None => {
+                        let m = "required with sync = \"update_id\" (the default): `spans_next` or `spans`";
+                        self.p.at(None, format!("{AT}.first_delta"), m);
+                        None
+                    }
+                }
+            }
+            BookSync::Timestamp => {
+                let mut ok = true;
+                if s.time.is_none() {
+                    let m = "required with sync = \"timestamp\": the snapshot's exchange time";
+                    self.p.at(None, format!("{AT}.time"), m);
+                    ok = false;
+                }
+                if s.first_delta.is_some() {
+                    let m = "only with sync = \"update_id\" (timestamp sync drops deltas at or before the snapshot's time)";
+                    self.p.at(None, format!("{AT}.first_delta"), m);
+                    ok = false;
+                }
+                ok.then_some(SnapshotAlign::Timestamp)
+            }
+        }
+    }
+
+    /// With timestamp sync every `l2_orderbook` route that can give deltas
+    /// (its `kind` is not the literal `"snapshot"`) must map an
+    /// `exchange_time`: a delta without one cannot be placed against the
+    /// snapshot.
+    pub(super) fn check_book_sync(&mut self, book: &BookRules, routes: &[Route]) {
+        if !matches!(
+            book.snapshot.as_ref().map(|s| s.align),
+            Some(SnapshotAlign::Timestamp)
+        ) {
+            return;
+        }
+        for r in routes {
+            // A route whose kind is the literal "snapshot" gives images
+            // only, which need no placing.
+            let images_only = r
+                .field(Field::Kind)
+                .is_some_and(|k| k.source().trim() == "\"snapshot\"");
+            if r.data_type == DataType::L2Orderbook
+                && !images_only
+                && r.field(Field::ExchangeTime).is_none()
+            {
+                self.p.at(
+                    None,
+                    format!("routes `{}`.exchange_time", r.name),
+                    "required: [book.snapshot] sync = \"timestamp\" places each book delta by its exchange time",
+                );
+            }
+        }
+    }
+
     pub(super) fn book(&mut self, mut r: RawBook) -> BookRules {
         let scales = r
             .checksum
@@ -74,10 +142,12 @@ impl Compiler<'_> {
             set(
                 self,
                 Field::LastUpdateId,
-                Some(&s.last_update_id),
+                s.last_update_id.as_ref(),
                 "",
                 "last_update_id",
             );
+            set(self, Field::ExchangeTime, s.time.as_ref(), "", "time");
+            let align = self.snapshot_align(&s);
             let rate = s.max_requests_per_second.unwrap_or(1.0);
             if rate.is_nan() || rate <= 0.0 {
                 self.p.at(
@@ -99,7 +169,7 @@ impl Compiler<'_> {
             Some(RestSnapshot {
                 url: url?,
                 route,
-                first_delta: s.first_delta,
+                align: align?,
                 max_requests_per_second: rate,
             })
         });

@@ -7,21 +7,28 @@
 //! interpolation, a few string and number built-ins, decimal arithmetic) it is
 //! compiled into an [`fast::Op`] tree that runs directly on the parsed frame,
 //! borrowing from it. Everything else runs in the jaq interpreter. Both forms
-//! must give the same result; `tests/it/fast_path_agreement.rs` checks that for
-//! every expression of every shipped venue over the recorded frames.
+//! must give the same result, numbers included (both compute with exact
+//! decimals, see `jq::num`): the unit tests below run both on the same
+//! expressions, and `tests/it/fast_path_agreement.rs` runs every shipped
+//! venue's [`crate::engine::mapper::Mapper`] twice (once with the fast path
+//! switched off, [`interpreter_only`]) over recorded, generated and damaged
+//! frames. [`eval_stats`] counts which path answered each evaluation.
 
 pub mod budget;
 mod fast;
 mod guard;
 mod jq;
+mod stats;
 mod value;
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use jq::JVal;
+use stats::Ended;
 
 pub use jq::JqCompileError;
+pub use stats::{EvalStats, InterpreterOnly, eval_stats, interpreter_only};
 pub use value::{V, parse_decimal};
 
 /// The variables every expression may use. Each is `null` where it does not
@@ -154,8 +161,13 @@ impl<'a> Scope<'a> {
 
     /// Set a variable.
     pub fn set(&mut self, var: Var, value: V<'a>) -> &mut Self {
+        // Variables already converted for the interpreter stay converted:
+        // only the one set is converted again (a level scope that sets
+        // `$memo` must not convert `$frame` once per level).
+        if let Some(converted) = self.jq.get_mut() {
+            converted[var as usize] = jq::v_to_val(&value);
+        }
         self.vars[var as usize] = value;
-        self.jq = OnceCell::new();
         self
     }
 
@@ -236,28 +248,43 @@ impl Expr {
         out: &mut dyn FnMut(V<'a>) -> Result<(), ExprError>,
     ) -> Result<(), ExprError> {
         let _budget = budget::enter();
-        let Some(op) = &self.fast else {
+        let Some(op) = self.fast_form() else {
+            stats::count(Ended::Interpreted);
             return self.run_jq(input, scope, out);
         };
         if self.single {
             return match op.eval1(input, scope) {
-                Ok(v) => out(v),
-                Err(e) if e.is(ErrKind::Fallback) => self.run_jq(input, scope, out),
-                Err(e) => Err(e),
+                Ok(v) => {
+                    stats::count(Ended::Fast);
+                    out(v)
+                }
+                // A case the fast path does not handle, or an error: the
+                // interpreter answers (an error's wording is the
+                // interpreter's, so both paths fail with the same text).
+                Err(_) => {
+                    stats::count(Ended::Fallback);
+                    self.run_jq(input, scope, out)
+                }
             };
         }
         let mut emitted = 0usize;
+        let mut from_out = false;
         let result = op.run(input, scope, &mut |v| {
             emitted += 1;
+            from_out = true;
             if emitted > MAX_OUTPUTS {
                 return Err(ExprError::new(format!("more than {MAX_OUTPUTS} outputs")));
             }
             budget::step().map_err(|e| ExprError::new(e.message()))?;
-            out(v)
+            out(v)?;
+            from_out = false;
+            Ok(())
         });
         match result {
-            Err(e) if e.is(ErrKind::Fallback) => {
+            // The consumer's own errors (and the output limits) pass through.
+            Err(_) if !from_out => {
                 // Rerun in the interpreter, skipping what was already emitted.
+                stats::count(Ended::Fallback);
                 let mut skip = emitted;
                 self.run_jq(input, scope, &mut |v| {
                     if skip > 0 {
@@ -268,8 +295,18 @@ impl Expr {
                     }
                 })
             }
-            other => other,
+            other => {
+                stats::count(Ended::Fast);
+                other
+            }
         }
+    }
+
+    /// The fast form, unless there is none or the fast path is switched off
+    /// on this thread ([`interpreter_only`]).
+    #[inline]
+    fn fast_form(&self) -> Option<&fast::Op> {
+        self.fast.as_ref().filter(|_| stats::fast_path_on())
     }
 
     /// Run in the jq interpreter only (for tests comparing both forms).
@@ -288,19 +325,33 @@ impl Expr {
         input: &V<'a>,
         scope: &Scope<'a>,
     ) -> Result<Option<V<'a>>, ExprError> {
+        let mut jq_only = false;
         if self.single
-            && let Some(op) = &self.fast
+            && let Some(op) = self.fast_form()
         {
             match op.eval1(input, scope) {
-                Err(e) if e.is(ErrKind::Fallback) => {}
-                other => return other.map(Some),
+                Ok(v) => {
+                    stats::count(Ended::Fast);
+                    return Ok(Some(v));
+                }
+                // As in `run`: the interpreter answers, errors included.
+                Err(_) => {
+                    stats::count(Ended::Fallback);
+                    jq_only = true;
+                }
             }
         }
         let mut first = None;
-        let r = self.run(input, scope, &mut |v| {
+        let mut keep = |v| {
             first = Some(v);
             Err(ExprError::stop())
-        });
+        };
+        let r = if jq_only {
+            let _budget = budget::enter();
+            self.run_jq(input, scope, &mut keep)
+        } else {
+            self.run(input, scope, &mut keep)
+        };
         match r {
             Ok(()) => Ok(first),
             Err(e) if e.is(ErrKind::Stop) => Ok(first),
@@ -311,6 +362,23 @@ impl Expr {
     /// Whether the first output is truthy. An error or no output is `false`
     /// (conditions on frames of another shape simply do not match).
     pub fn test<'a>(&'a self, input: &V<'a>, scope: &Scope<'a>) -> bool {
+        // An error is `false` whatever its wording: no need to ask the
+        // interpreter for it.
+        if self.single
+            && let Some(op) = self.fast_form()
+        {
+            match op.eval1(input, scope) {
+                Ok(v) => {
+                    stats::count(Ended::Fast);
+                    return v.truthy();
+                }
+                Err(e) if !e.is(ErrKind::Fallback) => {
+                    stats::count(Ended::Fast);
+                    return false;
+                }
+                Err(_) => {}
+            }
+        }
         matches!(self.first(input, scope), Ok(Some(v)) if v.truthy())
     }
 
@@ -438,6 +506,97 @@ mod tests {
             let jq = outputs(&e, frame, true);
             assert_eq!(fast, jq, "expression `{src}` (fast path: {})", e.is_fast());
         }
+    }
+
+    /// Outputs as exact JSON text (no normalisation), or the error.
+    fn exact(expr: &Expr, input: &str, jq_only: bool) -> Result<Vec<String>, String> {
+        let mut p = Parser::new();
+        let frame = V::from_doc(p.parse(input).unwrap());
+        let scope = Scope::new();
+        let mut out = Vec::new();
+        let mut sink = |v: V<'_>| {
+            out.push(v.to_json());
+            Ok(())
+        };
+        let r = if jq_only {
+            expr.run_jq(&frame, &scope, &mut sink)
+        } else {
+            expr.run(&frame, &scope, &mut sink)
+        };
+        r.map(|()| out).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_agree_exactly_on_both_paths() {
+        let frame = r#"{"a":1,"p":"0.1","q":"0.2","x":0.1,"y":0.2,"px":"30236.123456789","sz":"0.000123456789012",
+            "big":12345678901234567890,"huge":123456789012345678901234567890123,"e":1e-8,"f":"1.50",
+            "s53":9007199254740993,"ms":"1652459224818","neg":"-0.00000001","sci":"2E+3","t":1652459224818.5}"#;
+        let cases = [
+            ("0.1 + 0.2", Some("0.3")),
+            (".x + .y", Some("0.3")),
+            ("(.p | tonumber) + (.q | tonumber)", Some("0.3")),
+            (".a / 3", Some("0.3333333333333333333333333333")),
+            ("2 / 3", Some("0.6666666666666666666666666667")),
+            (
+                "(.px | tonumber) * (.sz | tonumber)",
+                Some("3.732854714145583672002468"),
+            ),
+            (".x * .y", Some("0.02")),
+            ("(.ms | tonumber) / 1000", Some("1652459224.818")),
+            (".t * 1000", Some("1652459224818500.0")),
+            (".big + 1", Some("12345678901234567891")),
+            (".big * 1000", Some("12345678901234567890000")),
+            (".s53 + 0", Some("9007199254740993")),
+            (".s53", Some("9007199254740993")),
+            (".f | tonumber", None),
+            (".ms | tonumber", Some("1652459224818")),
+            (".neg | tonumber", None),
+            (".sci | tonumber", None),
+            (".e * 3", None),
+            (".huge", None),
+            (".huge + 1", None),
+            (".big > 12345678901234567889", Some("true")),
+            ("(.f | tonumber) == 1.5", Some("true")),
+            (".x - .y", Some("-0.1")),
+            ("-(.px | tonumber)", None),
+            (".a / 0", None),
+        ];
+        for (src, want) in cases {
+            let e = Expr::compile(src).unwrap_or_else(|err| panic!("{src}: {err:?}"));
+            let fast = exact(&e, frame, false);
+            let jq = exact(&e, frame, true);
+            assert_eq!(fast, jq, "`{src}` (fast form: {})", e.is_fast());
+            if let Some(w) = want {
+                assert_eq!(fast, Ok(vec![w.to_owned()]), "`{src}`");
+            }
+        }
+    }
+
+    #[test]
+    fn evaluations_are_counted_by_the_path_that_answered() {
+        let frame = r#"{"a":"1.5","huge":123456789012345678901234567890123,"o":{"k":1}}"#;
+        let count = |src: &str, jq_only: bool| {
+            let e = Expr::compile(src).unwrap();
+            let before = eval_stats();
+            let _mode = jq_only.then(interpreter_only);
+            let _ = exact(&e, frame, false);
+            eval_stats().since(&before)
+        };
+        let s = |fast, fallbacks, interpreted| EvalStats {
+            fast,
+            fallbacks,
+            interpreted,
+        };
+        assert_eq!(count(".a", false), s(1, 0, 0));
+        assert_eq!(count(".huge + 1", false), s(0, 1, 0), "beyond a decimal");
+        assert_eq!(
+            count(".o.k.x", false),
+            s(0, 1, 0),
+            "errors are worded by jq"
+        );
+        assert_eq!(count(".o | keys", false), s(0, 0, 1), "no fast form");
+        assert_eq!(count(".a", true), s(0, 0, 1), "fast path switched off");
+        assert_eq!(count(".a", false), s(1, 0, 0), "and back on");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use memory::{MAX_MEMORY_ENTRIES, Memory};
 pub use symbols::SymbolCache;
 
 use crate::domain::{Event, Timestamp};
-use crate::engine::expr::{ExprError, Scope, V, Var};
+use crate::engine::expr::{EvalStats, ExprError, Scope, V, Var, eval_stats, interpreter_only};
 use crate::engine::json::{OwnedDoc, ParseError, Parser};
 use crate::engine::venue::{ControlKind, ControlRule, Venue, holds};
 
@@ -137,6 +137,11 @@ pub struct Mapper {
     gap: Option<SequenceGap>,
     memory: Memory,
     chains: chain::Chains,
+    /// Whether expressions may run on the fast path (see
+    /// [`Mapper::set_fast_path`]).
+    fast_path: bool,
+    /// Evaluations since the last [`Mapper::take_eval_stats`].
+    stats: EvalStats,
 }
 
 impl Mapper {
@@ -158,7 +163,35 @@ impl Mapper {
             gap: None,
             memory: Memory::default(),
             chains: chain::Chains::default(),
+            fast_path: true,
+            stats: EvalStats::default(),
         }
+    }
+
+    /// With `false`, every expression this mapper evaluates runs in the jq
+    /// interpreter, as if none had a fast form. For tests and tools that
+    /// check both evaluators give the same events; the relay never
+    /// switches it off.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
+    }
+
+    /// The expression evaluations of the frames (and documents) mapped
+    /// since the last call, by the path that answered them; resets them.
+    /// The connection adds the fallbacks to
+    /// `mdrelay_interpreter_fallbacks_total`.
+    pub fn take_eval_stats(&mut self) -> EvalStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Run `f` with this mapper's evaluator mode, adding the evaluations it
+    /// makes to the mapper's counts.
+    fn counted<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let _mode = (!self.fast_path).then(interpreter_only);
+        let before = eval_stats();
+        let r = f(self);
+        self.stats.add(&eval_stats().since(&before));
+        r
     }
 
     /// Call when the venue definition was replaced: cached symbols may
@@ -173,17 +206,31 @@ impl Mapper {
         venue: &Venue,
         instrument: &str,
     ) -> Arc<crate::domain::Instrument> {
-        let market = match self.market.as_deref() {
-            Some(m) => V::Str(m.into()),
-            None => V::Null,
-        };
-        self.symbols
-            .resolve(instrument, &venue.symbols, &market, &self.venue_id)
+        self.counted(|m| {
+            let market = match m.market.as_deref() {
+                Some(m) => V::Str(m.into()),
+                None => V::Null,
+            };
+            m.symbols
+                .resolve(instrument, &venue.symbols, &market, &m.venue_id)
+        })
     }
 
     /// Map a whole document (e.g. a REST snapshot body) with `route`, with
     /// `$instrument` set. Returns the number of events appended.
     pub fn map_document(
+        &mut self,
+        venue: &Venue,
+        route: &crate::engine::venue::Route,
+        text: &str,
+        instrument: &str,
+        receive_time: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<usize, MapError> {
+        self.counted(|m| m.map_document_inner(venue, route, text, instrument, receive_time, out))
+    }
+
+    fn map_document_inner(
         &mut self,
         venue: &Venue,
         route: &crate::engine::venue::Route,
@@ -253,6 +300,16 @@ impl Mapper {
         receive_time: Timestamp,
         out: &mut Vec<Event>,
     ) -> Result<Outcome, MapError> {
+        self.counted(|m| m.map_inner(venue, frame, receive_time, out))
+    }
+
+    fn map_inner(
+        &mut self,
+        venue: &Venue,
+        frame: RawFrame<'_>,
+        receive_time: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, MapError> {
         let limit = venue.connection.max_frame_bytes;
         // Everything this frame's mapping evaluates shares one budget.
         let _budget = budget::frame(budget::Limits::for_frame(frame.len()));
@@ -273,6 +330,7 @@ impl Mapper {
             gap,
             memory,
             chains,
+            ..
         } = self;
         let text = decode::decode(frame, venue.frames.compression, limit, inflate)?;
         let root = match parser.parse(text) {

@@ -11,9 +11,9 @@ mod report;
 pub use field::{Field, FieldSpec, FieldType, fields_for};
 pub(crate) use plan::holds;
 pub use plan::{
-    Batch, BookRules, Bootstrap, Channel, Compression, Connection, ControlKind, ControlRule,
-    Dispatch, FirstDelta, Frames, Heartbeat, LevelMemory, Market, RestSnapshot, Route, ScaleSource,
-    Subscribe, Symbols, Venue,
+    Batch, BookRules, BookSync, Bootstrap, Channel, Compression, Connection, ControlKind,
+    ControlRule, Dispatch, FirstDelta, Frames, Heartbeat, LevelMemory, Market, RestSnapshot, Route,
+    ScaleSource, SnapshotAlign, Subscribe, Symbols, Venue,
 };
 pub use reference::{ReferenceRequest, RestRules};
 pub use report::{Interpreted, interpreted};

@@ -252,6 +252,29 @@ pub enum FirstDelta {
     Spans,
 }
 
+/// How a REST snapshot and the WebSocket deltas line up
+/// (`[book.snapshot] sync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BookSync {
+    /// By update id: the snapshot's `last_update_id` against the deltas'
+    /// `first_update_id`/`last_update_id`, as `first_delta` says.
+    #[default]
+    UpdateId,
+    /// By exchange time: deltas whose `exchange_time` is at or before the
+    /// snapshot's `time` are contained in it and dropped; later ones apply.
+    Timestamp,
+}
+
+/// How the first deltas after a REST snapshot are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotAlign {
+    /// By update ids, with this rule for the first delta.
+    UpdateId(FirstDelta),
+    /// By exchange time (see [`BookSync::Timestamp`]).
+    Timestamp,
+}
+
 /// A REST order-book snapshot (`[book.snapshot]`).
 #[derive(Debug, Clone)]
 pub struct RestSnapshot {
@@ -260,7 +283,7 @@ pub struct RestSnapshot {
     /// A synthetic route mapping the response body to a snapshot event.
     pub route: Route,
     /// Which deltas may follow the snapshot.
-    pub first_delta: FirstDelta,
+    pub align: SnapshotAlign,
     /// Most snapshot requests per second for the venue.
     pub max_requests_per_second: f64,
 }

@@ -17,7 +17,7 @@ use crate::domain::{
     BookKind, BookUpdate, DataType, Event, EventId, Instrument, Payload, Timestamp,
 };
 use crate::engine::book::{ChecksumMode, LocalBook, Scales, SequenceCheck};
-use crate::engine::venue::{BookRules, FirstDelta};
+use crate::engine::venue::{BookRules, FirstDelta, SnapshotAlign};
 
 /// Most deltas buffered per instrument while a snapshot is awaited.
 const MAX_BUFFERED: usize = 5_000;
@@ -77,9 +77,10 @@ struct InstBook {
     state: State,
     last: Option<i64>,
     local: Option<LocalBook>,
-    /// Set after a REST snapshot: its id and the rule its first delta must
-    /// satisfy (instead of the sequence rule).
-    after_snapshot: Option<(i64, FirstDelta)>,
+    /// Set after a REST snapshot: its position (update id, or exchange
+    /// time in nanoseconds) and how its first delta must line up with it
+    /// (instead of the sequence rule).
+    after_snapshot: Option<(i64, SnapshotAlign)>,
     /// The instrument's checksum number scales, once fetched.
     scales: Option<Scales>,
     /// Periodic top-N snapshots, when the subscription wants them.
@@ -106,19 +107,38 @@ pub struct BookKeeper {
     scratch: Vec<u8>,
 }
 
-/// Whether a delta `fu..=lu` may be the first after a snapshot with id `id`.
-fn spans(rule: FirstDelta, id: i64, fu: i64, lu: i64) -> bool {
-    match rule {
-        FirstDelta::SpansNext => fu <= id + 1 && id < lu,
-        FirstDelta::Spans => fu <= id && id <= lu,
+/// Whether a delta at `fu..=lu` may be the first after a snapshot at `id`
+/// (positions as [`position`] gives them).
+fn spans(align: SnapshotAlign, id: i64, fu: i64, lu: i64) -> bool {
+    match align {
+        SnapshotAlign::UpdateId(FirstDelta::SpansNext) => fu <= id + 1 && id < lu,
+        SnapshotAlign::UpdateId(FirstDelta::Spans) => fu <= id && id <= lu,
+        // Times cannot show a gap: any delta after the snapshot follows it.
+        SnapshotAlign::Timestamp => id < lu,
     }
 }
 
-/// Whether a delta ending at `lu` is already contained in snapshot `id`.
-fn stale(rule: FirstDelta, id: i64, lu: i64) -> bool {
-    match rule {
-        FirstDelta::SpansNext => lu <= id,
-        FirstDelta::Spans => lu < id,
+/// Whether a delta ending at `lu` is already contained in the snapshot at
+/// `id`.
+fn stale(align: SnapshotAlign, id: i64, lu: i64) -> bool {
+    match align {
+        SnapshotAlign::UpdateId(FirstDelta::SpansNext) => lu <= id,
+        SnapshotAlign::UpdateId(FirstDelta::Spans) => lu < id,
+        SnapshotAlign::Timestamp => lu <= id,
+    }
+}
+
+/// Where an event sits for lining up with a snapshot: its update ids, or
+/// (timestamp sync) its exchange time in nanoseconds as both ends. What is
+/// unknown is open (`MIN` / `MAX`): such a delta is never taken for
+/// contained in the snapshot.
+fn position(e: &Event, align: SnapshotAlign) -> (Option<i64>, Option<i64>) {
+    match align {
+        SnapshotAlign::UpdateId(_) => ids(e),
+        SnapshotAlign::Timestamp => {
+            let t = e.exchange_time.map(|t| t.0);
+            (t, t)
+        }
     }
 }
 
@@ -295,10 +315,8 @@ impl BookKeeper {
         if u.kind == BookKind::Delta
             && let Some((id, first_rule)) = b.after_snapshot
         {
-            let (fu, lu) = (
-                u.first_update_id.unwrap_or(i64::MIN),
-                u.last_update_id.unwrap_or(i64::MAX),
-            );
+            let (fu, lu) = position(&ev, first_rule);
+            let (fu, lu) = (fu.unwrap_or(i64::MIN), lu.unwrap_or(i64::MAX));
             if stale(first_rule, id, lu) {
                 out.push(Step::Dropped(BookDrop::Resync, 1));
                 return;
@@ -411,9 +429,12 @@ impl BookKeeper {
         let first_rule = rules
             .snapshot
             .as_ref()
-            .map_or(FirstDelta::SpansNext, |s| s.first_delta);
-        let Some(id) = ids(&snap).1 else {
-            return Err(Refetch("snapshot without last_update_id".into()));
+            .map_or(SnapshotAlign::UpdateId(FirstDelta::SpansNext), |s| s.align);
+        let Some(id) = position(&snap, first_rule).1 else {
+            return Err(Refetch(match first_rule {
+                SnapshotAlign::UpdateId(_) => "snapshot without last_update_id".into(),
+                SnapshotAlign::Timestamp => "snapshot without a time (sync = \"timestamp\")".into(),
+            }));
         };
         let b = self.entry(rules, &key);
         let buffer = match std::mem::replace(&mut b.state, State::Live) {
@@ -426,14 +447,18 @@ impl BookKeeper {
         let buffered = buffer.len();
         let pending: Vec<Event> = buffer
             .into_iter()
-            .filter(|e| ids(e).1.is_none_or(|u| !stale(first_rule, id, u)))
+            .filter(|e| {
+                position(e, first_rule)
+                    .1
+                    .is_none_or(|u| !stale(first_rule, id, u))
+            })
             .collect();
         let contained = (buffered - pending.len()) as u64;
         if contained > 0 {
             out.push(Step::Dropped(BookDrop::Resync, contained));
         }
         if let Some(first) = pending.first() {
-            let (fu, lu) = ids(first);
+            let (fu, lu) = position(first, first_rule);
             let (fu, lu) = (fu.unwrap_or(i64::MIN), lu.unwrap_or(i64::MAX));
             if !spans(first_rule, id, fu, lu) {
                 self.entry(rules, &key).state = State::Waiting(pending);
@@ -573,6 +598,92 @@ mod tests {
         k.on_rest_snapshot(&rules, ev(BookKind::Snapshot, 0, 205, None), &mut out)
             .unwrap();
         assert_eq!(published(&out), ["205", "210"]);
+    }
+
+    /// Rules of a venue whose REST snapshot lines up with the deltas by
+    /// exchange time (`[book.snapshot] sync = "timestamp"`), no update ids.
+    fn timestamp_rules() -> BookRules {
+        use crate::engine::expr::Expr;
+        use crate::engine::venue::{Field, RestSnapshot, Route};
+        let route = Route {
+            name: "book.snapshot".into(),
+            data_type: crate::domain::DataType::L2Orderbook,
+            keys: Vec::new(),
+            when: None,
+            each: None,
+            time_unit: crate::domain::TimeUnit::Auto,
+            fields: vec![None; Field::COUNT],
+            level_memory: None,
+        };
+        BookRules {
+            snapshot: Some(RestSnapshot {
+                url: Expr::compile("\"http://127.0.0.1/\"").unwrap(),
+                route,
+                align: SnapshotAlign::Timestamp,
+                max_requests_per_second: 1.0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A book event at exchange time `ms` with no update ids, named `name`.
+    fn at(kind: BookKind, ms: Option<i64>, name: &str) -> Event {
+        let mut e = ev(kind, 0, 0, None);
+        e.exchange_time = ms.map(|ms| Timestamp(ms * 1_000_000));
+        e.id = EventId(name.into());
+        if let Payload::Book(u) = &mut e.payload {
+            u.first_update_id = None;
+            u.last_update_id = None;
+        }
+        e
+    }
+
+    #[test]
+    fn timestamp_sync_drops_deltas_at_or_before_the_snapshot_time() {
+        let rules = timestamp_rules();
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.await_snapshot(&rules, "BTCUSDT");
+        for (ms, name) in [(990, "d990"), (1000, "d1000"), (1001, "d1001")] {
+            k.on_update(&rules, at(BookKind::Delta, Some(ms), name), &mut out);
+        }
+        assert!(out.is_empty(), "buffered while the snapshot is fetched");
+        k.on_rest_snapshot(&rules, at(BookKind::Snapshot, Some(1000), "snap"), &mut out)
+            .unwrap();
+        assert_eq!(published(&out), ["snap", "d1001"]);
+        assert_eq!(dropped(&out), 2, "990 and 1000 are in the snapshot");
+        k.on_update(&rules, at(BookKind::Delta, Some(1002), "d1002"), &mut out);
+        assert_eq!(published(&out), ["snap", "d1001", "d1002"]);
+    }
+
+    #[test]
+    fn timestamp_sync_checks_deltas_arriving_after_the_snapshot() {
+        let rules = timestamp_rules();
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.await_snapshot(&rules, "BTCUSDT");
+        k.on_rest_snapshot(&rules, at(BookKind::Snapshot, Some(1000), "snap"), &mut out)
+            .unwrap();
+        k.on_update(&rules, at(BookKind::Delta, Some(999), "old"), &mut out);
+        k.on_update(&rules, at(BookKind::Delta, Some(1000), "same"), &mut out);
+        k.on_update(&rules, at(BookKind::Delta, Some(1003), "new"), &mut out);
+        assert_eq!(published(&out), ["snap", "new"]);
+        assert_eq!(dropped(&out), 2);
+    }
+
+    #[test]
+    fn timestamp_sync_refetches_a_snapshot_without_a_time() {
+        let rules = timestamp_rules();
+        let mut k = BookKeeper::new();
+        let mut out = Vec::new();
+        k.await_snapshot(&rules, "BTCUSDT");
+        k.on_update(&rules, at(BookKind::Delta, Some(5), "d5"), &mut out);
+        let err = k
+            .on_rest_snapshot(&rules, at(BookKind::Snapshot, None, "snap"), &mut out)
+            .unwrap_err();
+        assert!(err.0.contains("without a time"), "{err:?}");
+        assert!(k.waiting("BTCUSDT"), "still waiting, the delta still held");
+        assert_eq!(k.held(), 1);
     }
 
     #[test]

@@ -210,7 +210,14 @@ pub(crate) fn run<'a>(
                 budget::step().map_err(|e| ExprError::new(e.message()))?;
                 out(val_to_v(v))?;
             }
-            Err(e) => return Err(ExprError::new(e.to_string())),
+            // A string error is its text (`error("x")` says `x`, as jq
+            // and the fast path say it), any other value its JSON.
+            Err(e) => {
+                return Err(ExprError::new(match e.into_val() {
+                    JVal::Str(s) => s.text().into_owned(),
+                    other => other.to_string(),
+                }));
+            }
         }
     }
     match budget::exceeded() {

@@ -144,20 +144,32 @@ impl Num {
         }
     }
 
-    /// `-x`.
+    /// `-x`. A number that came as text keeps it, sign changed (so
+    /// `-.x` of a number beyond a decimal writes its digits, not a float,
+    /// as on the fast path).
     pub fn neg(&self) -> Num {
-        match self.v {
-            Value::Dec(d) => Num::dec(-d),
-            Value::Float(f) => Num::float(-f),
-        }
+        let v = match self.v {
+            Value::Dec(d) => Value::Dec(-d),
+            Value::Float(f) => Value::Float(-f),
+        };
+        let text = self.text.as_deref().map(|t| match t.strip_prefix('-') {
+            Some(pos) => Rc::from(pos),
+            None => Rc::from(format!("-{t}")),
+        });
+        Num { v, text }
     }
 
-    /// `length` of a number: its absolute value.
+    /// `length` of a number: its absolute value (text kept, sign dropped).
     pub fn abs(&self) -> Num {
-        match self.v {
-            Value::Dec(d) => Num::dec(d.abs()),
-            Value::Float(f) => Num::float(f.abs()),
-        }
+        let v = match self.v {
+            Value::Dec(d) => Value::Dec(d.abs()),
+            Value::Float(f) => Value::Float(f.abs()),
+        };
+        let text = self
+            .text
+            .as_deref()
+            .map(|t| Rc::from(t.strip_prefix('-').unwrap_or(t)));
+        Num { v, text }
     }
 
     /// JSON text: as written when it came from text; computed decimals as

@@ -214,8 +214,8 @@ fn bench_reference(c: &mut Criterion) {
 /// Every `capture-*.jsonl` of the shared corpus (`../shared/corpus` or
 /// `$MDRELAY_CORPUS`) through its venue file: ns per frame for each venue.
 fn bench_corpus(c: &mut Criterion) {
-    use mdrelay::application::captures::capture_files;
     use mdrelay::application::fixture::{FrameLine, OwnedFrame, parse_frame_line, read_cases_file};
+    use mdrelay::tools::captures::capture_files;
     let corpus = std::env::var_os("MDRELAY_CORPUS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/corpus"));

@@ -33,17 +33,20 @@
 //!   (per-instrument), `health`, `metrics`, `process`, `breaker`, `reload`,
 //!   `streams` (stream reconciliation), `instruments` (reference data,
 //!   `select` filters, refresh, the instruments bucket), `venue_rest` (a
-//!   venue's REST requests within its budget); and the tooling on the
-//!   same engine: `fixture` (validate), `captures`, `record`.
+//!   venue's REST requests within its budget), `fixture` (recorded
+//!   fixtures, checked by `validate` and by the reload gate).
 //! - [`infrastructure`]: the outside world: `ws` (WebSocket client), `nats`,
 //!   `streams` (JetStream stream API), `rest` (HTTP requests, the
 //!   per-venue budget, 429/418 and `Retry-After`), `http` (`/health`,
-//!   `/metrics`), `logs`, `replay` (the fake venue server).
+//!   `/metrics`), `logs`.
 //! - [`serialization`]: the wire forms, written and read: `json`,
 //!   `protobuf`, `protobuf_direct` (the encoder without intermediate
 //!   structs), `decode`, `frames` (recorded frame files).
 //! - [`client`]: the consumer side: `feed` (follow a subject), `fetch`
 //!   (snapshots from the bus), `tracker` (join any book and follow it).
+//! - [`tools`]: tooling on the same engine, outside the production path:
+//!   `captures` (long recorded sessions), `record` (`mdrelay record`),
+//!   `replay` (the fake venue server of `mdrelay replay` and the tests).
 //! - [`cli`]: the `mdrelay` commands: `run`, `validate`, `map`, `record`,
 //!   `replay`, `schema`, `tail`, `book`, `top` (a live view of a running
 //!   relay), `instruments` (reference data), `bench` (with `bench_*`),
@@ -60,3 +63,4 @@ pub mod domain;
 pub mod engine;
 pub mod infrastructure;
 pub mod serialization;
+pub mod tools;

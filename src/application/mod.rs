@@ -5,7 +5,6 @@
 
 mod acks;
 pub mod breaker;
-pub mod captures;
 pub mod connection;
 pub mod fixture;
 pub mod health;
@@ -15,7 +14,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod process;
 pub mod publisher;
-pub mod record;
 pub mod relay;
 pub mod reload;
 pub mod status;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::application::record::record;
 use crate::config::relay::load_relay;
+use crate::tools::record::record;
 
 /// Arguments of `mdrelay record`.
 #[derive(Debug, clap::Args)]

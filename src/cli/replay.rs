@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::infrastructure::replay::{ReplaySpec, serve};
 use crate::serialization::frames::{FrameLine, OwnedFrame, parse_frame_line};
+use crate::tools::replay::{ReplaySpec, serve};
 
 /// Arguments of `mdrelay replay`.
 #[derive(Debug, clap::Args)]

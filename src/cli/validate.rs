@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::application::captures::{capture_files, check_venue};
 use crate::application::fixture::run_venue;
 use crate::application::templates::{check_templates, sample_instrument};
 use crate::config::venue::{load_venue, load_venues_dir};
 use crate::engine::venue::Venue;
+use crate::tools::captures::{capture_files, check_venue};
 
 use super::venue_arg::venue_file;
 

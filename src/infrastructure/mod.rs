@@ -5,7 +5,6 @@
 pub mod http;
 pub mod logs;
 pub mod nats;
-pub mod replay;
 pub mod rest;
 pub mod streams;
 pub mod ws;

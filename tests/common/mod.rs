@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use mdrelay::application::relay::{RelayHandle, StartOptions, start};
 use mdrelay::config::relay::compile_relay;
-use mdrelay::infrastructure::replay::{ReplaySpec, ReplayStats, serve};
 use mdrelay::serialization::frames::{FrameLine, OwnedFrame, parse_frame_line};
+use mdrelay::tools::replay::{ReplaySpec, ReplayStats, serve};
 use tokio_util::sync::CancellationToken;
 
 /// The repository root.

@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mdrelay::application::captures::check_venue;
 use mdrelay::config::venue::load_venues_dir;
+use mdrelay::tools::captures::check_venue;
 
 fn corpus() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -13,7 +13,7 @@ use crate::common;
 use crate::common::*;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 /// Serve AssetPairs for MATIC/USD with `price` / `quantity` decimal places;
 /// returns the origin and the request counter.

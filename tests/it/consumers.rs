@@ -15,8 +15,8 @@ use crate::common::*;
 use mdrelay::client::{BookFeed, Change, ClientError, FeedStats, JoinOptions, Position, SyncState};
 use mdrelay::domain::{Level, Payload};
 use mdrelay::engine::book::LocalBook;
-use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
+use mdrelay::tools::replay::ReplaySpec;
 use tokio_util::sync::CancellationToken;
 
 /// `[nats]` with the default config's two streams: the events, and the last

@@ -17,9 +17,9 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use mdrelay::client::{BookFeed, Change, ClientError, JoinOptions, Position, SyncState};
 use mdrelay::domain::{Payload, RelayMark};
-use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::decode;
 use mdrelay::serialization::frames::OwnedFrame;
+use mdrelay::tools::replay::ReplaySpec;
 use tokio_util::sync::CancellationToken;
 
 /// OKX UNI-USD-SWAP as recorded: a snapshot, 92 updates, two more snapshots

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::common::*;
 use crate::consumers::{COINBASE, Case, OKX, nats_section};
 use async_nats::jetstream;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 use tokio::process::Command;
 
 #[allow(dead_code)]

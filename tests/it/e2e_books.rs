@@ -12,8 +12,8 @@ use crate::common;
 use crate::common::*;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
+use mdrelay::tools::replay::ReplaySpec;
 
 pub(crate) type Requests = Arc<Mutex<HashMap<String, usize>>>;
 

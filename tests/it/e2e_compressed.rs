@@ -11,7 +11,7 @@ use flate2::Compression as Level;
 use flate2::write::DeflateEncoder;
 use mdrelay::application::fixture::{OwnedFrame, transcript};
 use mdrelay::config::venue::load_venue;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 use crate::common;
 use crate::common::*;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common;
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 fn config(nats: &Nats, venue: &str, url: &str, subs: &str) -> String {
     format!(

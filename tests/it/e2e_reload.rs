@@ -9,7 +9,7 @@ use crate::common;
 use crate::common::*;
 use mdrelay::application::relay::{RelayHandle, StartOptions, start};
 use mdrelay::config::relay::load_relay;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 struct Setup {
     dir: tempfile::TempDir,

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_queued_and_in_flight_events() {

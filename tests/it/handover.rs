@@ -12,7 +12,7 @@ use crate::common;
 use crate::common::*;
 use mdrelay::application::relay::{RelayHandle, StartOptions, start};
 use mdrelay::config::relay::load_relay;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 /// Recorded bookTicker frames (746, several symbols, each with its update id
 /// `u`, which is the ticker event's key).

@@ -14,8 +14,8 @@ use mdrelay::application::instruments::map_page;
 use mdrelay::config::relay::compile_relay;
 use mdrelay::config::relay::select::{accepts, compile_select};
 use mdrelay::config::venue::load_venue;
-use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
+use mdrelay::tools::replay::ReplaySpec;
 use serde_json::Value;
 
 /// What the fake reference endpoint answers.

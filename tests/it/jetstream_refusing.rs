@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_gives_counted_drops_and_the_relay_carries_on() {

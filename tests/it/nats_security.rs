@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 const TOKEN: &str = "tok-7f3a9c1e55d2";
 const PASSWORD: &str = "pw-b81c44e0a9f7";

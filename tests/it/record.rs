@@ -2,8 +2,8 @@
 //! what the recording holds, frame for frame (text and gzip binary).
 
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
+use mdrelay::tools::replay::ReplaySpec;
 
 #[test]
 fn recording_reproduces_the_served_frames() {

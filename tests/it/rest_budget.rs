@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use axum::extract::State;
 use axum::routing::get;
-use mdrelay::infrastructure::replay::ReplaySpec;
 use mdrelay::serialization::frames::OwnedFrame;
+use mdrelay::tools::replay::ReplaySpec;
 
 type Hits = Arc<Mutex<Vec<Instant>>>;
 

@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 const VENUES: [(&str, &str); 2] = [
     ("binance-spot", "fixtures/binance-spot/trades.jsonl"),

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
-use mdrelay::infrastructure::replay::ReplaySpec;
+use mdrelay::tools::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_store_each_event_once_and_survive_one_stopping() {

@@ -470,7 +470,7 @@ async fn one_venue_error_frame_degrades_health_then_ages_out() {
 async fn a_venue_back_after_40_s_is_reconnected_within_max_delay() {
     let nats = Nats::start();
     let first = Replay::start(
-        mdrelay::infrastructure::replay::ReplaySpec {
+        mdrelay::tools::replay::ReplaySpec {
             frames: frames(&["fixtures/okx/trades.jsonl"]),
             ..Default::default()
         },
@@ -495,7 +495,7 @@ async fn a_venue_back_after_40_s_is_reconnected_within_max_delay() {
     tokio::time::sleep(Duration::from_secs(40)).await;
     let attempts = reconnects(&relay);
     let second = Replay::start(
-        mdrelay::infrastructure::replay::ReplaySpec {
+        mdrelay::tools::replay::ReplaySpec {
             frames: frames(&["fixtures/okx/trades.jsonl"]),
             ..Default::default()
         },

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::health::Health;
-use super::metrics::Metrics;
-use super::pipeline::Queues;
-use super::relay::Shared;
+use crate::application::health::Health;
+use crate::application::metrics::Metrics;
+use crate::application::pipeline::Queues;
+use crate::application::relay::Shared;
 use crate::config::relay::VenueSetup;
 use crate::infrastructure::rest::Rest;
 use crate::serialization::PayloadFormat;

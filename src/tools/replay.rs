@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-use super::InfraError;
+use crate::infrastructure::InfraError;
 use crate::serialization::frames::OwnedFrame;
 
 /// What the fake venue sends.

@@ -12,7 +12,7 @@ use crate::engine::mapper::{Mapper, Outcome};
 use crate::engine::venue::Venue;
 use crate::serialization::frames::{FrameLine, parse_frame_line};
 
-use super::fixture::read_cases_file;
+use crate::application::fixture::read_cases_file;
 
 /// What one capture file turned into.
 #[derive(Debug, Default, Clone)]

@@ -155,7 +155,9 @@ fn occurs(code: &str, id: &str) -> Option<usize> {
 /// Benchmark and other tooling sources (see the module docs).
 fn tooling(relative: &Path) -> bool {
     let stem = relative.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    stem.starts_with("bench") || relative.starts_with("src/tools")
+    // `tests.rs`: a unit-test module in its own file (`#[cfg(test)] mod
+    // tests;`), test code like the inline `#[cfg(test)]` modules.
+    stem.starts_with("bench") || stem == "tests" || relative.starts_with("src/tools")
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

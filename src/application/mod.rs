@@ -2,6 +2,7 @@
 //! subscriptions, connections, publishing pipeline and health.
 
 mod acks;
+mod batches;
 pub mod books;
 pub mod breaker;
 pub mod captures;

@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use async_nats::jetstream;
 use tracing::{info, warn};
 
-use crate::config::relay::raw::{MissingStream, RawStream, StreamManage};
+use crate::config::relay::raw::{MissingStream, PublishMode, RawStream, StreamManage};
 use crate::config::relay::subjects::uncaptured;
+use crate::domain::DataType;
 use crate::infrastructure::InfraError;
+use crate::infrastructure::nats::ServerFeatures;
 use crate::infrastructure::streams::{self, Action, StreamReport};
 
 /// Why the streams cannot take what the relay publishes.
@@ -61,6 +63,67 @@ fn manage_name(m: StreamManage) -> &'static str {
     }
 }
 
+/// The configured streams as the connected server can have them: a
+/// server older than 2.14 has no fast-ingest batches, so `allow_batched` is
+/// left out there (each such stream logged once).
+pub fn for_server(configured: &[RawStream], features: &ServerFeatures) -> Vec<RawStream> {
+    let mut out = configured.to_vec();
+    if features.fast_ingest {
+        return out;
+    }
+    for s in out.iter_mut().filter(|s| s.allow_batched) {
+        warn!(
+            stream = %s.name,
+            server_version = ?features.version,
+            "allow_batched needs nats-server 2.14 or newer: the stream is kept without it, and its events are published with one ack each"
+        );
+        s.allow_batched = false;
+    }
+    out
+}
+
+/// Whether events of `data_type` go out in fast-ingest batches: the mode
+/// asks for it, the server has it, and one configured stream with
+/// `allow_batched` captures every subject of the type
+/// (`market.*.*.<type>`; a batch goes to one stream). The choice is logged,
+/// a fallback to acks as a warning when `mode = "batched"`.
+pub fn batched_type(
+    mode: PublishMode,
+    streams: &[RawStream],
+    features: &ServerFeatures,
+    data_type: DataType,
+) -> bool {
+    if mode == PublishMode::Acks {
+        return false;
+    }
+    let all = format!("market.*.*.{}", data_type.as_str());
+    let stream = streams.iter().find(|s| {
+        s.subjects
+            .iter()
+            .any(|f| crate::domain::subject_matches(f, &all))
+    });
+    let why_not = match stream {
+        _ if !features.fast_ingest => Some("the server is older than 2.14".to_owned()),
+        None => Some(format!("no configured stream captures every `{all}`")),
+        Some(s) if !s.allow_batched => Some(format!("stream `{}` has no allow_batched", s.name)),
+        Some(_) => None,
+    };
+    match (why_not, mode) {
+        (None, _) => {
+            info!(%data_type, "publishing in fast-ingest batches");
+            true
+        }
+        (Some(why), PublishMode::Batched) => {
+            warn!(%data_type, reason = %why, "publishing with one ack per event instead of fast-ingest batches");
+            false
+        }
+        (Some(why), _) => {
+            info!(%data_type, reason = %why, "publishing with one ack per event");
+            false
+        }
+    }
+}
+
 /// Log what reconciling did, with the differences between live and file.
 fn log_report(r: &StreamReport) {
     let manage = manage_name(r.manage);
@@ -107,6 +170,15 @@ pub async fn reconcile_and_check(
     missing_stream: MissingStream,
     publish: &BTreeSet<String>,
 ) -> Result<(), StreamsError> {
+    let client = js.client();
+    if client.server_info().version.is_empty() {
+        // Not connected yet: the server's version decides what it can have.
+        client.flush().await.map_err(|e| InfraError::Unavailable {
+            what: "NATS".into(),
+            message: e.to_string(),
+        })?;
+    }
+    let configured = &for_server(configured, &ServerFeatures::of_client(&client));
     let reports = streams::reconcile(js, configured).await?;
     let mut refused = Vec::new();
     for (r, s) in reports.iter().zip(configured) {

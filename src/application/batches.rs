@@ -92,6 +92,8 @@ pub(super) struct Settled {
     pub failed: Vec<(Flight, Failure)>,
     /// The stream refuses batches: publish with acks from now on.
     pub disable: bool,
+    /// The batch ended with its final ack.
+    pub ended: bool,
 }
 
 /// One batch.
@@ -282,6 +284,7 @@ impl Batcher {
                 // The end: messages 1..=count are stored.
                 let count = r.count.unwrap_or(0);
                 let mut b = self.batch.take().expect("matched above");
+                out.ended = true;
                 for (s, f) in b.flights.drain(..) {
                     if s <= count {
                         out.stored.push(f);

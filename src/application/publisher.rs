@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::acks::{self, Failure, Flight, Inflight};
 use super::batches::{Batcher, Settled};
-use super::metrics::{DropCause, Metrics, VenueTypeLabel};
+use super::metrics::{DropCause, Metrics, TypeLabel, VenueTypeLabel};
 use super::pipeline::Outgoing;
 use crate::config::relay::raw::{PublishMode, RawStream};
 use crate::domain::{DataType, Timestamp};
@@ -335,6 +335,15 @@ impl Publisher {
 
     /// Count what a batch reply confirmed; resend what it did not.
     fn settle(&mut self, s: Settled) {
+        if s.ended {
+            self.s
+                .metrics
+                .publish_batches
+                .get_or_create(&TypeLabel {
+                    data_type: self.data_type.as_str().to_owned(),
+                })
+                .inc();
+        }
         for f in s.stored {
             self.finish(f, Ok(false));
         }

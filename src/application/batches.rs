@@ -122,8 +122,9 @@ struct Batch {
     deadline: Instant,
 }
 
-/// The batch of one publisher: at most one at a time, so a relay has at
-/// most one batch per data type open on the server.
+/// The batches of one publisher: the open one, and the one before it while
+/// its final ack is on its way (so a publisher never waits a round trip
+/// between batches, and has at most two on the server).
 pub(super) struct Batcher {
     inbox: String,
     tag: String,
@@ -131,7 +132,8 @@ pub(super) struct Batcher {
     max_len: u64,
     timeout: Duration,
     n: u64,
-    batch: Option<Batch>,
+    open: Option<Batch>,
+    ending: Option<Batch>,
 }
 
 impl Batcher {
@@ -146,7 +148,8 @@ impl Batcher {
             max_len: 1 << 20,
             timeout,
             n: 0,
-            batch: None,
+            open: None,
+            ending: None,
         }
     }
 
@@ -157,12 +160,12 @@ impl Batcher {
 
     /// Whether a batch is open or waiting for its end.
     pub fn is_active(&self) -> bool {
-        self.batch.is_some()
+        self.open.is_some() || self.ending.is_some()
     }
 
     /// Whether the next message can be sent now.
     pub fn can_send(&self) -> bool {
-        match &self.batch {
+        match &self.open {
             None => true,
             Some(b) => {
                 !b.closed
@@ -173,27 +176,29 @@ impl Batcher {
         }
     }
 
-    /// Whether the open batch has messages and no end yet (to send when
-    /// the queue is empty, or when it is full).
+    /// Whether the open batch has messages and can end now (to do when the
+    /// queue is empty, or when it is full).
     pub fn should_end(&self) -> bool {
-        self.batch
-            .as_ref()
-            .is_some_and(|b| !b.closed && b.started && b.seq > 0)
+        self.ending.is_none()
+            && self
+                .open
+                .as_ref()
+                .is_some_and(|b| !b.closed && b.started && b.seq > 0)
     }
 
     /// Whether the open batch took its most messages: end it now.
     pub fn full(&self) -> bool {
-        self.should_end() && self.batch.as_ref().is_some_and(|b| b.seq >= self.max_len)
+        self.should_end() && self.open.as_ref().is_some_and(|b| b.seq >= self.max_len)
     }
 
     /// Reserve the next message's place: its reply subject.
     pub fn next_reply(&mut self, subject: &async_nats::Subject, now: Instant) -> String {
-        let b = match &mut self.batch {
+        let b = match &mut self.open {
             Some(b) => b,
             None => {
                 self.n += 1;
                 let prefix = format!("{}.{}n{}.{}.fail.", self.inbox, self.tag, self.n, self.flow);
-                self.batch.insert(Batch {
+                self.open.insert(Batch {
                     prefix,
                     seq: 0,
                     acked: 0,
@@ -218,56 +223,77 @@ impl Batcher {
 
     /// Record the message sent with the last reserved reply.
     pub fn sent(&mut self, flight: Flight) {
-        if let Some(b) = &mut self.batch {
+        if let Some(b) = &mut self.open {
             b.flights.push_back((b.seq, flight));
         }
     }
 
-    /// The end-of-batch message to send: its subject and reply.
+    /// The end-of-batch message to send: its subject and reply. The open
+    /// batch becomes the ending one.
     pub fn end(&mut self, now: Instant) -> Option<(async_nats::Subject, String)> {
-        let b = self.batch.as_mut()?;
-        let first = b.first.clone()?;
+        if self.ending.is_some() {
+            return None;
+        }
+        let mut b = self.open.take()?;
+        let Some(first) = b.first.clone() else {
+            self.open = Some(b);
+            return None;
+        };
         b.closed = true;
         b.ended = true;
         b.seq += 1;
         b.deadline = now + self.timeout;
-        Some((first, reply(&b.prefix, b.seq, Op::EndOfBatch)))
+        let end = reply(&b.prefix, b.seq, Op::EndOfBatch);
+        self.ending = Some(b);
+        Some((first, end))
+    }
+
+    /// The slot of the batch a reply subject belongs to.
+    fn slot(&mut self, subject: &str) -> Option<&mut Option<Batch>> {
+        let matches =
+            |b: &Option<Batch>| b.as_ref().is_some_and(|b| subject.starts_with(&b.prefix));
+        if matches(&self.open) {
+            Some(&mut self.open)
+        } else if matches(&self.ending) {
+            Some(&mut self.ending)
+        } else {
+            None
+        }
     }
 
     /// Take a reply on the batch inbox.
     pub fn on_reply(&mut self, msg: &async_nats::Message, now: Instant) -> Settled {
         let mut out = Settled::default();
-        let Some(b) = &mut self.batch else {
+        let timeout = self.timeout;
+        // A reply to an earlier batch, already settled, finds no slot.
+        let Some(slot) = self.slot(msg.subject.as_str()) else {
             return out;
         };
-        if !msg.subject.as_str().starts_with(&b.prefix) {
-            // A reply to an earlier batch, already settled.
-            return out;
-        }
         if msg.payload.is_empty() {
             // No responders (no stream, or a leader being elected).
             let why = Failure::Transient(format!(
                 "no JetStream ack: status {}",
                 msg.status.map_or(0, |s| s.as_u16())
             ));
-            self.fail_all(&mut out, why);
+            fail_all(slot, &mut out, why);
             return out;
         }
         let r: Reply = match serde_json::from_slice(&msg.payload) {
             Ok(r) => r,
             Err(e) => {
-                self.fail_all(
-                    &mut out,
-                    Failure::Transient(format!("unreadable batch ack: {e}")),
-                );
+                let why = Failure::Transient(format!("unreadable batch ack: {e}"));
+                fail_all(slot, &mut out, why);
                 return out;
             }
+        };
+        let Some(b) = slot.as_mut() else {
+            return out;
         };
         match (r.kind.as_deref(), r.error) {
             (Some("ack"), _) => {
                 b.started = true;
                 b.flow = r.msgs.max(1);
-                b.deadline = now + self.timeout;
+                b.deadline = now + timeout;
                 if r.seq > b.acked {
                     b.acked = r.seq;
                 }
@@ -283,7 +309,7 @@ impl Batcher {
             (None, None) => {
                 // The end: messages 1..=count are stored.
                 let count = r.count.unwrap_or(0);
-                let mut b = self.batch.take().expect("matched above");
+                let mut b = slot.take().expect("matched above");
                 out.ended = true;
                 for (s, f) in b.flights.drain(..) {
                     if s <= count {
@@ -301,45 +327,46 @@ impl Batcher {
                 out.disable = e.err_code == DISABLED;
                 let why =
                     Failure::Transient(format!("fast batch: {} (code {})", e.description, e.code));
-                self.fail_all(&mut out, why);
+                fail_all(slot, &mut out, why);
             }
         }
         out
     }
 
-    /// The batch made no progress within the ack timeout, or NATS is
-    /// disconnected: give up on it (a late reply is ignored).
+    /// Give up on a batch that made no progress within the ack timeout, or
+    /// on every batch when NATS is disconnected (a late reply is ignored).
     pub fn expire(&mut self, now: Instant, connected: bool) -> Settled {
         let mut out = Settled::default();
-        let due = match &self.batch {
-            Some(b) => !connected || b.deadline <= now,
-            None => false,
+        let why = if connected {
+            "no fast batch ack within the ack timeout"
+        } else {
+            "NATS disconnected before the fast batch ack"
         };
-        if due {
-            let why = if connected {
-                "no fast batch ack within the ack timeout"
-            } else {
-                "NATS disconnected before the fast batch ack"
-            };
-            self.fail_all(&mut out, Failure::Transient(why.into()));
+        for slot in [&mut self.open, &mut self.ending] {
+            if slot
+                .as_ref()
+                .is_some_and(|b| !connected || b.deadline <= now)
+            {
+                fail_all(slot, &mut out, Failure::Transient(why.into()));
+            }
         }
         out
     }
 
-    fn fail_all(&mut self, out: &mut Settled, why: Failure) {
-        if let Some(mut b) = self.batch.take() {
-            out.failed
-                .extend(b.flights.drain(..).map(|(_, f)| (f, why.clone())));
-        }
-    }
-
     /// Take every waiting message (shutdown).
     pub fn drain(&mut self) -> impl Iterator<Item = Flight> + use<> {
-        self.batch
-            .take()
-            .map(|b| b.flights.into_iter().map(|(_, f)| f))
+        [self.ending.take(), self.open.take()]
             .into_iter()
             .flatten()
+            .flat_map(|b| b.flights.into_iter().map(|(_, f)| f))
+    }
+}
+
+/// Settle every message of the batch in `slot` as failed, and forget it.
+fn fail_all(slot: &mut Option<Batch>, out: &mut Settled, why: Failure) {
+    if let Some(mut b) = slot.take() {
+        out.failed
+            .extend(b.flights.drain(..).map(|(_, f)| (f, why.clone())));
     }
 }
 
@@ -409,6 +436,38 @@ mod tests {
         assert_eq!(ids(&s.stored), ["e3"]);
         assert!(!b.is_active() && b.can_send());
         assert!(b.next_reply(&subject, now).contains(".abcn2.2.fail.1.0."));
+    }
+
+    #[test]
+    fn the_next_batch_starts_while_the_last_one_waits_for_its_final_ack() {
+        let permits = Arc::new(tokio::sync::Semaphore::new(64));
+        let now = Instant::now();
+        let mut b = Batcher::new("_INBOX.k", 10, Duration::from_secs(5));
+        let subject: async_nats::Subject = "market.v.x.trade".into();
+        let r1 = b.next_reply(&subject, now);
+        b.sent(flight(&permits, "e1"));
+        b.on_reply(&reply_msg(&r1, r#"{"type":"ack","seq":0,"msgs":10}"#), now);
+        let (_, end1) = b.end(now).unwrap();
+        assert!(b.can_send(), "a second batch may start");
+        let r2 = b.next_reply(&subject, now);
+        assert!(r2.contains(".kn2.10.fail.1.0."));
+        b.sent(flight(&permits, "e2"));
+        b.on_reply(&reply_msg(&r2, r#"{"type":"ack","seq":0,"msgs":10}"#), now);
+        assert!(
+            !b.should_end() && b.end(now).is_none(),
+            "one ending at a time"
+        );
+        let s = b.on_reply(
+            &reply_msg(&end1, r#"{"stream":"M","seq":1,"count":1}"#),
+            now,
+        );
+        assert_eq!((ids(&s.stored), s.ended), (vec!["e1"], true));
+        assert!(b.should_end() && b.is_active());
+        let gone = b.expire(now, false);
+        assert_eq!(
+            ids(&gone.failed.into_iter().map(|(f, _)| f).collect::<Vec<_>>()),
+            ["e2"]
+        );
     }
 
     #[test]

@@ -344,7 +344,7 @@ pub enum PublishMode {
 }
 
 fn default_batch_flow() -> u16 {
-    256
+    128
 }
 
 fn default_in_flight() -> usize {

@@ -272,3 +272,64 @@ pub async fn reconcile_and_check(
         Err(StreamsError::Refused(refused))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str, subjects: &[&str], allow_batched: bool) -> RawStream {
+        let text = format!(
+            "name = \"{name}\"\nsubjects = [{}]\nallow_batched = {allow_batched}\n",
+            subjects
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_type_is_batched_only_where_mode_server_and_its_one_stream_allow_it() {
+        let new = ServerFeatures::of("2.15.1");
+        let old = ServerFeatures::of("2.9.10");
+        let streams = [
+            stream("MARKET", &["market.*.*.trade", "market.*.*.ticker"], true),
+            stream("SNAP", &["market.*.*.l2_snapshot"], false),
+            stream("PART", &["market.okx.*.l2_orderbook"], true),
+        ];
+        let batched = |mode, f: &ServerFeatures, t| batched_type(mode, &streams, f, t);
+        assert!(batched(PublishMode::Batched, &new, DataType::Trade));
+        assert!(batched(PublishMode::Auto, &new, DataType::Ticker));
+        assert!(
+            !batched(PublishMode::Acks, &new, DataType::Trade),
+            "the default"
+        );
+        assert!(
+            !batched(PublishMode::Batched, &old, DataType::Trade),
+            "server too old"
+        );
+        assert!(
+            !batched(PublishMode::Auto, &new, DataType::L2Snapshot),
+            "stream without allow_batched"
+        );
+        assert!(
+            !batched(PublishMode::Auto, &new, DataType::L2Orderbook),
+            "no one stream takes every venue's books"
+        );
+        let everything = [stream("ALL", &["market.>"], true)];
+        assert!(batched_type(
+            PublishMode::Auto,
+            &everything,
+            &new,
+            DataType::Status
+        ));
+    }
+
+    #[test]
+    fn an_old_server_gets_its_streams_without_allow_batched() {
+        let streams = [stream("MARKET", &["market.>"], true)];
+        assert!(!for_server(&streams, &ServerFeatures::of("2.9.10"))[0].allow_batched);
+        assert!(for_server(&streams, &ServerFeatures::of("2.14.0"))[0].allow_batched);
+    }
+}

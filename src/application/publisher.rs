@@ -261,7 +261,14 @@ struct Publisher {
     logs: LogLimiter,
     /// Fast-ingest batches for first attempts, when batched.
     batcher: Option<Batcher>,
+    /// When the last message went into a batch.
+    last_batched: Instant,
 }
+
+/// How long a batch's queue stays empty before the batch is ended (its
+/// final ack confirms the rest): short against the ack latency, long
+/// enough that a momentary gap at full speed does not end it.
+const BATCH_LINGER: Duration = Duration::from_micros(300);
 
 impl Publisher {
     fn handles(&mut self, m: &Outgoing) -> &Handles {
@@ -319,7 +326,9 @@ impl Publisher {
         let Some(b) = &mut self.batcher else {
             return self.send(f).await;
         };
-        let reply = b.next_reply(&f.m.subject, Instant::now());
+        let now = Instant::now();
+        let reply = b.next_reply(&f.m.subject, now);
+        self.last_batched = now;
         let headers = self.handles(&f.m).headers.with_id(&f.m.id);
         let sent = self
             .s
@@ -526,6 +535,7 @@ pub async fn run(
     let give_up = s.give_up.clone();
     let mut p = Publisher {
         batcher: None,
+        last_batched: Instant::now(),
         inflight: Inflight::new(&s.client.new_inbox(), s.ack_timeout),
         s,
         data_type,
@@ -596,18 +606,20 @@ pub async fn run(
         || p.batcher.as_ref().is_some_and(Batcher::is_active)
     {
         let connected = p.connected();
-        // End the batch when nothing more can join it now: the queue is
-        // empty, the window is taken (its slots come back with the end's
-        // ack), or it is full.
+        // End the batch when nothing more can join it now: the queue has
+        // been empty for `BATCH_LINGER` (a momentary gap at full speed does
+        // not end it), the window is taken (its slots come back with the
+        // end's ack), or it is full.
+        let idle = next.is_none() && rx.is_empty();
+        let linger_over = p.last_batched.elapsed() >= BATCH_LINGER;
+        let ending = p.batcher.as_ref().is_some_and(Batcher::should_end) && connected;
         if let Some(b) = &p.batcher
-            && b.should_end()
-            && (b.full()
-                || (next.is_none() && rx.is_empty())
-                || p.s.permits.available_permits() == 0)
-            && connected
+            && ending
+            && (b.full() || (idle && linger_over) || p.s.permits.available_permits() == 0)
         {
             p.end_batch().await;
         }
+        let linger = ending && idle && !linger_over;
         let batching = p.batcher.as_ref().is_some_and(Batcher::is_active);
         let next_retry = p.retries.peek().map(|d| d.at);
         tokio::select! {
@@ -641,6 +653,7 @@ pub async fn run(
                 }
             }
             _ = wait_for_nats.tick(), if !connected => {}
+            _ = tokio::time::sleep_until((p.last_batched + BATCH_LINGER).into()), if linger => {}
             msg = rx.recv(), if open && next.is_none() => match msg {
                 Some(m) => next = Some(m),
                 None => open = false,

@@ -2,8 +2,9 @@
 //! the first attempt of each event in batched mode. JetStream stores each
 //! message of a batch as it arrives and acks every `flow` messages instead
 //! of each one; the publisher keeps at most two flow intervals
-//! unacknowledged and ends the batch when its queue runs dry, so a quiet
-//! feed is confirmed at once by the batch's final ack.
+//! unacknowledged and ends the batch when its queue has been empty for a
+//! moment (`BATCH_LINGER` in the publisher), so a quiet feed is confirmed
+//! promptly by the batch's final ack.
 //!
 //! The protocol is carried in the reply subject of each message,
 //! `<inbox>.<batch id>.<flow>.fail.<seq>.<op>.$FI` (op 0 start, 1 append,

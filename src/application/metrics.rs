@@ -204,6 +204,8 @@ pub struct Metrics {
     pub publish_retries: Family<VenueTypeLabel, Counter>,
     /// Events JetStream refused after the last retry.
     pub publish_failures: Family<VenueTypeLabel, Counter>,
+    /// Fast-ingest batches JetStream confirmed with their final ack.
+    pub publish_batches: Family<TypeLabel, Counter>,
     /// Events dropped because the queue was full (`drop_newest`).
     pub queue_drops: Family<VenueTypeLabel, Counter>,
     /// Seconds from frame receipt to JetStream ack.
@@ -285,6 +287,7 @@ impl Metrics {
             events_dropped: Family::default(),
             publish_retries: Family::default(),
             publish_failures: Family::default(),
+            publish_batches: Family::default(),
             queue_drops: Family::default(),
             ack_latency: Family::new_with_constructor(latency_histogram),
             venue_lag: Family::new_with_constructor(lag_histogram),
@@ -341,6 +344,7 @@ impl Metrics {
             "events_dropped", "Events not published, by cause (every event is published or counted here)", events_dropped;
             "publish_retries", "Publish attempts repeated (no ack in time, NATS away, or refused)", publish_retries;
             "publish_failures", "Events JetStream refused after the last retry (not stored)", publish_failures;
+            "publish_batches", "Fast-ingest batches JetStream confirmed with their final ack (batched publish mode)", publish_batches;
             "queue_drops", "Events dropped because their queue was full", queue_drops;
             "ack_latency_seconds", "Frame receipt to JetStream ack", ack_latency;
             "venue_lag_seconds", "Venue event time to frame receipt (where the venue sends a time)", venue_lag;

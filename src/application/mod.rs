@@ -4,6 +4,7 @@
 //! requests within its budget (`venue_rest`).
 
 mod acks;
+mod batches;
 pub mod breaker;
 pub mod connection;
 pub mod fixture;

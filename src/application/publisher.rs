@@ -29,10 +29,13 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{self, Failure, Flight, Inflight};
-use super::metrics::{DropCause, Metrics, VenueTypeLabel};
+use super::batches::{Batcher, Settled};
+use super::metrics::{DropCause, Metrics, TypeLabel, VenueTypeLabel};
 use super::pipeline::Outgoing;
+use crate::config::relay::raw::{PublishMode, RawStream};
 use crate::domain::{DataType, Timestamp};
 use crate::infrastructure::logs::LogLimiter;
+use crate::infrastructure::nats::ServerFeatures;
 
 /// Settings shared by the publishers.
 #[derive(Clone)]
@@ -56,6 +59,14 @@ pub struct PublishSettings {
     pub give_up: CancellationToken,
     /// Exact frame-to-ack latencies, when measuring (`mdrelay bench`).
     pub probe: Option<Arc<LatencyProbe>>,
+    /// `[nats.publish] mode`: whether first attempts go out in fast-ingest
+    /// batches where the server and the stream allow it
+    /// ([`super::streams::batched_type`]).
+    pub mode: PublishMode,
+    /// The configured streams (which one takes each data type).
+    pub streams: Arc<[RawStream]>,
+    /// Flow asked of the server for fast-ingest batches.
+    pub batch_flow: u16,
 }
 
 /// Publisher state `/health` reads.
@@ -150,18 +161,51 @@ impl PublisherReport {
     }
 }
 
-fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
-    // Names built at compile time: only the values are allocated per event.
-    const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
-    const VENUE: HeaderName = HeaderName::from_static("Mdrelay-Venue");
-    const DATA_TYPE: HeaderName = HeaderName::from_static("Mdrelay-Data-Type");
-    const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
+// Names built at compile time: only the values are allocated per event.
+const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
+const VENUE: HeaderName = HeaderName::from_static("Mdrelay-Venue");
+const DATA_TYPE: HeaderName = HeaderName::from_static("Mdrelay-Data-Type");
+const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
+
+/// The headers of one event, built afresh: a map that grows twice, four
+/// hashed inserts. (The publisher uses [`HeaderTemplate`]; this is what it
+/// is measured against, `benches/publish.rs`.)
+pub fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(MSG_ID, m.id.as_str());
     h.insert(VENUE, &*m.venue);
     h.insert(DATA_TYPE, m.data_type.as_str());
     h.insert(CONTENT_TYPE, content_type);
     h
+}
+
+/// The headers every event of one venue and data type shares, built once:
+/// each event clones the map (already sized for four: no growth, no
+/// rehashing) and replaces the id (one hash). Same headers as [`headers`].
+#[derive(Debug, Clone)]
+pub struct HeaderTemplate {
+    map: HeaderMap,
+}
+
+impl HeaderTemplate {
+    /// The shared headers of `venue`'s `data_type` events.
+    pub fn new(venue: &str, data_type: DataType, content_type: &'static str) -> Self {
+        // The id's place is kept with an empty value (no allocation): the
+        // event's id replaces it, so the clone never grows.
+        let mut map = HeaderMap::new();
+        map.insert(MSG_ID, "");
+        map.insert(VENUE, venue);
+        map.insert(DATA_TYPE, data_type.as_str());
+        map.insert(CONTENT_TYPE, content_type);
+        HeaderTemplate { map }
+    }
+
+    /// The headers of the event with id `id`.
+    pub fn with_id(&self, id: &str) -> HeaderMap {
+        let mut h = self.map.clone();
+        h.insert(MSG_ID, id);
+        h
+    }
 }
 
 /// Delay before resending after the `n`th transient failure in a row of one
@@ -199,6 +243,7 @@ impl Ord for Due {
 /// atomics).
 struct Handles {
     venue: Arc<str>,
+    headers: HeaderTemplate,
     published: prometheus_client::metrics::counter::Counter,
     duplicate: prometheus_client::metrics::counter::Counter,
     latency: prometheus_client::metrics::histogram::Histogram,
@@ -214,7 +259,16 @@ struct Publisher {
     retry_seq: u64,
     report: PublisherReport,
     logs: LogLimiter,
+    /// Fast-ingest batches for first attempts, when batched.
+    batcher: Option<Batcher>,
+    /// When the last message went into a batch.
+    last_batched: Instant,
 }
+
+/// How long a batch's queue stays empty before the batch is ended (its
+/// final ack confirms the rest): short against the ack latency, long
+/// enough that a momentary gap at full speed does not end it.
+const BATCH_LINGER: Duration = Duration::from_micros(300);
 
 impl Publisher {
     fn handles(&mut self, m: &Outgoing) -> &Handles {
@@ -229,6 +283,7 @@ impl Publisher {
                 let metrics = &self.s.metrics;
                 self.venues.push(Handles {
                     venue: m.venue.clone(),
+                    headers: HeaderTemplate::new(&m.venue, m.data_type, self.s.content_type),
                     published: metrics.events_published.get_or_create(&l).clone(),
                     duplicate: metrics.events_duplicate.get_or_create(&l).clone(),
                     latency: metrics.ack_latency.get_or_create(&l).clone(),
@@ -246,13 +301,14 @@ impl Publisher {
     /// Hand a message to the client with its own reply subject.
     async fn send(&mut self, mut f: Flight) {
         let (n, reply) = self.inflight.reply();
+        let headers = self.handles(&f.m).headers.with_id(&f.m.id);
         let sent = self
             .s
             .client
             .publish_with_reply_and_headers(
                 f.m.subject.clone(),
                 reply,
-                headers(&f.m, self.s.content_type),
+                headers,
                 f.m.payload.clone(),
             )
             .await;
@@ -263,6 +319,92 @@ impl Publisher {
             }
             Err(e) => self.finish(f, Err(Failure::Transient(e.to_string()))),
         }
+    }
+
+    /// Hand a message to the client in the open fast-ingest batch.
+    async fn send_batched(&mut self, mut f: Flight) {
+        let Some(b) = &mut self.batcher else {
+            return self.send(f).await;
+        };
+        let now = Instant::now();
+        let reply = b.next_reply(&f.m.subject, now);
+        self.last_batched = now;
+        let headers = self.handles(&f.m).headers.with_id(&f.m.id);
+        let sent = self
+            .s
+            .client
+            .publish_with_reply_and_headers(
+                f.m.subject.clone(),
+                reply,
+                headers,
+                f.m.payload.clone(),
+            )
+            .await;
+        match sent {
+            Ok(()) => {
+                f.sent = true;
+                if let Some(b) = &mut self.batcher {
+                    b.sent(f);
+                }
+            }
+            Err(e) => {
+                let why = Failure::Transient(e.to_string());
+                self.finish(f, Err(why));
+                self.expire_batch(false);
+            }
+        }
+    }
+
+    /// End the open batch: its final ack confirms what it stored.
+    async fn end_batch(&mut self) {
+        let Some((subject, reply)) = self.batcher.as_mut().and_then(|b| b.end(Instant::now()))
+        else {
+            return;
+        };
+        let sent = self
+            .s
+            .client
+            .publish_with_reply(subject, reply, bytes::Bytes::new())
+            .await;
+        if sent.is_err() {
+            self.expire_batch(false);
+        }
+    }
+
+    /// Give up on the batch when NATS is gone or it made no progress.
+    fn expire_batch(&mut self, connected: bool) {
+        if let Some(b) = &mut self.batcher {
+            let s = b.expire(Instant::now(), connected);
+            self.settle(s);
+        }
+    }
+
+    /// Count what a batch reply confirmed; resend what it did not.
+    fn settle(&mut self, s: Settled) {
+        if s.ended {
+            self.s
+                .metrics
+                .publish_batches
+                .get_or_create(&TypeLabel {
+                    data_type: self.data_type.as_str().to_owned(),
+                })
+                .inc();
+        }
+        for f in s.stored {
+            self.finish(f, Ok(false));
+        }
+        for (f, why) in s.failed {
+            self.finish(f, Err(why));
+        }
+        if s.disable && self.batcher.take().is_some() {
+            tracing::warn!(data_type = %self.data_type, "the stream refuses fast-ingest batches (allow_batched is off): publishing with one ack per event from now on");
+        }
+    }
+
+    /// Whether the next message can go out now (batched: the batch has
+    /// room).
+    fn batch_has_room(&self) -> bool {
+        self.batcher.as_ref().is_none_or(Batcher::can_send)
     }
 
     fn schedule(&mut self, flight: Flight, delay: Duration) {
@@ -353,6 +495,9 @@ impl Publisher {
         self.report.abandoned_unsent += left.len() as u64;
         let mut flights: Vec<Flight> = self.inflight.drain().collect();
         flights.extend(self.retries.drain().map(|d| d.flight));
+        if let Some(b) = &mut self.batcher {
+            flights.extend(b.drain());
+        }
         for f in flights {
             self.s.metrics.in_flight.dec();
             if f.sent {
@@ -389,6 +534,8 @@ pub async fn run(
 ) -> PublisherReport {
     let give_up = s.give_up.clone();
     let mut p = Publisher {
+        batcher: None,
+        last_batched: Instant::now(),
         inflight: Inflight::new(&s.client.new_inbox(), s.ack_timeout),
         s,
         data_type,
@@ -405,6 +552,14 @@ pub async fn run(
             return p.report;
         }
     }
+    let features = ServerFeatures::of_client(&p.s.client);
+    if super::streams::batched_type(p.s.mode, &p.s.streams, &features, data_type) {
+        p.batcher = Some(Batcher::new(
+            &p.s.client.new_inbox(),
+            p.s.batch_flow,
+            p.s.ack_timeout,
+        ));
+    }
     let mut acks = loop {
         match p.s.client.subscribe(p.inflight.wildcard()).await {
             Ok(sub) => break sub,
@@ -420,6 +575,17 @@ pub async fn run(
             }
         }
     };
+    let mut batch_replies = match p.batcher.as_ref().map(Batcher::wildcard) {
+        Some(w) => match p.s.client.subscribe(w).await {
+            Ok(sub) => Some(sub),
+            Err(e) => {
+                tracing::warn!(data_type = %data_type, error = %e, "cannot subscribe to fast batch acks; publishing with one ack per event");
+                p.batcher = None;
+                None
+            }
+        },
+        None => None,
+    };
     let mut sweep = tokio::time::interval(Duration::from_millis(50));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wait_for_nats = tokio::time::interval(Duration::from_millis(100));
@@ -433,8 +599,28 @@ pub async fn run(
     let mut next: Option<Outgoing> = None;
     let mut window = tokio_util::sync::PollSemaphore::new(p.s.permits.clone());
     let mut open = true;
-    while open || next.is_some() || !p.inflight.is_empty() || !p.retries.is_empty() {
+    while open
+        || next.is_some()
+        || !p.inflight.is_empty()
+        || !p.retries.is_empty()
+        || p.batcher.as_ref().is_some_and(Batcher::is_active)
+    {
         let connected = p.connected();
+        // End the batch when nothing more can join it now: the queue has
+        // been empty for `BATCH_LINGER` (a momentary gap at full speed does
+        // not end it), the window is taken (its slots come back with the
+        // end's ack), or it is full.
+        let idle = next.is_none() && rx.is_empty();
+        let linger_over = p.last_batched.elapsed() >= BATCH_LINGER;
+        let ending = p.batcher.as_ref().is_some_and(Batcher::should_end) && connected;
+        if let Some(b) = &p.batcher
+            && ending
+            && (b.full() || (idle && linger_over) || p.s.permits.available_permits() == 0)
+        {
+            p.end_batch().await;
+        }
+        let linger = ending && idle && !linger_over;
+        let batching = p.batcher.as_ref().is_some_and(Batcher::is_active);
         let next_retry = p.retries.peek().map(|d| d.at);
         tokio::select! {
             biased;
@@ -447,11 +633,19 @@ pub async fn run(
                     p.finish(f, acks::outcome(&msg));
                 }
             }
-            _ = sweep.tick(), if !p.inflight.is_empty() => {
+            Some(msg) = next_reply(&mut batch_replies), if batching => {
+                if let Some(b) = &mut p.batcher {
+                    let s = b.on_reply(&msg, Instant::now());
+                    p.settle(s);
+                }
+            }
+            _ = sweep.tick(), if !p.inflight.is_empty() || batching => {
                 while let Some(f) = p.inflight.expired(Instant::now()) {
                     let why = if p.connected() { "no ack within the ack timeout" } else { "NATS disconnected before the ack" };
                     p.finish(f, Err(Failure::Transient(why.into())));
                 }
+                let connected = p.connected();
+                p.expire_batch(connected);
             }
             _ = tokio::time::sleep_until(next_retry.unwrap_or_else(tokio::time::Instant::now)), if connected && next_retry.is_some() => {
                 if let Some(due) = p.retries.pop() {
@@ -459,15 +653,21 @@ pub async fn run(
                 }
             }
             _ = wait_for_nats.tick(), if !connected => {}
+            _ = tokio::time::sleep_until((p.last_batched + BATCH_LINGER).into()), if linger => {}
             msg = rx.recv(), if open && next.is_none() => match msg {
                 Some(m) => next = Some(m),
                 None => open = false,
             },
-            permit = std::future::poll_fn(|cx| window.poll_acquire(cx)), if connected && next.is_some() => match permit {
+            permit = std::future::poll_fn(|cx| window.poll_acquire(cx)), if connected && next.is_some() && p.batch_has_room() => match permit {
                 Some(permit) => {
                     let m = next.take().expect("guarded");
                     p.s.metrics.in_flight.inc();
-                    p.send(Flight { m, attempt: 0, transient: 0, sent: false, _slot: permit }).await;
+                    let f = Flight { m, attempt: 0, transient: 0, sent: false, _slot: permit };
+                    if p.batcher.is_some() {
+                        p.send_batched(f).await;
+                    } else {
+                        p.send(f).await;
+                    }
                 }
                 // The window is never closed while publishers run.
                 None => {
@@ -480,9 +680,39 @@ pub async fn run(
     p.report
 }
 
+/// The next reply on the batch inbox (never, without one).
+async fn next_reply(sub: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_template_gives_the_same_headers_as_a_fresh_build() {
+        let m = acks::tests::flight(&Arc::new(Semaphore::new(1)), "v:trade:X:1").m;
+        let t = HeaderTemplate::new(&m.venue, m.data_type, "application/json");
+        let sorted = |h: &HeaderMap| {
+            let mut v: Vec<(String, Vec<String>)> = h
+                .iter()
+                .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+                .collect();
+            v.sort();
+            v
+        };
+        let fresh = sorted(&headers(&m, "application/json"));
+        assert_eq!(sorted(&t.with_id(&m.id)), fresh);
+        assert_eq!(
+            fresh[3],
+            ("Nats-Msg-Id".to_owned(), vec!["v:trade:X:1".to_owned()])
+        );
+        let other = t.with_id("v:trade:X:2");
+        assert_eq!(other.get("Nats-Msg-Id").unwrap().as_str(), "v:trade:X:2");
+    }
 
     #[test]
     fn transient_delays_grow_to_two_seconds() {

@@ -286,6 +286,9 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
         content_type: cfg.nats.payload_format.content_type(),
         metrics: metrics.clone(),
         probe: opts.probe.clone(),
+        mode: cfg.nats.publish.mode,
+        streams: cfg.nats.streams.clone().into(),
+        batch_flow: cfg.nats.publish.batch_flow,
     };
     let publishers: Vec<JoinHandle<PublisherReport>> = receivers
         .into_iter()

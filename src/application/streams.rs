@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use async_nats::jetstream;
 use tracing::{info, warn};
 
-use crate::config::relay::raw::{MissingStream, RawStream, StreamManage};
+use crate::config::relay::raw::{MissingStream, PublishMode, RawStream, StreamManage};
 use crate::config::relay::subjects::uncaptured;
+use crate::domain::DataType;
 use crate::infrastructure::InfraError;
+use crate::infrastructure::nats::ServerFeatures;
 use crate::infrastructure::streams::{self, Action, StreamReport};
 
 /// Why the streams cannot take what the relay publishes.
@@ -61,6 +63,67 @@ fn manage_name(m: StreamManage) -> &'static str {
     }
 }
 
+/// The configured streams as the connected server can have them: a
+/// server older than 2.14 has no fast-ingest batches, so `allow_batched` is
+/// left out there (each such stream logged once).
+pub fn for_server(configured: &[RawStream], features: &ServerFeatures) -> Vec<RawStream> {
+    let mut out = configured.to_vec();
+    if features.fast_ingest {
+        return out;
+    }
+    for s in out.iter_mut().filter(|s| s.allow_batched) {
+        warn!(
+            stream = %s.name,
+            server_version = ?features.version,
+            "allow_batched needs nats-server 2.14 or newer: the stream is kept without it, and its events are published with one ack each"
+        );
+        s.allow_batched = false;
+    }
+    out
+}
+
+/// Whether events of `data_type` go out in fast-ingest batches: the mode
+/// asks for it, the server has it, and one configured stream with
+/// `allow_batched` captures every subject of the type
+/// (`market.*.*.<type>`; a batch goes to one stream). The choice is logged,
+/// a fallback to acks as a warning when `mode = "batched"`.
+pub fn batched_type(
+    mode: PublishMode,
+    streams: &[RawStream],
+    features: &ServerFeatures,
+    data_type: DataType,
+) -> bool {
+    if mode == PublishMode::Acks {
+        return false;
+    }
+    let all = format!("market.*.*.{}", data_type.as_str());
+    let stream = streams.iter().find(|s| {
+        s.subjects
+            .iter()
+            .any(|f| crate::domain::subject_matches(f, &all))
+    });
+    let why_not = match stream {
+        _ if !features.fast_ingest => Some("the server is older than 2.14".to_owned()),
+        None => Some(format!("no configured stream captures every `{all}`")),
+        Some(s) if !s.allow_batched => Some(format!("stream `{}` has no allow_batched", s.name)),
+        Some(_) => None,
+    };
+    match (why_not, mode) {
+        (None, _) => {
+            info!(%data_type, "publishing in fast-ingest batches");
+            true
+        }
+        (Some(why), PublishMode::Batched) => {
+            warn!(%data_type, reason = %why, "publishing with one ack per event instead of fast-ingest batches");
+            false
+        }
+        (Some(why), _) => {
+            info!(%data_type, reason = %why, "publishing with one ack per event");
+            false
+        }
+    }
+}
+
 /// Log what reconciling did, with the differences between live and file.
 fn log_report(r: &StreamReport) {
     let manage = manage_name(r.manage);
@@ -107,6 +170,15 @@ pub async fn reconcile_and_check(
     missing_stream: MissingStream,
     publish: &BTreeSet<String>,
 ) -> Result<(), StreamsError> {
+    let client = js.client();
+    if client.server_info().version.is_empty() {
+        // Not connected yet: the server's version decides what it can have.
+        client.flush().await.map_err(|e| InfraError::Unavailable {
+            what: "NATS".into(),
+            message: e.to_string(),
+        })?;
+    }
+    let configured = &for_server(configured, &ServerFeatures::of_client(&client));
     let reports = streams::reconcile(js, configured).await?;
     let mut refused = Vec::new();
     for (r, s) in reports.iter().zip(configured) {
@@ -198,5 +270,66 @@ pub async fn reconcile_and_check(
         Ok(())
     } else {
         Err(StreamsError::Refused(refused))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str, subjects: &[&str], allow_batched: bool) -> RawStream {
+        let text = format!(
+            "name = \"{name}\"\nsubjects = [{}]\nallow_batched = {allow_batched}\n",
+            subjects
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_type_is_batched_only_where_mode_server_and_its_one_stream_allow_it() {
+        let new = ServerFeatures::of("2.15.1");
+        let old = ServerFeatures::of("2.9.10");
+        let streams = [
+            stream("MARKET", &["market.*.*.trade", "market.*.*.ticker"], true),
+            stream("SNAP", &["market.*.*.l2_snapshot"], false),
+            stream("PART", &["market.okx.*.l2_orderbook"], true),
+        ];
+        let batched = |mode, f: &ServerFeatures, t| batched_type(mode, &streams, f, t);
+        assert!(batched(PublishMode::Batched, &new, DataType::Trade));
+        assert!(batched(PublishMode::Auto, &new, DataType::Ticker));
+        assert!(
+            !batched(PublishMode::Acks, &new, DataType::Trade),
+            "the default"
+        );
+        assert!(
+            !batched(PublishMode::Batched, &old, DataType::Trade),
+            "server too old"
+        );
+        assert!(
+            !batched(PublishMode::Auto, &new, DataType::L2Snapshot),
+            "stream without allow_batched"
+        );
+        assert!(
+            !batched(PublishMode::Auto, &new, DataType::L2Orderbook),
+            "no one stream takes every venue's books"
+        );
+        let everything = [stream("ALL", &["market.>"], true)];
+        assert!(batched_type(
+            PublishMode::Auto,
+            &everything,
+            &new,
+            DataType::Status
+        ));
+    }
+
+    #[test]
+    fn an_old_server_gets_its_streams_without_allow_batched() {
+        let streams = [stream("MARKET", &["market.>"], true)];
+        assert!(!for_server(&streams, &ServerFeatures::of("2.9.10"))[0].allow_batched);
+        assert!(for_server(&streams, &ServerFeatures::of("2.14.0"))[0].allow_batched);
     }
 }

@@ -66,6 +66,12 @@ pub struct Args {
     /// 1,000 subscribed instruments over several venues; see `bench_scale`.
     #[arg(long)]
     pub scale: bool,
+    /// Only the publish comparison (also part of the full run): the
+    /// broker's no-ack and per-message-ack ceilings, and the relay in both
+    /// publish modes (`--rounds` rounds at full speed, then one steady
+    /// phase each); see `bench_publish`.
+    #[arg(long, conflicts_with_all = ["consumers", "cluster", "scale"])]
+    pub publish: bool,
 }
 
 /// Arguments of the child `mdrelay bench-relay`.
@@ -196,7 +202,7 @@ pub(super) fn relay_config_with(
         .map(|n| format!("worker_threads = {n}\n"))
         .unwrap_or_default();
     let mut s = format!(
-        "venues_dir = \"{}\"\n[service]\n{threads}log_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [{urls}]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nreplicas = {replicas}\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\n",
+        "venues_dir = \"{}\"\n[service]\n{threads}log_level = \"error\"\n[http]\nlisten = \"127.0.0.1:0\"\n[nats]\nurls = [{urls}]\npayload_format = \"{format}\"\n[nats.publish]\nmax_in_flight = {window}\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\nstorage = \"file\"\nreplicas = {replicas}\nmax_age = \"10m\"\nduplicate_window = \"100ms\"\nallow_batched = true\n",
         root.join("venues").display()
     );
     // Subscribe to everything the captures carry: every instrument (events
@@ -269,7 +275,7 @@ fn recorded_instruments(
 }
 
 /// Results of one relay phase (printed as JSON by the child).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct PhaseResult {
     pub(super) seconds: f64,
     pub(super) frames: f64,
@@ -381,6 +387,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.publish {
+        super::bench_publish::compare(&args, &exe, &root, &dir, nats_port, &runtime)?;
+        drop(kids);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(ExitCode::SUCCESS);
+    }
     let first = runtime
         .block_on(ceiling(
             &root,
@@ -483,6 +495,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             100.0 * r.events / r.seconds / lean
         );
     }
+    super::bench_publish::compare(&args, &exe, &root, &dir, nats_port, &runtime)?;
     consumers()?;
     drop(kids);
     let _ = std::fs::remove_dir_all(&dir);
@@ -496,7 +509,7 @@ pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// CPU seconds (user + system) of this process, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
+pub(super) fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
     let f: Vec<&str> = after.split_whitespace().collect();

@@ -29,6 +29,10 @@ pub(super) enum Mode {
     /// The relay's protocol (reply subjects, one ack subscription), as fast
     /// as the window allows.
     Lean,
+    /// Core publishes into the stream's subjects, no reply and no ack, for
+    /// the measured time; then until the stream has stored what it will.
+    /// The broker's storage ceiling.
+    NoAck,
 }
 
 /// What the plain client achieved: acked events per second, and the
@@ -37,6 +41,8 @@ pub(super) struct Ceiling {
     pub rate: f64,
     pub p50_us: u32,
     pub p99_us: u32,
+    /// This process's CPU (the client's) per message, µs.
+    pub cpu_us: f64,
 }
 
 /// One encoded event, ready to publish.
@@ -48,9 +54,15 @@ struct Msg {
 }
 
 impl Msg {
-    fn headers(&self) -> async_nats::HeaderMap {
+    /// The relay's headers. `round` > 0 (the list sent again) makes the id
+    /// new, so that the stream stores it instead of skipping a duplicate.
+    fn headers(&self, round: usize) -> async_nats::HeaderMap {
         let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", self.id.as_str());
+        if round == 0 {
+            h.insert("Nats-Msg-Id", self.id.as_str());
+        } else {
+            h.insert("Nats-Msg-Id", format!("{}~{round}", self.id));
+        }
         h.insert("Mdrelay-Venue", "bench");
         h.insert("Mdrelay-Data-Type", self.data_type);
         h.insert("Content-Type", "application/json");
@@ -112,7 +124,63 @@ pub(super) async fn ceiling(
         Mode::Max => request_ceiling(&js, &msgs, window, seconds, None).await,
         Mode::Paced(rate) => request_ceiling(&js, &msgs, window, seconds, Some(rate)).await,
         Mode::Lean => lean_ceiling(js.client(), &msgs, window, seconds).await,
+        Mode::NoAck => no_ack_ceiling(&js, stream, &msgs, seconds).await,
     }
+}
+
+/// Core publishes for `seconds`, never more than `LAG` ahead of what the
+/// stream has stored (JetStream drops what overflows its ingest queue, 10k
+/// messages by default), then until the stream has stored them all: stored
+/// messages over the time from the first publish to the last store.
+async fn no_ack_ceiling(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    msgs: &[Msg],
+    seconds: u64,
+) -> anyhow::Result<Ceiling> {
+    const LAG: u64 = 8_192;
+    let client = js.client();
+    let mut s = js.get_stream(stream).await?;
+    let before = s.info().await?.state.messages;
+    let start = Instant::now();
+    let c0 = super::bench::cpu_seconds();
+    let mut i = 0usize;
+    let mut stored = 0;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        for _ in 0..1_024 {
+            let m = &msgs[i % msgs.len()];
+            client
+                .publish_with_headers(
+                    m.subject.clone(),
+                    m.headers(i / msgs.len()),
+                    m.payload.clone(),
+                )
+                .await?;
+            i += 1;
+        }
+        while i as u64 > stored + LAG {
+            stored = s.info().await?.state.messages - before;
+        }
+    }
+    let cpu = super::bench::cpu_seconds() - c0;
+    let mut at = Instant::now();
+    let deadline = at + Duration::from_secs(10);
+    while stored < i as u64 && Instant::now() < deadline {
+        let now = s.info().await?.state.messages - before;
+        if now != stored {
+            (stored, at) = (now, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if stored < i as u64 {
+        eprintln!("no-ack ceiling: {stored} of {i} published messages stored");
+    }
+    Ok(Ceiling {
+        rate: stored as f64 / at.duration_since(start).as_secs_f64(),
+        p50_us: 0,
+        p99_us: 0,
+        cpu_us: cpu / i.max(1) as f64 * 1e6,
+    })
 }
 
 /// The library's JetStream publish API, within `window`, optionally paced.
@@ -131,9 +199,11 @@ async fn request_ceiling(
     let mut window_start = None;
     let mut i = 0usize;
     let mut latencies: Vec<u32> = Vec::new();
+    let mut c0 = 0.0;
     while start.elapsed() < warm + Duration::from_secs(seconds) {
         if start.elapsed() >= warm && window_start.is_none() {
             window_start = Some((Instant::now(), acked));
+            c0 = super::bench::cpu_seconds();
             latencies.clear();
         }
         if let Some(rate) = paced {
@@ -177,7 +247,11 @@ async fn request_ceiling(
         i += 1;
         let sent = Instant::now();
         let ack = js
-            .publish_with_headers(m.subject.clone(), m.headers(), m.payload.clone())
+            .publish_with_headers(
+                m.subject.clone(),
+                m.headers((i - 1) / msgs.len()),
+                m.payload.clone(),
+            )
             .await?;
         pending.push(async move {
             let r = ack
@@ -190,12 +264,14 @@ async fn request_ceiling(
     }
     let (t0, a0) = window_start.unwrap_or((start, 0));
     let rate = (acked - a0) as f64 / t0.elapsed().as_secs_f64();
+    let cpu_us = (super::bench::cpu_seconds() - c0) / (acked - a0).max(1) as f64 * 1e6;
     while pending.next().await.is_some() {}
     latencies.sort_unstable();
     Ok(Ceiling {
         rate,
         p50_us: quantile(&latencies, 0.50),
         p99_us: quantile(&latencies, 0.99),
+        cpu_us,
     })
 }
 
@@ -214,9 +290,11 @@ async fn lean_ceiling(
     let start = Instant::now();
     let warm = Duration::from_secs(1);
     let mut window_start = None;
+    let mut c0 = 0.0;
     while start.elapsed() < warm + Duration::from_secs(seconds) {
         if start.elapsed() >= warm && window_start.is_none() {
             window_start = Some((Instant::now(), acked));
+            c0 = super::bench::cpu_seconds();
         }
         while sent - acked < window as u64 {
             let m = &msgs[sent as usize % msgs.len()];
@@ -224,7 +302,7 @@ async fn lean_ceiling(
                 .publish_with_reply_and_headers(
                     m.subject.clone(),
                     format!("{inbox}.{sent}"),
-                    m.headers(),
+                    m.headers(sent as usize / msgs.len()),
                     m.payload.clone(),
                 )
                 .await?;
@@ -240,5 +318,6 @@ async fn lean_ceiling(
         rate: (acked - a0) as f64 / t0.elapsed().as_secs_f64(),
         p50_us: 0,
         p99_us: 0,
+        cpu_us: (super::bench::cpu_seconds() - c0) / (acked - a0).max(1) as f64 * 1e6,
     })
 }

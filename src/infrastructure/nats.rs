@@ -77,6 +77,59 @@ pub async fn connect(cfg: &RawNats, name: &str, wait: bool) -> Result<Client, In
     Ok(client)
 }
 
+/// What the connected server can do, read from its version at connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerFeatures {
+    /// `major.minor.patch` of the server (0.0.0 when unreadable).
+    pub version: (u32, u32, u32),
+    /// Batch direct get and get-last-for-subjects (2.11+).
+    pub batch_direct_get: bool,
+    /// Per-message TTL (`allow_msg_ttl`, 2.11+).
+    pub msg_ttl: bool,
+    /// Atomic batch publish (`allow_atomic`, 2.12+).
+    pub atomic_batch: bool,
+    /// Fast-ingest batch publishing (`allow_batched`, 2.14+).
+    pub fast_ingest: bool,
+}
+
+impl ServerFeatures {
+    /// The features of a server announcing `version` (`2.15.1`,
+    /// `2.12.0-RC.1`, `v2.9.10`).
+    pub fn of(version: &str) -> ServerFeatures {
+        let mut parts = version
+            .trim_start_matches('v')
+            .split(['.', '-', '+'])
+            .map(|p| p.parse::<u32>().ok());
+        let mut next = || parts.next().flatten().unwrap_or(0);
+        let v = (next(), next(), next());
+        let at_least = |major, minor| (v.0, v.1) >= (major, minor);
+        ServerFeatures {
+            version: v,
+            batch_direct_get: at_least(2, 11),
+            msg_ttl: at_least(2, 11),
+            atomic_batch: at_least(2, 12),
+            fast_ingest: at_least(2, 14),
+        }
+    }
+
+    /// The features of the server `client` is connected to.
+    pub fn of_client(client: &Client) -> ServerFeatures {
+        ServerFeatures::of(&client.server_info().version)
+    }
+
+    /// The features' names, present or missing, for the log.
+    pub fn describe(&self) -> String {
+        let mark = |on: bool, name: &str| format!("{}{name}", if on { "+" } else { "-" });
+        [
+            mark(self.batch_direct_get, "batch_direct_get"),
+            mark(self.msg_ttl, "msg_ttl"),
+            mark(self.atomic_batch, "atomic_batch"),
+            mark(self.fast_ingest, "fast_ingest"),
+        ]
+        .join(" ")
+    }
+}
+
 /// Log a NATS client event, naming the server(s) it concerns (`url`, the
 /// configured URLs without credentials) and, once connected, the server's
 /// version and port.
@@ -85,7 +138,8 @@ fn log_event(event: &Event, url: &str, client: Option<&Client>) {
         Event::Connected => {
             let info = client.map(Client::server_info);
             let version = info.as_ref().map(|i| i.version.as_str()).unwrap_or("");
-            info!(url = %url, server_version = %version, "NATS connected");
+            let features = ServerFeatures::of(version).describe();
+            info!(url = %url, server_version = %version, %features, "NATS connected");
         }
         Event::Disconnected => warn!(url = %url, "NATS disconnected; reconnecting"),
         Event::ClientError(e) => info!(url = %url, error = %e, "NATS client error"),
@@ -166,6 +220,25 @@ pub fn jetstream(client: Client, ack_timeout: Duration) -> jetstream::Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_versions_tell_the_features() {
+        let old = ServerFeatures::of("2.9.10");
+        assert_eq!(old.version, (2, 9, 10));
+        assert!(!old.fast_ingest && !old.batch_direct_get && !old.atomic_batch);
+        let new = ServerFeatures::of("2.15.1");
+        assert!(new.fast_ingest && new.batch_direct_get && new.msg_ttl && new.atomic_batch);
+        let rc = ServerFeatures::of("v2.14.0-RC.2");
+        assert_eq!(rc.version, (2, 14, 0));
+        assert!(rc.fast_ingest);
+        let mid = ServerFeatures::of("2.12.3");
+        assert!(mid.atomic_batch && !mid.fast_ingest);
+        assert_eq!(ServerFeatures::of("garbage"), ServerFeatures::default());
+        assert_eq!(
+            mid.describe(),
+            "+batch_direct_get +msg_ttl +atomic_batch -fast_ingest"
+        );
+    }
 
     #[test]
     fn credentials_are_taken_out_of_server_urls() {

@@ -93,6 +93,7 @@ pub fn stream_config(s: &RawStream) -> stream::Config {
         max_messages: s.max_messages.unwrap_or(-1),
         max_messages_per_subject: s.max_msgs_per_subject.unwrap_or(-1),
         allow_direct: s.allow_direct,
+        allow_batch_publish: s.allow_batched,
         num_replicas: s.replicas,
         duplicate_window: s.duplicate_window.map_or(Duration::from_secs(120), |d| d.0),
         discard: match s.discard {
@@ -160,6 +161,11 @@ pub fn diff(live: &stream::Config, file: &stream::Config) -> Vec<FieldDiff> {
         "allow_direct",
         live.allow_direct.to_string(),
         file.allow_direct.to_string(),
+    );
+    push(
+        "allow_batched",
+        live.allow_batch_publish.to_string(),
+        file.allow_batch_publish.to_string(),
     );
     push(
         "replicas",
@@ -460,6 +466,7 @@ mod tests {
             max_messages: Some(1000),
             max_msgs_per_subject: None,
             allow_direct: false,
+            allow_batched: false,
             replicas,
             duplicate_window: None,
             discard: Discard::Old,

@@ -6,6 +6,7 @@
 mod common;
 
 mod accounting;
+mod batched;
 mod book_integrity;
 mod book_sync_config;
 mod captures;

@@ -10,6 +10,26 @@ use mdrelay::tools::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_store_each_event_once_and_survive_one_stopping() {
+    two_relays("", "").await;
+}
+
+/// The same with both relays publishing in fast-ingest batches (2.14+).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_in_fast_batches_store_each_event_once_and_survive_one_stopping() {
+    let v = nats_server_version(nats_server()).unwrap_or_default();
+    if v.as_slice() < [2, 14].as_slice() {
+        eprintln!("skipped: nats-server {v:?} has no fast-ingest batches (2.14+)");
+        return;
+    }
+    two_relays(
+        "[nats.publish]\nmode = \"batched\"\n",
+        "allow_batched = true\n",
+    )
+    .await;
+}
+
+/// Two relays; `publish` and `stream` are added to `[nats]` and the stream.
+async fn two_relays(publish: &str, stream: &str) {
     let nats = Nats::start();
     let frames = frames(&["benches/data/okx.book.jsonl"]);
     // Each relay connects to the fake venue and gets the whole recording,
@@ -24,8 +44,8 @@ async fn two_relays_store_each_event_once_and_survive_one_stopping() {
     )
     .await;
     let config = format!(
-        "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
-         duplicate_window = \"2m\"\n[[venues]]\nid = \"okx\"\nurl = \"{}\"\n{}",
+        "[nats]\nurls = [\"{}\"]\n{publish}[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
+         duplicate_window = \"2m\"\n{stream}[[venues]]\nid = \"okx\"\nurl = \"{}\"\n{}",
         nats.url(),
         replay.url(),
         subs_for("okx", &["benches/data/okx.book.jsonl"], "\"l2_orderbook\"")
@@ -49,6 +69,10 @@ async fn two_relays_store_each_event_once_and_survive_one_stopping() {
     let t0 = std::time::Instant::now();
     while books_stored().await < 1500 && t0.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if !publish.is_empty() {
+        let batches = metric(&b.metrics.encode(), "mdrelay_publish_batches_total", "");
+        assert!(batches >= 1.0, "relay B published in batches");
     }
     let report_b = b.shutdown().await;
     let stored = stream.all().await;

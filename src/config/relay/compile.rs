@@ -497,6 +497,9 @@ fn check_nats(n: &RawNats, p: &mut Problems<'_>) {
     if n.publish.max_in_flight == 0 {
         p.at(None, "nats.publish.max_in_flight", "must be at least 1");
     }
+    if n.publish.batch_flow == 0 {
+        p.at(None, "nats.publish.batch_flow", "must be at least 1");
+    }
     if n.publish.ack_timeout.0.is_zero() {
         p.at(None, "nats.publish.ack_timeout", "must be positive");
     }

@@ -300,6 +300,21 @@ pub struct RawPublish {
     /// event is dropped, counted and logged.
     #[serde(default = "default_retries")]
     pub retry_delays: Vec<Dur>,
+    /// How events reach JetStream: `acks` (default: one ack per event,
+    /// many in flight), `batched` (fast-ingest batches, periodic acks with
+    /// server-driven flow control; needs nats-server 2.14+ and a stream
+    /// with `allow_batched`) or `auto` (batched where the server and the
+    /// stream allow it, acks elsewhere). A data type whose stream or
+    /// server cannot take batches is published with acks, and the log says
+    /// why (a warning with `batched`).
+    #[serde(default)]
+    pub mode: PublishMode,
+    /// Fast-ingest batches: the most events the server may store between
+    /// two flow acks (the server may ask for fewer). The publisher keeps at
+    /// most two flow-ack intervals unacknowledged per batch, and never more
+    /// than `max_in_flight` events in flight.
+    #[serde(default = "default_batch_flow")]
+    pub batch_flow: u16,
 }
 
 impl Default for RawPublish {
@@ -308,8 +323,28 @@ impl Default for RawPublish {
             max_in_flight: default_in_flight(),
             ack_timeout: default_ack_timeout(),
             retry_delays: default_retries(),
+            mode: PublishMode::default(),
+            batch_flow: default_batch_flow(),
         }
     }
+}
+
+/// `[nats.publish] mode`: how events reach JetStream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishMode {
+    /// One JetStream ack per event, `max_in_flight` acks outstanding.
+    #[default]
+    Acks,
+    /// Fast-ingest batches where possible; a warning for each data type
+    /// that falls back to acks.
+    Batched,
+    /// Fast-ingest batches where possible, acks elsewhere (logged at info).
+    Auto,
+}
+
+fn default_batch_flow() -> u16 {
+    128
 }
 
 fn default_in_flight() -> usize {
@@ -363,6 +398,11 @@ pub struct RawStream {
     /// fetch the last `l2_snapshot` of a book quickly.
     #[serde(default)]
     pub allow_direct: bool,
+    /// Let publishers send fast-ingest batches to the stream (nats-server
+    /// 2.14+; `[nats.publish] mode = "batched"` or `"auto"` uses them). On
+    /// an older server the stream is created without it, with a warning.
+    #[serde(default)]
+    pub allow_batched: bool,
     /// Replicas (1 on a single server).
     #[serde(default = "one")]
     pub replicas: usize,

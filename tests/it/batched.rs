@@ -1,0 +1,275 @@
+//! Fast-ingest batches (`[nats.publish] mode = "batched"`, nats-server
+//! 2.14+): the reliability cases of the per-message-ack publisher — NATS
+//! killed mid-stream, replayed duplicates, a stream refusing writes — with
+//! every id counted, and how JetStream deduplicates inside a batch.
+//! Skipped (with a line on stderr) when the test server is older than 2.14.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::common;
+use crate::common::*;
+use mdrelay::tools::replay::ReplaySpec;
+
+fn fast_ingest_server() -> bool {
+    let v = nats_server_version(nats_server()).unwrap_or_default();
+    let ok = v.as_slice() >= [2, 14].as_slice();
+    if !ok {
+        eprintln!("skipped: nats-server {v:?} has no fast-ingest batches (2.14+)");
+    }
+    ok
+}
+
+fn config(nats: &Nats, venue: &str, url: &str, subs: &str, stream_extra: &str) -> String {
+    format!(
+        r#"
+[nats]
+urls = ["{}"]
+[nats.publish]
+ack_timeout = "2s"
+mode = "batched"
+batch_flow = 64
+retry_delays = ["10ms", "20ms"]
+[[nats.streams]]
+name = "MARKET"
+subjects = ["market.>"]
+storage = "file"
+duplicate_window = "2m"
+allow_batched = true
+{stream_extra}
+[[venues]]
+id = "{venue}"
+url = "{url}"
+[venues.reconnect]
+initial_delay = "100ms"
+max_delay = "500ms"
+{subs}
+"#,
+        nats.url()
+    )
+}
+
+fn batches(text: &str, data_type: &str) -> f64 {
+    metric(text, "mdrelay_publish_batches_total", data_type)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_stream_in_batches_loses_nothing_and_stores_nothing_twice() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let mut nats = Nats::start();
+    let files = ["benches/data/okx.book.jsonl"];
+    let frames = frames(&files);
+    let total = frames.len();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames,
+            rate: Some(250.0),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
+    let relay = relay(&config(&nats, "okx", &replay.url(), &subs, "")).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 100, Duration::from_secs(10)).await;
+    nats.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    nats.restart();
+    let metrics = relay.metrics.clone();
+    wait_until(Duration::from_secs(40), "every book event acked", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_mapped_total", "l2_orderbook") >= total as f64
+            && metric(&m, "mdrelay_events_published_total", "l2_orderbook")
+                + metric(&m, "mdrelay_events_duplicate_total", "l2_orderbook")
+                >= total as f64
+    })
+    .await;
+    let m = relay.metrics.encode();
+    assert!(batches(&m, "l2_orderbook") >= 2.0, "published in batches");
+    assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let books: Vec<String> = stream
+        .all()
+        .await
+        .into_iter()
+        .filter(|m| m.subject.ends_with(".l2_orderbook"))
+        .map(|m| m.id)
+        .collect();
+    let unique: HashSet<&String> = books.iter().collect();
+    assert_eq!(unique.len(), books.len(), "0 stored twice");
+    assert_eq!(books.len(), total, "0 lost");
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_duplicates_in_batches_are_stored_once() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let nats = Nats::start();
+    let files = ["fixtures/binance-spot/trades.jsonl"];
+    let mut all = frames(&files);
+    let once = all.len();
+    all.extend(frames(&files));
+    let feed = common::feeds::Feed {
+        venue: "binance-spot",
+        files: &["fixtures/binance-spot/trades.jsonl"],
+        types: &["trade"],
+        rate: 0.0,
+    };
+    let expected = common::feeds::expected_ids(&feed, &all[..once]);
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: all,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("binance-spot", &files, "\"trade\"");
+    let relay = relay(&config(&nats, "binance-spot", &replay.url(), &subs, "")).await;
+    let metrics = relay.metrics.clone();
+    let want = 2.0 * expected.len() as f64;
+    wait_until(Duration::from_secs(15), "both copies acked", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_published_total", "trade")
+            + metric(&m, "mdrelay_events_duplicate_total", "trade")
+            >= want
+    })
+    .await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let t = common::feeds::tally(&client, "MARKET", &expected).await;
+    assert_eq!(
+        (t.lost, t.twice),
+        (0, 0),
+        "0 lost, 0 twice: {:?}",
+        t.lost_sample
+    );
+    let m = relay.metrics.encode();
+    assert!(batches(&m, "trade") >= 1.0, "published in batches");
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_refusing_batched_writes_gives_counted_drops() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let nats = Nats::start();
+    let files = ["benches/data/okx.book.jsonl"];
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&files),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
+    let limits = "max_messages = 100\ndiscard = \"new\"";
+    let relay = relay(&config(&nats, "okx", &replay.url(), &subs, limits)).await;
+    let statuses = instruments("okx", None, &files).len() as f64;
+    let events = 1500.0 + statuses;
+    let metrics = relay.metrics.clone();
+    wait_until(Duration::from_secs(40), "every event accounted", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_published_total", "")
+            + metric(&m, "mdrelay_publish_failures_total", "")
+            >= events
+    })
+    .await;
+    let m = relay.metrics.encode();
+    let published = metric(&m, "mdrelay_events_published_total", "");
+    let dropped = metric(&m, "mdrelay_publish_failures_total", "");
+    let stream = Stream::connect(&nats, "MARKET").await;
+    assert_eq!(stream.count().await, 100);
+    assert_eq!(published, 100.0, "acked = stored");
+    assert_eq!(published + dropped, events, "none vanish");
+    assert_eq!(
+        metric(
+            &m,
+            "mdrelay_events_dropped_total",
+            "cause=\"publish_failed\""
+        ),
+        dropped
+    );
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+/// The server's side, measured with the protocol itself: a message whose
+/// `Nats-Msg-Id` the stream already has (stored by a plain publish, or
+/// earlier in the same batch) is skipped without an error, and the batch's
+/// final ack counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_skips_known_ids_inside_a_fast_batch_silently() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let nats = Nats::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "X".into(),
+        subjects: vec!["x.>".into()],
+        allow_batch_publish: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let with_id = |id: &str| {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", id);
+        h
+    };
+    js.publish_with_headers("x.a", with_id("pre"), "before".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(format!("{inbox}.>")).await.unwrap();
+    let reply = |seq: u64, op: u8| format!("{inbox}.B1.10.fail.{seq}.{op}.$FI");
+    let mut next = async || {
+        let m = tokio::time::timeout(Duration::from_secs(5), replies.next())
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+    };
+    client
+        .publish_with_reply_and_headers("x.a", reply(1, 0), with_id("a"), "1".into())
+        .await
+        .unwrap();
+    assert_eq!(next().await["type"], "ack", "the batch started");
+    for (seq, id) in [(2, "b"), (3, "a"), (4, "pre"), (5, "c")] {
+        client
+            .publish_with_reply_and_headers("x.a", reply(seq, 1), with_id(id), "n".into())
+            .await
+            .unwrap();
+    }
+    client
+        .publish_with_reply("x.a", reply(6, 3), "".into())
+        .await
+        .unwrap();
+    let end = next().await;
+    assert!(end.get("error").is_none(), "no error: {end}");
+    assert_eq!(end["count"], 5, "the final ack counts the skipped ones");
+    let stored = js
+        .get_stream("X")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(stored, 4, "pre, a, b, c: each id once");
+}

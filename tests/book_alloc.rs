@@ -11,6 +11,8 @@
 
 // A counting global allocator needs `unsafe` (it forwards to `System`).
 #![allow(unsafe_code)]
+// The shared test helpers are `pub` for the integration tests' modules.
+#![allow(unreachable_pub)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;

@@ -50,7 +50,7 @@ pub(super) struct Inflight {
 
 impl Inflight {
     /// A table for replies under `inbox`, expiring after `timeout`.
-    pub fn new(inbox: &str, timeout: Duration) -> Self {
+    pub(super) fn new(inbox: &str, timeout: Duration) -> Self {
         Inflight {
             prefix: format!("{inbox}."),
             next: 0,
@@ -61,12 +61,12 @@ impl Inflight {
     }
 
     /// The subject to subscribe to for every reply.
-    pub fn wildcard(&self) -> String {
+    pub(super) fn wildcard(&self) -> String {
         format!("{}*", self.prefix)
     }
 
     /// Reserve the next reply subject: its number and text.
-    pub fn reply(&mut self) -> (u64, String) {
+    pub(super) fn reply(&mut self) -> (u64, String) {
         self.next += 1;
         let mut s = String::with_capacity(self.prefix.len() + 20);
         s.push_str(&self.prefix);
@@ -75,13 +75,13 @@ impl Inflight {
     }
 
     /// Record a message sent with reply number `n`.
-    pub fn insert(&mut self, n: u64, flight: Flight, now: Instant) {
+    pub(super) fn insert(&mut self, n: u64, flight: Flight, now: Instant) {
         self.flights.insert(n, flight);
         self.order.push_back((n, now + self.timeout));
     }
 
     /// The message a reply on `subject` answers, if still waiting.
-    pub fn take(&mut self, subject: &str) -> Option<Flight> {
+    pub(super) fn take(&mut self, subject: &str) -> Option<Flight> {
         let n = subject.strip_prefix(&self.prefix)?.parse().ok()?;
         let f = self.flights.remove(&n);
         // Keep the sweep queue short when acks come in order.
@@ -95,7 +95,7 @@ impl Inflight {
     }
 
     /// The oldest message whose ack is overdue at `now`.
-    pub fn expired(&mut self, now: Instant) -> Option<Flight> {
+    pub(super) fn expired(&mut self, now: Instant) -> Option<Flight> {
         while let Some(&(n, deadline)) = self.order.front() {
             if !self.flights.contains_key(&n) {
                 self.order.pop_front();
@@ -111,12 +111,12 @@ impl Inflight {
     }
 
     /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.flights.is_empty()
     }
 
     /// Take every waiting message (shutdown).
-    pub fn drain(&mut self) -> impl Iterator<Item = Flight> + '_ {
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = Flight> + '_ {
         self.order.clear();
         self.flights.drain().map(|(_, f)| f)
     }

@@ -140,7 +140,7 @@ pub(super) struct Batcher {
 impl Batcher {
     /// Batches answered under `inbox` (two tokens, `_INBOX.<nuid>`),
     /// asking for a flow ack every `flow` messages.
-    pub fn new(inbox: &str, flow: u16, timeout: Duration) -> Self {
+    pub(super) fn new(inbox: &str, flow: u16, timeout: Duration) -> Self {
         let tag = inbox.rsplit('.').next().unwrap_or("b").to_owned();
         Batcher {
             inbox: inbox.to_owned(),
@@ -155,17 +155,17 @@ impl Batcher {
     }
 
     /// The subject to subscribe to for every reply.
-    pub fn wildcard(&self) -> String {
+    pub(super) fn wildcard(&self) -> String {
         format!("{}.>", self.inbox)
     }
 
     /// Whether a batch is open or waiting for its end.
-    pub fn is_active(&self) -> bool {
+    pub(super) fn is_active(&self) -> bool {
         self.open.is_some() || self.ending.is_some()
     }
 
     /// Whether the next message can be sent now.
-    pub fn can_send(&self) -> bool {
+    pub(super) fn can_send(&self) -> bool {
         match &self.open {
             None => true,
             Some(b) => {
@@ -179,7 +179,7 @@ impl Batcher {
 
     /// Whether the open batch has messages and can end now (to do when the
     /// queue is empty, or when it is full).
-    pub fn should_end(&self) -> bool {
+    pub(super) fn should_end(&self) -> bool {
         self.ending.is_none()
             && self
                 .open
@@ -188,12 +188,12 @@ impl Batcher {
     }
 
     /// Whether the open batch took its most messages: end it now.
-    pub fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.should_end() && self.open.as_ref().is_some_and(|b| b.seq >= self.max_len)
     }
 
     /// Reserve the next message's place: its reply subject.
-    pub fn next_reply(&mut self, subject: &async_nats::Subject, now: Instant) -> String {
+    pub(super) fn next_reply(&mut self, subject: &async_nats::Subject, now: Instant) -> String {
         let b = match &mut self.open {
             Some(b) => b,
             None => {
@@ -223,7 +223,7 @@ impl Batcher {
     }
 
     /// Record the message sent with the last reserved reply.
-    pub fn sent(&mut self, flight: Flight) {
+    pub(super) fn sent(&mut self, flight: Flight) {
         if let Some(b) = &mut self.open {
             b.flights.push_back((b.seq, flight));
         }
@@ -231,7 +231,7 @@ impl Batcher {
 
     /// The end-of-batch message to send: its subject and reply. The open
     /// batch becomes the ending one.
-    pub fn end(&mut self, now: Instant) -> Option<(async_nats::Subject, String)> {
+    pub(super) fn end(&mut self, now: Instant) -> Option<(async_nats::Subject, String)> {
         if self.ending.is_some() {
             return None;
         }
@@ -263,7 +263,7 @@ impl Batcher {
     }
 
     /// Take a reply on the batch inbox.
-    pub fn on_reply(&mut self, msg: &async_nats::Message, now: Instant) -> Settled {
+    pub(super) fn on_reply(&mut self, msg: &async_nats::Message, now: Instant) -> Settled {
         let mut out = Settled::default();
         let timeout = self.timeout;
         // A reply to an earlier batch, already settled, finds no slot.
@@ -336,7 +336,7 @@ impl Batcher {
 
     /// Give up on a batch that made no progress within the ack timeout, or
     /// on every batch when NATS is disconnected (a late reply is ignored).
-    pub fn expire(&mut self, now: Instant, connected: bool) -> Settled {
+    pub(super) fn expire(&mut self, now: Instant, connected: bool) -> Settled {
         let mut out = Settled::default();
         let why = if connected {
             "no fast batch ack within the ack timeout"
@@ -355,7 +355,7 @@ impl Batcher {
     }
 
     /// Take every waiting message (shutdown).
-    pub fn drain(&mut self) -> impl Iterator<Item = Flight> + use<> {
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = Flight> + use<> {
         [self.ending.take(), self.open.take()]
             .into_iter()
             .flatten()

@@ -126,7 +126,7 @@ const SETUPS: [Setup; 3] = [
 ];
 
 /// Run the comparison and print it.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let root = args.root.canonicalize().context("repository root")?;
     let dir = tempfile_dir()?;

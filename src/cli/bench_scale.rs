@@ -97,7 +97,7 @@ fn subscriptions(config: &str) -> usize {
 }
 
 /// Run the series and print it.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.seconds > 12 {
         bail!(
             "--scale measures within the venues' 15 s subscription ack timeout: use --seconds 12 or less"

@@ -22,7 +22,7 @@ fn age(t: &BookTracker, now: Timestamp) -> Option<f64> {
 
 /// The ladder: a header line (instrument, state, position, age), then the
 /// top `depth` levels, bids left and asks right, then the spread.
-pub fn render(title: &str, t: &BookTracker, depth: usize, now: Timestamp) -> String {
+pub(super) fn render(title: &str, t: &BookTracker, depth: usize, now: Timestamp) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -72,7 +72,13 @@ fn levels(ls: impl Iterator<Item = Level>) -> serde_json::Value {
 /// The book as one JSON object: venue, symbol token, state, position,
 /// the top `depth` levels per side (`[price, quantity]` strings), spread,
 /// age.
-pub fn json(venue: &str, token: &str, t: &BookTracker, depth: usize, now: Timestamp) -> String {
+pub(super) fn json(
+    venue: &str,
+    token: &str,
+    t: &BookTracker,
+    depth: usize,
+    now: Timestamp,
+) -> String {
     let mut v = serde_json::json!({
         "venue": venue,
         "symbol": token,

@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 /// Read frames from stdin, print events to stdout and problems to stderr.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let file = venue_file(&args.venue, &args.venues)?;
     let venue = load_venue(&file).with_context(|| format!("loading {}", file.display()))?;
     check_market(&venue, args.market.as_deref())?;

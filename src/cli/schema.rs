@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 /// Write `venue.schema.json` (and `relay.schema.json`) into the directory.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     for (name, text) in crate::config::schemas() {

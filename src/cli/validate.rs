@@ -57,7 +57,7 @@ struct Totals {
 /// Compile the venues, run their cases and templates (or map the corpus
 /// captures), print a line per venue and a summary; non-zero on any compile
 /// error, mismatch, failing template, or when nothing was checked.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (venues, compile_errors) = select(&args)?;
     for p in &compile_errors {
         println!("COMPILE ERROR {p}");

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 /// A variable that could not be substituted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unresolved {
+pub(super) struct Unresolved {
     /// Byte span of the `${...}` in the original text.
     pub span: Range<usize>,
     /// What is wrong.
@@ -18,7 +18,7 @@ pub struct Unresolved {
 
 /// Substitute variables using `lookup`. Returns the new text, and the
 /// problems found. Spans refer to the original text.
-pub fn substitute(
+pub(super) fn substitute(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> (String, Vec<Unresolved>) {

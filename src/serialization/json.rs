@@ -163,7 +163,7 @@ fn data(p: &Payload, out: &mut String) {
 }
 
 /// Write the JSON form of `event` into `out` (appended).
-pub fn write_event(event: &Event, out: &mut String) {
+pub(super) fn write_event(event: &Event, out: &mut String) {
     let mut o = Obj::open(out);
     o.str("venue", &event.venue);
     o.str("symbol", &event.instrument.symbol);

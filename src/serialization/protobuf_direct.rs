@@ -208,7 +208,7 @@ fn data_type(e: &Event) -> i64 {
 }
 
 /// Append the protobuf encoding of `e` (`mdrelay.v1.Event`) to `buf`.
-pub fn encode(e: &Event, buf: &mut Vec<u8>) {
+pub(super) fn encode(e: &Event, buf: &mut Vec<u8>) {
     string(buf, 1, &e.venue);
     string(buf, 2, &e.instrument.symbol);
     string(buf, 3, &e.instrument.venue_instrument);

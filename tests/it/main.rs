@@ -2,6 +2,9 @@
 //! of the crate instead of one per file. `tests/book_alloc.rs` stays a
 //! binary of its own, as it installs a counting global allocator.
 
+// Test helpers are `pub` for each other across modules of this one binary.
+#![allow(unreachable_pub)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

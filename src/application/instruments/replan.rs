@@ -26,7 +26,7 @@ use crate::domain::{DataType, Instrument, StatusState, Timestamp};
 
 /// How long a replaced connection keeps streaming after its replacement
 /// started (time to connect and subscribe).
-pub const OVERLAP: Duration = Duration::from_secs(5);
+pub(crate) const OVERLAP: Duration = Duration::from_secs(5);
 
 type Key = (Option<String>, String);
 
@@ -36,7 +36,7 @@ fn key(s: &Subscription) -> Key {
 
 /// What changed, for the log and the reload report.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Replanned {
+pub(crate) struct Replanned {
     /// Instruments subscribed.
     pub added: usize,
     /// Instruments unsubscribed.

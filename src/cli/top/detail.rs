@@ -17,7 +17,7 @@ use super::view::{
 use crate::domain::DataType;
 
 /// Shown where the relay has no per-instrument health.
-pub const NO_INSTRUMENTS: &str =
+pub(super) const NO_INSTRUMENTS: &str =
     "instruments: n/a (this relay's /health has no per-instrument section)";
 
 fn connections_rows(v: &VenueHealth) -> Vec<(Vec<String>, Style)> {
@@ -134,7 +134,7 @@ fn instruments_table(instruments: &[InstrumentHealth], skip: usize, area: Rect, 
 }
 
 /// Lines the drill-down into `venue` needs.
-pub fn height(s: &Screen, venue: &str) -> u16 {
+pub(super) fn height(s: &Screen, venue: &str) -> u16 {
     let v = s.health.venues.get(venue);
     let conns = v.map_or(1, |v| 1 + v.connections.len());
     let instruments = v
@@ -144,7 +144,7 @@ pub fn height(s: &Screen, venue: &str) -> u16 {
 }
 
 /// Draw the drill-down into `venue`.
-pub fn render(s: &Screen, ui: &Ui, venue: &str, area: Rect, buf: &mut Buffer) {
+pub(super) fn render(s: &Screen, ui: &Ui, venue: &str, area: Rect, buf: &mut Buffer) {
     let health = s.health.venues.get(venue);
     let conns = health.map_or(1, |v| 1 + v.connections.len()) as u16;
     let [row, _, conn_area, _, inst_area] = Layout::vertical([

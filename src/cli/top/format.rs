@@ -3,7 +3,7 @@
 use super::model::Quantile;
 
 /// A per-second rate: `0`, `3.2`, `870`, `12.3k`, `1.20M`; `-` when unknown.
-pub fn rate(r: Option<f64>) -> String {
+pub(super) fn rate(r: Option<f64>) -> String {
     match r {
         None => "-".into(),
         Some(r) if r <= 0.0 => "0".into(),
@@ -15,7 +15,7 @@ pub fn rate(r: Option<f64>) -> String {
 }
 
 /// Seconds as `420us`, `3.5ms`, `45ms`, `1.25s`, `72s`.
-pub fn seconds(s: f64) -> String {
+pub(super) fn seconds(s: f64) -> String {
     if s < 0.001 {
         format!("{:.0}us", s * 1e6)
     } else if s < 0.01 {
@@ -31,7 +31,7 @@ pub fn seconds(s: f64) -> String {
 
 /// A latency quantile; `-` without observations, `>65s` above the largest
 /// bucket.
-pub fn quantile(q: Option<Quantile>) -> String {
+pub(super) fn quantile(q: Option<Quantile>) -> String {
     match q {
         None => "-".into(),
         Some(Quantile::Value(v)) => seconds(v),
@@ -40,7 +40,7 @@ pub fn quantile(q: Option<Quantile>) -> String {
 }
 
 /// An age in milliseconds: `40ms`, `5.2s`, `3m10s`, `2h05m`.
-pub fn age_ms(ms: u64) -> String {
+pub(super) fn age_ms(ms: u64) -> String {
     match ms {
         0..1_000 => format!("{ms}ms"),
         1_000..60_000 => format!("{:.1}s", ms as f64 / 1e3),
@@ -50,7 +50,7 @@ pub fn age_ms(ms: u64) -> String {
 }
 
 /// An optional count: `n/a` when unknown.
-pub fn count(n: Option<u64>) -> String {
+pub(super) fn count(n: Option<u64>) -> String {
     n.map_or_else(|| "n/a".into(), |n| n.to_string())
 }
 

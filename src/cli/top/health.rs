@@ -17,7 +17,7 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
 /// The whole report.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct HealthDoc {
+pub(super) struct HealthDoc {
     /// `healthy`, `degraded` or `unhealthy`.
     pub status: Option<String>,
     /// The NATS connection.
@@ -29,7 +29,7 @@ pub struct HealthDoc {
 /// `nats`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct NatsHealth {
+pub(super) struct NatsHealth {
     /// `connected`, `disconnected`, `pending`, `not_started`.
     pub state: Option<String>,
 }
@@ -37,7 +37,7 @@ pub struct NatsHealth {
 /// One venue.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct VenueHealth {
+pub(super) struct VenueHealth {
     /// `healthy` or `degraded`.
     pub status: Option<String>,
     /// Its connections (stopped ones are not listed).
@@ -50,7 +50,7 @@ pub struct VenueHealth {
 /// One connection of a venue.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct ConnHealth {
+pub(super) struct ConnHealth {
     /// Index of the connection within its venue.
     pub index: Option<u64>,
     /// `connecting`, `connected`, `reconnecting`, `circuit_open`.
@@ -65,7 +65,7 @@ pub struct ConnHealth {
 
 impl ConnHealth {
     /// Whether it is connected.
-    pub fn is_up(&self) -> bool {
+    pub(super) fn is_up(&self) -> bool {
         self.state.as_deref() == Some("connected")
     }
 }
@@ -73,7 +73,7 @@ impl ConnHealth {
 /// One instrument of a venue.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct InstrumentHealth {
+pub(super) struct InstrumentHealth {
     /// The venue's instrument name (`BTC-USDT`).
     pub instrument: String,
     /// The canonical symbol (`btc-usdt`).
@@ -88,7 +88,7 @@ pub struct InstrumentHealth {
 /// Liveness of one data type of an instrument.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct TypeHealth {
+pub(super) struct TypeHealth {
     /// Milliseconds since its last event (`None`: none yet).
     pub age_ms: Option<u64>,
     /// `live`, `stale` or `waiting`.
@@ -98,7 +98,7 @@ pub struct TypeHealth {
 /// An instrument's order book.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct BookHealth {
+pub(super) struct BookHealth {
     /// `synced`, `resyncing` or `stale`.
     pub state: Option<String>,
     /// The last update id applied.

@@ -21,7 +21,7 @@ const PAGE: usize = 10;
 
 /// What a key asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(super) enum Action {
     /// Leave.
     Quit,
     /// The view changed.
@@ -32,7 +32,7 @@ pub enum Action {
 
 /// Apply a key to the view. `venues` are the venue ids in row order,
 /// `instruments` the number of instrument rows of the venue drilled into.
-pub fn key(ui: &mut Ui, k: KeyEvent, venues: &[String], instruments: usize) -> Action {
+pub(super) fn key(ui: &mut Ui, k: KeyEvent, venues: &[String], instruments: usize) -> Action {
     if k.kind == KeyEventKind::Release {
         return Action::Nothing;
     }
@@ -119,7 +119,7 @@ impl State {
 }
 
 /// Run the live view until `q`.
-pub fn run(
+pub(super) fn run(
     endpoint: Endpoint,
     interval: Duration,
     first: Scrape,

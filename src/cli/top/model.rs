@@ -10,38 +10,38 @@ use super::health::HealthDoc;
 use super::prom::{Sample, parse_value};
 
 /// Metric names read from `/metrics` (docs/metrics.md).
-pub mod names {
+pub(super) mod names {
     /// Frames read from venues (counter, venue).
-    pub const FRAMES: &str = "mdrelay_frames_received_total";
+    pub(crate) const FRAMES: &str = "mdrelay_frames_received_total";
     /// Events the mappings produced (counter, venue, data_type).
-    pub const MAPPED: &str = "mdrelay_events_mapped_total";
+    pub(crate) const MAPPED: &str = "mdrelay_events_mapped_total";
     /// Events the relay made itself (counter, venue, data_type).
-    pub const GENERATED: &str = "mdrelay_events_generated_total";
+    pub(crate) const GENERATED: &str = "mdrelay_events_generated_total";
     /// Events stored by JetStream (counter, venue, data_type).
-    pub const PUBLISHED: &str = "mdrelay_events_published_total";
+    pub(crate) const PUBLISHED: &str = "mdrelay_events_published_total";
     /// Events JetStream already had (counter, venue, data_type).
-    pub const DUPLICATE: &str = "mdrelay_events_duplicate_total";
+    pub(crate) const DUPLICATE: &str = "mdrelay_events_duplicate_total";
     /// Events not published (counter, venue, data_type, cause).
-    pub const DROPPED: &str = "mdrelay_events_dropped_total";
+    pub(crate) const DROPPED: &str = "mdrelay_events_dropped_total";
     /// Gaps (counter, venue).
-    pub const GAPS: &str = "mdrelay_gaps_total";
+    pub(crate) const GAPS: &str = "mdrelay_gaps_total";
     /// Reconnects (counter, venue).
-    pub const RECONNECTS: &str = "mdrelay_reconnects_total";
+    pub(crate) const RECONNECTS: &str = "mdrelay_reconnects_total";
     /// Open connections (gauge, venue).
-    pub const CONNECTIONS: &str = "mdrelay_connections";
+    pub(crate) const CONNECTIONS: &str = "mdrelay_connections";
     /// Stale instruments (gauge, venue, data_type).
-    pub const STALE: &str = "mdrelay_instruments_stale";
+    pub(crate) const STALE: &str = "mdrelay_instruments_stale";
     /// Publishes awaiting their ack (gauge).
-    pub const IN_FLIGHT: &str = "mdrelay_publish_in_flight";
+    pub(crate) const IN_FLIGHT: &str = "mdrelay_publish_in_flight";
     /// Venue event time to receipt (histogram, venue, data_type).
-    pub const LAG: &str = "mdrelay_venue_lag_seconds_bucket";
+    pub(crate) const LAG: &str = "mdrelay_venue_lag_seconds_bucket";
     /// Receipt to JetStream ack (histogram, venue, data_type).
-    pub const ACK: &str = "mdrelay_ack_latency_seconds_bucket";
+    pub(crate) const ACK: &str = "mdrelay_ack_latency_seconds_bucket";
 }
 
 /// One scrape of the relay.
 #[derive(Debug, Clone)]
-pub struct Scrape {
+pub(super) struct Scrape {
     /// When it was taken.
     pub at: Instant,
     /// `/metrics` samples.
@@ -51,7 +51,7 @@ pub struct Scrape {
 }
 
 /// Sum of `name`'s samples per venue (`None`: no sample of that name).
-pub fn sum_by_venue(samples: &[Sample], name: &str) -> Option<BTreeMap<String, f64>> {
+pub(super) fn sum_by_venue(samples: &[Sample], name: &str) -> Option<BTreeMap<String, f64>> {
     let mut out: Option<BTreeMap<String, f64>> = None;
     for s in samples.iter().filter(|s| s.name == name) {
         let map = out.get_or_insert_with(BTreeMap::new);
@@ -63,7 +63,7 @@ pub fn sum_by_venue(samples: &[Sample], name: &str) -> Option<BTreeMap<String, f
 }
 
 /// Sum of every sample of `name`.
-pub fn sum(samples: &[Sample], name: &str) -> Option<f64> {
+pub(super) fn sum(samples: &[Sample], name: &str) -> Option<f64> {
     let mut out = None;
     for s in samples.iter().filter(|s| s.name == name) {
         *out.get_or_insert(0.0) += s.value;
@@ -74,7 +74,7 @@ pub fn sum(samples: &[Sample], name: &str) -> Option<f64> {
 /// Per second increase of a counter from `prev` to `cur` over `secs`; a
 /// counter that went down was reset (the relay restarted), so its whole
 /// value is the increase, as Prometheus' `rate` takes it.
-pub fn rate(prev: f64, cur: f64, secs: f64) -> f64 {
+pub(super) fn rate(prev: f64, cur: f64, secs: f64) -> f64 {
     let inc = if cur >= prev { cur - prev } else { cur };
     if secs > 0.0 { inc / secs } else { 0.0 }
 }
@@ -82,14 +82,14 @@ pub fn rate(prev: f64, cur: f64, secs: f64) -> f64 {
 /// A cumulative histogram: (upper bound, observations ≤ bound), bounds
 /// ascending, the last one `+Inf`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Histogram {
+pub(super) struct Histogram {
     /// Buckets.
     pub buckets: Vec<(f64, f64)>,
 }
 
 /// A quantile estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Quantile {
+pub(super) enum Quantile {
     /// Interpolated within a bucket, in the histogram's unit.
     Value(f64),
     /// In the `+Inf` bucket: above the largest finite bound.
@@ -99,7 +99,7 @@ pub enum Quantile {
 impl Histogram {
     /// The histograms of `name` (a `_bucket` series) per venue, data types
     /// added up.
-    pub fn by_venue(samples: &[Sample], name: &str) -> BTreeMap<String, Histogram> {
+    pub(super) fn by_venue(samples: &[Sample], name: &str) -> BTreeMap<String, Histogram> {
         let mut acc: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
         for s in samples.iter().filter(|s| s.name == name) {
             let (Some(venue), Some(le)) = (s.label("venue"), s.label("le").and_then(parse_value))
@@ -123,13 +123,13 @@ impl Histogram {
     }
 
     /// Observations in total.
-    pub fn count(&self) -> f64 {
+    pub(super) fn count(&self) -> f64 {
         self.buckets.last().map_or(0.0, |b| b.1)
     }
 
     /// The observations made since `older` (bucket by bucket; a histogram
     /// that went down was reset, and counts whole).
-    pub fn since(&self, older: Option<&Histogram>) -> Histogram {
+    pub(super) fn since(&self, older: Option<&Histogram>) -> Histogram {
         let Some(older) = older else {
             return self.clone();
         };
@@ -156,7 +156,7 @@ impl Histogram {
     /// The `q` quantile (0..=1), interpolated linearly within its bucket
     /// as Prometheus' `histogram_quantile` does; `None` without
     /// observations.
-    pub fn quantile(&self, q: f64) -> Option<Quantile> {
+    pub(super) fn quantile(&self, q: f64) -> Option<Quantile> {
         let total = self.count();
         if total <= 0.0 {
             return None;
@@ -184,7 +184,7 @@ impl Histogram {
 
 /// p50 and p99 of the observations between two scrapes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Latency {
+pub(super) struct Latency {
     /// Median.
     pub p50: Option<Quantile>,
     /// 99th percentile.
@@ -202,7 +202,7 @@ impl Latency {
 
 /// One venue's row.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct VenueRow {
+pub(super) struct VenueRow {
     /// Venue id.
     pub venue: String,
     /// Health status (`None`: not in `/health`).
@@ -228,7 +228,7 @@ pub struct VenueRow {
 
 /// Whole-relay figures.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Totals {
+pub(super) struct Totals {
     /// Frames per second.
     pub frames_per_s: Option<f64>,
     /// Events made per second.
@@ -245,7 +245,7 @@ pub struct Totals {
 
 /// Everything on the screen but the instruments.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Overview {
+pub(super) struct Overview {
     /// Relay status.
     pub status: Option<String>,
     /// NATS state.
@@ -290,7 +290,7 @@ fn venue_ids(cur: &Scrape) -> BTreeSet<String> {
 }
 
 /// Build the overview from the previous scrape (if any) and the current one.
-pub fn overview(prev: Option<&Scrape>, cur: &Scrape) -> Overview {
+pub(super) fn overview(prev: Option<&Scrape>, cur: &Scrape) -> Overview {
     let counter = |name: &str| sum_by_venue(&cur.samples, name).unwrap_or_default();
     let (gaps, reconnects, open) = (
         counter(names::GAPS),

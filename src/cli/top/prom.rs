@@ -5,7 +5,7 @@
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(super) struct Sample {
     /// Metric name as written, suffix included (`mdrelay_gaps_total`).
     pub name: String,
     /// Labels in the order written, values unescaped.
@@ -16,7 +16,7 @@ pub struct Sample {
 
 impl Sample {
     /// The value of label `key`, if present.
-    pub fn label(&self, key: &str) -> Option<&str> {
+    pub(super) fn label(&self, key: &str) -> Option<&str> {
         self.labels
             .iter()
             .find(|(k, _)| k == key)
@@ -27,7 +27,7 @@ impl Sample {
 /// A line that is not a sample: where and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}: {message}: `{text}`")]
-pub struct ParseError {
+pub(super) struct ParseError {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
@@ -37,7 +37,7 @@ pub struct ParseError {
 }
 
 /// Parse a whole exposition.
-pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
+pub(super) fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -170,7 +170,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// A sample value: a float, `+Inf`, `-Inf` or `NaN`.
-pub fn parse_value(s: &str) -> Option<f64> {
+pub(super) fn parse_value(s: &str) -> Option<f64> {
     match s {
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),

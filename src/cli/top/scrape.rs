@@ -9,7 +9,7 @@ use super::prom;
 
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ScrapeError {
+pub(super) enum ScrapeError {
     /// No HTTP answer (refused, timed out, bad host).
     #[error(
         "cannot reach the relay at {url}: {message} (is it running? --url or --config say where it listens)"
@@ -48,7 +48,7 @@ pub enum ScrapeError {
 
 /// A relay's HTTP endpoints.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     client: reqwest::Client,
     base: String,
     timeout: Duration,
@@ -56,7 +56,7 @@ pub struct Endpoint {
 
 /// The base URL from `--url`: `http://host:port` (a path prefix is kept),
 /// or a bare `host:port`.
-pub fn base_url(url: &str) -> Result<String, String> {
+pub(super) fn base_url(url: &str) -> Result<String, String> {
     let with_scheme = if url.contains("://") {
         url.to_owned()
     } else {
@@ -88,7 +88,7 @@ fn why(e: &reqwest::Error, timeout: Duration) -> String {
 impl Endpoint {
     /// The relay at `base` (from [`base_url`]); each request may take up to
     /// `timeout`.
-    pub fn new(base: String, timeout: Duration) -> Self {
+    pub(super) fn new(base: String, timeout: Duration) -> Self {
         crate::infrastructure::ws::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -103,7 +103,7 @@ impl Endpoint {
     }
 
     /// The base URL.
-    pub fn base(&self) -> &str {
+    pub(super) fn base(&self) -> &str {
         &self.base
     }
 
@@ -127,7 +127,7 @@ impl Endpoint {
     }
 
     /// Read `/metrics` and `/health` once.
-    pub async fn scrape(&self) -> Result<Scrape, ScrapeError> {
+    pub(super) async fn scrape(&self) -> Result<Scrape, ScrapeError> {
         let (murl, metrics) = self.get("/metrics", &[200]).await?;
         let at = Instant::now();
         // 503 is the relay saying it is unhealthy, with the same report.

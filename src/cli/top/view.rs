@@ -15,7 +15,7 @@ use super::health::HealthDoc;
 use super::model::{Overview, VenueRow};
 
 /// What to draw.
-pub struct Screen<'a> {
+pub(super) struct Screen<'a> {
     /// The relay's base URL.
     pub url: &'a str,
     /// Figures from the last two scrapes.
@@ -30,7 +30,7 @@ pub struct Screen<'a> {
 
 /// Where the user is.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Ui {
+pub(super) struct Ui {
     /// Selected row of the venues table.
     pub selected: usize,
     /// The venue drilled into.
@@ -40,10 +40,10 @@ pub struct Ui {
 }
 
 /// Spacing between table columns.
-pub const GAP: u16 = 2;
+pub(super) const GAP: u16 = 2;
 
 /// A table row cell style for a status word.
-pub fn status_style(status: Option<&str>) -> Style {
+pub(super) fn status_style(status: Option<&str>) -> Style {
     match status {
         Some("healthy" | "connected" | "live" | "synced") => Style::new().fg(Color::Green),
         Some("degraded" | "reconnecting" | "connecting" | "waiting" | "resyncing") => {
@@ -92,16 +92,16 @@ fn header_lines(s: &Screen) -> Vec<Line<'static>> {
 }
 
 /// Titles of the venues table.
-pub const VENUE_COLUMNS: [&str; 12] = [
+pub(super) const VENUE_COLUMNS: [&str; 12] = [
     "VENUE", "STATUS", "CONN", "FRAMES/S", "EVENTS/S", "LAG P50", "LAG P99", "ACK P50", "ACK P99",
     "GAPS", "RECONN", "STALE",
 ];
 
 /// The right-aligned columns of the venues table.
-pub const VENUE_NUMBERS: [usize; 10] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+pub(super) const VENUE_NUMBERS: [usize; 10] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 /// The cells of one venue row, in [`VENUE_COLUMNS`] order.
-pub fn venue_cells(v: &VenueRow) -> [String; 12] {
+pub(super) fn venue_cells(v: &VenueRow) -> [String; 12] {
     [
         v.venue.clone(),
         v.status.clone().unwrap_or_else(|| "n/a".into()),
@@ -123,7 +123,7 @@ pub fn venue_cells(v: &VenueRow) -> [String; 12] {
 
 /// A table of text cells: columns as wide as their widest cell, the
 /// columns in `right` (numbers) right-aligned.
-pub fn text_table<'a>(
+pub(super) fn text_table<'a>(
     titles: &[&str],
     rows: Vec<(Vec<String>, Style)>,
     right: &[usize],
@@ -193,12 +193,12 @@ fn body_height(s: &Screen, ui: &Ui) -> u16 {
 }
 
 /// Lines the whole screen needs.
-pub fn height(s: &Screen, ui: &Ui) -> u16 {
+pub(super) fn height(s: &Screen, ui: &Ui) -> u16 {
     header_lines(s).len() as u16 + 1 + body_height(s, ui) + u16::from(s.interactive)
 }
 
 /// Draw the screen into `area` of `buf`.
-pub fn render(s: &Screen, ui: &Ui, area: Rect, buf: &mut Buffer) {
+pub(super) fn render(s: &Screen, ui: &Ui, area: Rect, buf: &mut Buffer) {
     let head = header_lines(s);
     let [top, _, body, foot] = Layout::vertical([
         Constraint::Length(head.len() as u16),
@@ -219,7 +219,7 @@ pub fn render(s: &Screen, ui: &Ui, area: Rect, buf: &mut Buffer) {
 
 /// The buffer as plain text: no styles, no escape codes, trailing blanks
 /// and blank last lines removed.
-pub fn text(buf: &Buffer) -> String {
+pub(super) fn text(buf: &Buffer) -> String {
     let area = buf.area;
     let mut out = String::new();
     for y in area.top()..area.bottom() {
@@ -244,7 +244,7 @@ pub fn text(buf: &Buffer) -> String {
 }
 
 /// The screen as plain text `width` columns wide (`--once`).
-pub fn plain(s: &Screen, ui: &Ui, width: u16) -> String {
+pub(super) fn plain(s: &Screen, ui: &Ui, width: u16) -> String {
     let area = Rect::new(0, 0, width, height(s, ui));
     let mut buf = Buffer::empty(area);
     render(s, ui, area, &mut buf);

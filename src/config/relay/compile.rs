@@ -31,7 +31,7 @@ const SECTIONS: [&str; 8] = [
 ];
 
 /// Default queue capacity per data type.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
+pub(super) const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
 
 /// The checked relay configuration.
 #[derive(Debug)]
@@ -201,10 +201,10 @@ pub const DEFAULT_SNAPSHOT_MAX_UPDATES: u32 = 500;
 
 /// How often reference data is refreshed when `reference_refresh` is not
 /// given.
-pub const DEFAULT_REFERENCE_REFRESH: Duration = Duration::from_secs(15 * 60);
+pub(super) const DEFAULT_REFERENCE_REFRESH: Duration = Duration::from_secs(15 * 60);
 
 /// Interval of `l2_snapshot`s when `book_snapshot` gives none.
-pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Periodic top-N snapshots of one instrument's book (`book_top`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

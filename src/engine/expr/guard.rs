@@ -15,7 +15,7 @@ use jaq_core::load::parse::{BinaryOp, Pattern, Term};
 use super::jq::JqCompileError;
 
 /// Largest literal bound `range` accepts.
-pub const MAX_RANGE: f64 = 100_000.0;
+pub(super) const MAX_RANGE: f64 = 100_000.0;
 
 /// Filters that iterate without a bound of their own.
 const UNBOUNDED: [&str; 4] = ["repeat", "while", "until", "recurse"];

@@ -200,7 +200,7 @@ fn kind_rank(k: Kind) -> u8 {
 
 /// Compare two numbers given as text: exactly when both fit a decimal, else
 /// as floating point.
-pub fn cmp_numbers(a: &str, b: &str) -> Ordering {
+pub(super) fn cmp_numbers(a: &str, b: &str) -> Ordering {
     match (parse_decimal(a), parse_decimal(b)) {
         (Some(x), Some(y)) => x.cmp(&y),
         _ => {
@@ -213,7 +213,7 @@ pub fn cmp_numbers(a: &str, b: &str) -> Ordering {
 
 /// jq's total order, for the kinds the fast path compares natively.
 /// Arrays and objects of equal kind ask for the interpreter.
-pub fn compare(a: &V<'_>, b: &V<'_>) -> Result<Ordering, ExprError> {
+pub(super) fn compare(a: &V<'_>, b: &V<'_>) -> Result<Ordering, ExprError> {
     let (ka, kb) = (a.kind(), b.kind());
     if ka != kb {
         return Ok(kind_rank(ka).cmp(&kind_rank(kb)));
@@ -228,7 +228,7 @@ pub fn compare(a: &V<'_>, b: &V<'_>) -> Result<Ordering, ExprError> {
 }
 
 /// Build a number value from a decimal result.
-pub fn num(d: Decimal) -> V<'static> {
+pub(super) fn num(d: Decimal) -> V<'static> {
     V::Num(Cow::Owned(d.to_string()))
 }
 

@@ -4,7 +4,7 @@ use super::{Node, Tag, Value};
 
 /// The deepest nesting of arrays and objects accepted. Venue frames nest a
 /// handful of levels; a limit keeps hostile input from exhausting the stack.
-pub const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 /// Why a text is not one JSON value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

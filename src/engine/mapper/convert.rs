@@ -6,7 +6,7 @@ use crate::domain::{BookKind, Side, TimeUnit, Timestamp};
 use crate::engine::expr::{V, parse_decimal};
 
 /// A decimal from a number or numeric string; `null` and `""` are absent.
-pub fn decimal(v: &V<'_>) -> Result<Option<Decimal>, String> {
+pub(super) fn decimal(v: &V<'_>) -> Result<Option<Decimal>, String> {
     match v {
         V::Null => Ok(None),
         V::Num(n) => parse_decimal(n)
@@ -21,7 +21,7 @@ pub fn decimal(v: &V<'_>) -> Result<Option<Decimal>, String> {
 }
 
 /// Text from a string or number; `null` is absent.
-pub fn text(v: &V<'_>) -> Result<Option<String>, String> {
+pub(super) fn text(v: &V<'_>) -> Result<Option<String>, String> {
     match v {
         V::Null => Ok(None),
         V::Str(s) => Ok(Some(s.to_string())),
@@ -32,7 +32,7 @@ pub fn text(v: &V<'_>) -> Result<Option<String>, String> {
 }
 
 /// A signed integer from a number or numeric string; `null` is absent.
-pub fn integer(v: &V<'_>) -> Result<Option<i64>, String> {
+pub(super) fn integer(v: &V<'_>) -> Result<Option<i64>, String> {
     let t = match v {
         V::Null => return Ok(None),
         V::Num(n) => n.as_ref(),
@@ -52,7 +52,7 @@ pub fn integer(v: &V<'_>) -> Result<Option<i64>, String> {
 
 /// A time from a number / numeric string in `unit`, or an RFC 3339 string;
 /// `null`, `""` and `0` are absent.
-pub fn time(v: &V<'_>, unit: TimeUnit) -> Result<Option<Timestamp>, String> {
+pub(super) fn time(v: &V<'_>, unit: TimeUnit) -> Result<Option<Timestamp>, String> {
     let t = match v {
         V::Null => return Ok(None),
         V::Num(n) => n.as_ref(),
@@ -74,7 +74,7 @@ pub fn time(v: &V<'_>, unit: TimeUnit) -> Result<Option<Timestamp>, String> {
 }
 
 /// A side (see [`Side::parse`]).
-pub fn side(v: &V<'_>) -> Result<Side, String> {
+pub(super) fn side(v: &V<'_>) -> Result<Side, String> {
     match v {
         V::Str(s) => {
             Side::parse(s).ok_or_else(|| format!("\"{s}\" is not a side (buy, sell, unknown)"))
@@ -87,7 +87,7 @@ pub fn side(v: &V<'_>) -> Result<Side, String> {
 }
 
 /// `snapshot` / `delta`.
-pub fn book_kind(v: &V<'_>) -> Result<BookKind, String> {
+pub(super) fn book_kind(v: &V<'_>) -> Result<BookKind, String> {
     match v {
         V::Str(s) if s == "snapshot" => Ok(BookKind::Snapshot),
         V::Str(s) if s == "delta" => Ok(BookKind::Delta),

@@ -34,7 +34,7 @@ impl RawFrame<'_> {
 
 /// Decode a frame to text. Text frames are borrowed; binary frames are
 /// inflated into `buf` (reused between frames), never beyond `limit` bytes.
-pub fn decode<'a>(
+pub(super) fn decode<'a>(
     frame: RawFrame<'a>,
     compression: Compression,
     limit: usize,

@@ -15,8 +15,8 @@ use std::sync::{Arc, LazyLock};
 use jaq_core::load::{Arena, File, Loader, lex, parse};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 
-pub use num::Num;
-pub use val::{JStr, JVal};
+pub(super) use num::Num;
+pub(super) use val::{JStr, JVal};
 
 use super::{ExprError, Scope, V, VARS, budget};
 use crate::engine::json::{Kind, Value};

@@ -144,7 +144,7 @@ fn base() -> Box<[Filter<RunPtr<D>>]> {
 }
 
 /// The JSON built-ins, as jaq natives.
-pub fn funs() -> impl Iterator<Item = Fun<D>> {
+pub(super) fn funs() -> impl Iterator<Item = Fun<D>> {
     base().into_vec().into_iter().map(run::<D>)
 }
 

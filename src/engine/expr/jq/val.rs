@@ -39,7 +39,7 @@ impl fmt::Debug for JStr {
 }
 
 /// An object: members in insertion order.
-pub type Map = indexmap::IndexMap<JStr, JVal, foldhash::fast::RandomState>;
+pub(super) type Map = indexmap::IndexMap<JStr, JVal, foldhash::fast::RandomState>;
 
 /// A value in the jq interpreter.
 #[derive(Clone, Debug, Default)]

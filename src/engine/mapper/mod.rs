@@ -284,13 +284,6 @@ impl Mapper {
         self.gap.take()
     }
 
-    /// Forget per-connection context and level memory (after a reconnect).
-    pub fn reset_context(&mut self) {
-        self.context.clear();
-        self.memory.clear();
-        self.chains.clear();
-    }
-
     /// Map one frame, appending events to `out`. On error nothing is appended
     /// (a frame maps completely or not at all).
     pub fn map(

@@ -57,11 +57,6 @@ impl Chains {
         }
         ev.id = EventId(format!("{prefix}:c{next:016x}"));
     }
-
-    /// Start every chain over (a new connection).
-    pub(super) fn clear(&mut self) {
-        self.last.clear();
-    }
 }
 
 #[cfg(test)]

@@ -244,6 +244,10 @@ impl InstrumentTable {
         let &i = self.index.get(instrument)?;
         let ty = self.slots[i].types.iter().find(|s| s.data_type == t)?;
         ty.last_ns.store(at.0, Ordering::Relaxed);
+        // Live already (the common case): a load, no write.
+        if ty.state.load(Ordering::Relaxed) == LiveState::Live as u8 {
+            return None;
+        }
         let was = ty.state.swap(LiveState::Live as u8, Ordering::Relaxed);
         (was == LiveState::Stale as u8).then_some(i)
     }

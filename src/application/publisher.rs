@@ -298,12 +298,11 @@ impl Publisher {
         self.s.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Hand a message to the client with its own reply subject.
-    async fn send(&mut self, mut f: Flight) {
-        let (n, reply) = self.inflight.reply();
+    /// Publish a message's payload with its headers (the venue's template
+    /// with the message id) and `reply` as the ack subject.
+    async fn publish(&mut self, f: &Flight, reply: String) -> Result<(), async_nats::PublishError> {
         let headers = self.handles(&f.m).headers.with_id(&f.m.id);
-        let sent = self
-            .s
+        self.s
             .client
             .publish_with_reply_and_headers(
                 f.m.subject.clone(),
@@ -311,8 +310,13 @@ impl Publisher {
                 headers,
                 f.m.payload.clone(),
             )
-            .await;
-        match sent {
+            .await
+    }
+
+    /// Hand a message to the client with its own reply subject.
+    async fn send(&mut self, mut f: Flight) {
+        let (n, reply) = self.inflight.reply();
+        match self.publish(&f, reply).await {
             Ok(()) => {
                 f.sent = true;
                 self.inflight.insert(n, f, Instant::now());
@@ -329,18 +333,7 @@ impl Publisher {
         let now = Instant::now();
         let reply = b.next_reply(&f.m.subject, now);
         self.last_batched = now;
-        let headers = self.handles(&f.m).headers.with_id(&f.m.id);
-        let sent = self
-            .s
-            .client
-            .publish_with_reply_and_headers(
-                f.m.subject.clone(),
-                reply,
-                headers,
-                f.m.payload.clone(),
-            )
-            .await;
-        match sent {
+        match self.publish(&f, reply).await {
             Ok(()) => {
                 f.sent = true;
                 if let Some(b) = &mut self.batcher {

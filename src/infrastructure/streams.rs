@@ -487,7 +487,7 @@ mod tests {
         let file = stream_config(&raw(3));
         let mut live = file.clone();
         live.num_replicas = 1;
-        live.subjects = vec!["market.okx.>".into()];
+        live.subjects = vec!["market.venue-a.>".into()];
         live.max_age = Duration::ZERO;
         live.max_messages = -1;
         live.storage = stream::StorageType::Memory;
@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(
             d,
             [
-                "subjects: live [market.okx.>], file [market.>, extra.>]",
+                "subjects: live [market.venue-a.>], file [market.>, extra.>]",
                 "storage: live memory, file file",
                 "max_age: live none, file 1h",
                 "max_messages: live none, file 1000",

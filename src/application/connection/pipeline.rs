@@ -344,8 +344,32 @@ impl<'c> FramePipeline<'c> {
 
     /// A status event for every instrument of the connection.
     pub(super) fn status(&mut self, state: StatusState, reason: &str, fx: &mut Effects) {
-        let now = Timestamp::now();
-        let names = &self.conn.plan.instruments;
+        let conn = self.conn;
+        for name in &conn.plan.instruments {
+            self.instrument_status(name, state, reason, fx);
+        }
+    }
+
+    /// A status event for one instrument (by its venue name).
+    pub(super) fn instrument_status(
+        &mut self,
+        name: &str,
+        state: StatusState,
+        reason: &str,
+        fx: &mut Effects,
+    ) {
+        let inst = self.mapper.resolve_symbol(&self.venue, name);
+        self.status_of(inst, state, reason, fx);
+    }
+
+    /// A status event for one instrument: counted, encoded, queued.
+    pub(super) fn status_of(
+        &mut self,
+        inst: Arc<crate::domain::Instrument>,
+        state: StatusState,
+        reason: &str,
+        fx: &mut Effects,
+    ) {
         self.conn
             .metrics
             .status_events
@@ -353,15 +377,11 @@ impl<'c> FramePipeline<'c> {
                 venue: self.conn.venue_id.to_string(),
                 kind: state.as_str().into(),
             })
-            .inc_by(names.len() as u64);
-        let received = Instant::now();
-        for name in names {
-            let inst = self.mapper.resolve_symbol(&self.venue, name);
-            let ev = status::event(&self.conn.venue_id, inst, state, reason, now);
-            self.counters.generated.get(DataType::Status).inc();
-            fx.publish
-                .push(Outgoing::encode(ev, self.conn.format, received));
-        }
+            .inc();
+        let ev = status::event(&self.conn.venue_id, inst, state, reason, Timestamp::now());
+        self.counters.generated.get(DataType::Status).inc();
+        fx.publish
+            .push(Outgoing::encode(ev, self.conn.format, Instant::now()));
     }
 
     /// A successor takes over: the old session stopped after publishing

@@ -14,8 +14,6 @@ use super::fetch::{Fetch, Fetched};
 use super::messages::{instrument_url, scales_result};
 use super::pipeline::{Effects, FetchRequest, FramePipeline};
 use super::with_origin;
-use crate::application::metrics::VenueKindLabel;
-use crate::application::status;
 use crate::application::subscribe::{Item, subscribe_messages};
 use crate::domain::{DataType, Instrument, StatusState, Timestamp};
 use crate::infrastructure::logs::{clip, truncate};
@@ -186,23 +184,7 @@ impl FramePipeline<'_> {
         self.counters.gaps.inc();
         self.counters.resyncs.inc();
         self.live.book_resyncing(&instrument.venue_instrument);
-        self.conn
-            .metrics
-            .status_events
-            .get_or_create(&VenueKindLabel {
-                venue: self.conn.venue_id.to_string(),
-                kind: StatusState::Gap.as_str().into(),
-            })
-            .inc();
-        let ev = status::event(
-            &self.conn.venue_id,
-            instrument.clone(),
-            StatusState::Gap,
-            &reason,
-            Timestamp::now(),
-        );
-        self.counters.generated.get(DataType::Status).inc();
-        self.publish(ev, Instant::now(), fx);
+        self.status_of(instrument.clone(), StatusState::Gap, &reason, fx);
         let name = instrument.venue_instrument.clone();
         if self.venue.book.snapshot.is_some() {
             self.fetch(Fetch::Snapshot, name, Duration::ZERO, fx);

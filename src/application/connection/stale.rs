@@ -7,15 +7,10 @@
 //! event. Each instrument is acted on once per stale spell, so a market that
 //! stays quiet costs one status event and one resubscribe, not a loop.
 
-use std::time::Instant;
-
 use tracing::{info, warn};
 
 use super::pipeline::{Effects, FramePipeline};
 use crate::application::liveness::Transition;
-use crate::application::metrics::VenueKindLabel;
-use crate::application::pipeline::Outgoing;
-use crate::application::status;
 use crate::domain::{DataType, HumanDuration, StatusState, Timestamp};
 
 impl FramePipeline<'_> {
@@ -69,29 +64,5 @@ impl FramePipeline<'_> {
         self.counters.stale_now.get(t).dec();
         info!(venue = %self.conn.venue_id, conn = self.conn.index, instrument = %name, data_type = %t, "instrument live again");
         self.instrument_status(&name, StatusState::Live, &format!("{t} events again"), fx);
-    }
-
-    /// A status event for one instrument.
-    fn instrument_status(
-        &mut self,
-        name: &str,
-        state: StatusState,
-        reason: &str,
-        fx: &mut Effects,
-    ) {
-        self.conn
-            .metrics
-            .status_events
-            .get_or_create(&VenueKindLabel {
-                venue: self.conn.venue_id.to_string(),
-                kind: state.as_str().into(),
-            })
-            .inc();
-        let venue = self.venue.clone();
-        let inst = self.mapper.resolve_symbol(&venue, name);
-        let ev = status::event(&self.conn.venue_id, inst, state, reason, Timestamp::now());
-        self.counters.generated.get(DataType::Status).inc();
-        fx.publish
-            .push(Outgoing::encode(ev, self.conn.format, Instant::now()));
     }
 }

@@ -241,15 +241,30 @@ impl InstrumentTable {
     /// brings a stale instrument back to live (the caller says so).
     #[inline]
     pub fn seen(&self, instrument: &str, t: DataType, at: Timestamp) -> Option<usize> {
-        let &i = self.index.get(instrument)?;
-        let ty = self.slots[i].types.iter().find(|s| s.data_type == t)?;
+        let i = self.index(instrument)?;
+        self.seen_at(i, t, at).then_some(i)
+    }
+
+    /// The slot of a subscribed instrument (`None`: not one of this
+    /// connection's).
+    #[inline]
+    pub fn index(&self, instrument: &str) -> Option<usize> {
+        self.index.get(instrument).copied()
+    }
+
+    /// [`InstrumentTable::seen`] by slot: `true` when the event brings a
+    /// stale type back to live.
+    #[inline]
+    pub fn seen_at(&self, slot: usize, t: DataType, at: Timestamp) -> bool {
+        let Some(ty) = self.slots[slot].types.iter().find(|s| s.data_type == t) else {
+            return false;
+        };
         ty.last_ns.store(at.0, Ordering::Relaxed);
         // Live already (the common case): a load, no write.
         if ty.state.load(Ordering::Relaxed) == LiveState::Live as u8 {
-            return None;
+            return false;
         }
-        let was = ty.state.swap(LiveState::Live as u8, Ordering::Relaxed);
-        (was == LiveState::Stale as u8).then_some(i)
+        ty.state.swap(LiveState::Live as u8, Ordering::Relaxed) == LiveState::Stale as u8
     }
 
     /// A book event with `last_update_id` was published for `instrument`.

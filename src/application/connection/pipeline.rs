@@ -76,8 +76,6 @@ pub(super) struct FramePipeline<'c> {
     pub(super) venue: Arc<Venue>,
     pub(super) mapper: Mapper,
     pub(super) books: BookKeeper,
-    /// The venue instruments subscribed: events of others are dropped.
-    subscribed: foldhash::HashSet<String>,
     /// While a successor has not taken over: book events are held.
     pub(super) holding: bool,
     /// A successor's book gate (held events, then ids still covered).
@@ -113,7 +111,6 @@ impl<'c> FramePipeline<'c> {
                 conn.plan.market.clone(),
                 conn.plan.pinned.clone(),
             ),
-            subscribed: conn.plan.instruments.iter().cloned().collect(),
             conn,
             counters,
             reporter,
@@ -209,16 +206,18 @@ impl<'c> FramePipeline<'c> {
             return;
         }
         let name = ev.instrument.venue_instrument.as_str();
-        if !self.subscribed.contains(name)
-            && !venue.channels.get(&t).is_some_and(|ch| ch.any_instrument)
-        {
+        // The instrument table holds exactly the subscribed instruments.
+        let slot = self.live.index(name);
+        if slot.is_none() && !venue.channels.get(&t).is_some_and(|ch| ch.any_instrument) {
             c.unsubscribed.get(t).inc();
             if let Some(suppressed) = c.log("unsubscribed instrument") {
                 warn!(venue = %self.conn.venue_id, conn = self.conn.index, instrument = %clip(name), data_type = %t, suppressed, "event of an instrument this connection did not subscribe: not published (dropped, cause unsubscribed; a channel subscribed by something broader than an instrument declares instruments = \"any\")");
             }
             return;
         }
-        if let Some(slot) = self.live.seen(name, t, ev.receive_time) {
+        if let Some(slot) = slot
+            && self.live.seen_at(slot, t, ev.receive_time)
+        {
             self.came_back(slot, t, fx);
         }
         let keeps_books = venue.book.active()

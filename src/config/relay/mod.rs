@@ -4,8 +4,10 @@ mod compile;
 pub mod raw;
 pub mod select;
 pub mod subjects;
+mod venues;
 
-pub use compile::{
-    BookTop, Breaker, DEFAULT_SNAPSHOT_MAX_UPDATES, HealthSettings, Reconnect, RelayConfig,
-    SnapshotPolicy, Subscription, VenueSetup, compile_relay, load_nats, load_relay,
+pub use compile::{HealthSettings, RelayConfig, compile_relay, load_nats, load_relay};
+pub use venues::{
+    BookTop, Breaker, DEFAULT_SNAPSHOT_MAX_UPDATES, Reconnect, SnapshotPolicy, Subscription,
+    VenueSetup,
 };

@@ -65,6 +65,26 @@ names!(InstrumentKind { Spot = "spot", Perpetual = "perpetual", Future = "future
 names!(OptionType { Call = "call", Put = "put" });
 names!(TradingStatus { Trading = "trading", Halted = "halted", Delisted = "delisted" });
 
+/// The keys a reference mapping's record may have (every field of
+/// [`InstrumentRecord`] a venue gives; `venue` and `market` come from the
+/// request).
+pub const RECORD_KEYS: [&str; 14] = [
+    "symbol",
+    "normalized",
+    "kind",
+    "base",
+    "quote",
+    "settle",
+    "tick_size",
+    "lot_size",
+    "contract_size",
+    "multiplier",
+    "expiry",
+    "strike",
+    "option_type",
+    "status",
+];
+
 /// One instrument's reference data, canonical. Decimals are exact
 /// (`rust_decimal`), serialized as strings like every price on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ mod time;
 
 pub use data_type::{DataType, UnknownDataType};
 pub use event::{Event, EventId, Instrument};
-pub use instrument::{InstrumentKind, InstrumentRecord, OptionType, TradingStatus};
+pub use instrument::{InstrumentKind, InstrumentRecord, OptionType, RECORD_KEYS, TradingStatus};
 pub use payload::{
     BookKind, BookSnapshot, BookUpdate, DecimalText, FundingRate, Level, Liquidation, Payload,
     RelayMark, Side, Status, StatusState, Ticker, Trade, write_decimal,

@@ -15,23 +15,7 @@ use crate::engine::venue::{ReferenceRequest, Venue};
 
 use super::ReferenceError;
 
-/// The keys a record may have.
-pub const RECORD_KEYS: [&str; 14] = [
-    "symbol",
-    "normalized",
-    "kind",
-    "base",
-    "quote",
-    "settle",
-    "tick_size",
-    "lot_size",
-    "contract_size",
-    "multiplier",
-    "expiry",
-    "strike",
-    "option_type",
-    "status",
-];
+pub use crate::domain::RECORD_KEYS;
 
 /// One page mapped: its records and the query of the next page, if any.
 #[derive(Debug, Default)]

@@ -13,25 +13,13 @@ use crate::engine::json::OwnedDoc;
 
 use super::BookTop;
 
-/// The record fields a filter may name bare.
-const FIELDS: [&str; 16] = [
-    "venue",
-    "symbol",
-    "normalized",
-    "market",
-    "kind",
-    "base",
-    "quote",
-    "settle",
-    "tick_size",
-    "lot_size",
-    "contract_size",
-    "multiplier",
-    "expiry",
-    "strike",
-    "option_type",
-    "status",
-];
+/// The record fields a filter may name bare: the request's `venue` and
+/// `market`, and the mapped record's keys.
+fn fields() -> impl Iterator<Item = &'static str> {
+    ["venue", "market"]
+        .into_iter()
+        .chain(crate::domain::RECORD_KEYS)
+}
 
 /// The order in which a `limit` keeps instruments.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -108,7 +96,7 @@ impl Selection {
 }
 
 fn prelude() -> String {
-    FIELDS.iter().map(|f| format!("def {f}: .{f}; ")).collect()
+    fields().map(|f| format!("def {f}: .{f}; ")).collect()
 }
 
 /// Compile a filter; error offsets are into `text`.

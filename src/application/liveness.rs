@@ -226,6 +226,35 @@ impl InstrumentTable {
         }
     }
 
+    /// Take over the state of the instruments `old` also has (the
+    /// connection's instruments changed: those kept stay live or stale as
+    /// they were, with their last event times and books).
+    pub fn carry_from(&self, old: &InstrumentTable) {
+        self.since_ns
+            .store(old.since_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        for s in &self.slots {
+            let Some(o) = old.slot(&s.instrument) else {
+                continue;
+            };
+            for ty in &s.types {
+                if let Some(ot) = o.types.iter().find(|t| t.data_type == ty.data_type) {
+                    ty.last_ns
+                        .store(ot.last_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+                    ty.state
+                        .store(ot.state.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+            }
+            if let (Some(b), Some(ob)) = (&s.book, &o.book) {
+                b.state
+                    .store(ob.state.load(Ordering::Relaxed), Ordering::Relaxed);
+                b.last_update_id
+                    .store(ob.last_update_id.load(Ordering::Relaxed), Ordering::Relaxed);
+                b.last_ns
+                    .store(ob.last_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The instruments.
     pub fn slots(&self) -> &[InstrumentSlot] {
         &self.slots

@@ -88,7 +88,10 @@ pub(crate) struct RunningVenue {
 
 /// One running connection of a venue.
 pub(crate) struct RunningConn {
-    pub(crate) plan: super::subscribe::ConnPlan,
+    /// What it carries now.
+    pub(crate) plan: Arc<super::subscribe::ConnPlan>,
+    /// Gives it a new plan (it subscribes and unsubscribes the difference).
+    pub(crate) plans: watch::Sender<Arc<super::subscribe::ConnPlan>>,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -187,10 +190,12 @@ impl Shared {
         let cancel = v.cancel.child_token();
         let index = v.kit.next_index;
         v.kit.next_index += 1;
+        let plan = Arc::new(plan);
+        let (plans, plans_rx) = watch::channel(plan.clone());
         let conn = Connection {
             venue_id: Arc::from(v.setup.id.as_str()),
             index,
-            plan: plan.clone(),
+            plans: plans_rx,
             venue: v.kit.venue_rx.clone(),
             url_override: v.setup.url.clone(),
             rest_url: v.setup.rest_url.clone(),
@@ -206,7 +211,11 @@ impl Shared {
             tap: self.tap.clone(),
         };
         v.tasks.spawn(conn.run());
-        v.conns.push(RunningConn { plan, cancel });
+        v.conns.push(RunningConn {
+            plan,
+            plans,
+            cancel,
+        });
     }
 }
 

@@ -55,36 +55,17 @@ pub struct ConnPlan {
     pub liveness: BTreeMap<DataType, crate::config::Expect>,
 }
 
-/// Items, data types, pinned symbols, top-N and snapshot wishes of one market.
-type MarketGroup = (
-    Vec<Item>,
-    BTreeSet<DataType>,
-    HashMap<String, String>,
-    BTreeMap<String, BookTop>,
-    BTreeMap<String, SnapshotPolicy>,
-);
-
-/// Split a venue's subscriptions into connection plans: one group per
-/// market, split further so no connection exceeds `max_streams` items.
-pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
+/// A venue's subscription items per market, each channel of each
+/// instrument once, in the order of the relay config.
+pub fn market_items(setup: &VenueSetup) -> BTreeMap<Option<String>, Vec<Item>> {
     let venue = &setup.venue;
-    let mut by_market: BTreeMap<Option<String>, MarketGroup> = BTreeMap::new();
+    let mut by_market: BTreeMap<Option<String>, Vec<Item>> = BTreeMap::new();
     for s in &setup.subscriptions {
-        let entry = by_market.entry(s.market.clone()).or_default();
-        if let Some(sym) = &s.symbol {
-            entry.2.insert(s.instrument.clone(), sym.clone());
-        }
-        if let Some(top) = s.book_top {
-            entry.3.insert(s.instrument.clone(), top);
-        }
-        if let Some(every) = s.book_snapshot {
-            entry.4.insert(s.instrument.clone(), every);
-        }
+        let items = by_market.entry(s.market.clone()).or_default();
         for t in &s.types {
             let Some(ch) = venue.channels.get(t) else {
                 continue;
             };
-            entry.1.insert(*t);
             let item = Item {
                 data_type: *t,
                 channel: ch.name.clone(),
@@ -93,44 +74,91 @@ pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
                 market: s.market.clone(),
                 params: ch.params.clone(),
             };
-            let dup = entry.0.iter().any(|i| {
-                i.channel == item.channel
-                    && i.instrument == item.instrument
-                    && i.params == item.params
-            });
-            if !dup {
-                entry.0.push(item);
+            if !items.iter().any(|i| i.same_stream(&item)) {
+                items.push(item);
             }
         }
     }
-    let max = venue.connection.max_streams.unwrap_or(usize::MAX).max(1);
+    by_market
+}
+
+impl Item {
+    /// Whether `other` is the same stream (channel, instrument, parameters).
+    pub fn same_stream(&self, other: &Item) -> bool {
+        self.channel == other.channel
+            && self.instrument == other.instrument
+            && self.params == other.params
+            && self.market == other.market
+    }
+}
+
+impl ConnPlan {
+    /// The plan of a connection carrying `items` of `market`; the rest
+    /// (data types, pinned symbols, book wishes, liveness) from `setup`.
+    pub fn for_items(setup: &VenueSetup, market: Option<String>, items: Vec<Item>) -> ConnPlan {
+        let venue = &setup.venue;
+        let in_market = || setup.subscriptions.iter().filter(|s| s.market == market);
+        let mut types = BTreeSet::new();
+        let mut pinned = HashMap::new();
+        let mut tops = HashMap::new();
+        let mut snapshots = HashMap::new();
+        for s in in_market() {
+            types.extend(s.types.iter().filter(|t| venue.channels.contains_key(t)));
+            if let Some(sym) = &s.symbol {
+                pinned.insert(s.instrument.clone(), sym.clone());
+            }
+            if let Some(top) = s.book_top {
+                tops.insert(s.instrument.as_str(), top);
+            }
+            if let Some(every) = s.book_snapshot {
+                snapshots.insert(s.instrument.as_str(), every);
+            }
+        }
+        let books = || {
+            items
+                .iter()
+                .filter(|i| i.data_type == DataType::L2Orderbook)
+                .map(|i| i.instrument.as_str())
+        };
+        let book_tops = books()
+            .filter_map(|i| Some((i.to_owned(), *tops.get(i)?)))
+            .collect();
+        let book_snapshots = books()
+            .filter_map(|i| Some((i.to_owned(), *snapshots.get(i)?)))
+            .collect();
+        let instruments: BTreeSet<&str> = items.iter().map(|i| i.instrument.as_str()).collect();
+        let instruments = instruments.into_iter().map(str::to_owned).collect();
+        ConnPlan {
+            market,
+            types,
+            pinned,
+            instruments,
+            book_tops,
+            book_snapshots,
+            liveness: setup.liveness.clone(),
+            items,
+        }
+    }
+
+    /// The most items a connection of this venue may carry (`max_streams`).
+    pub fn capacity(setup: &VenueSetup) -> usize {
+        setup
+            .venue
+            .connection
+            .max_streams
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+}
+
+/// Split a venue's subscriptions into connection plans: one group per
+/// market, split further so no connection exceeds `max_streams` items.
+pub fn plan_connections(setup: &VenueSetup) -> Vec<ConnPlan> {
+    let max = ConnPlan::capacity(setup);
     let mut plans = Vec::new();
-    for (market, (items, types, pinned, tops, snapshots)) in by_market {
+    for (market, items) in market_items(setup) {
         for chunk in items.chunks(max) {
-            let mut instruments: Vec<String> = chunk.iter().map(|i| i.instrument.clone()).collect();
-            instruments.dedup();
-            instruments.sort();
-            instruments.dedup();
-            let book_tops = chunk
-                .iter()
-                .filter(|i| i.data_type == DataType::L2Orderbook)
-                .filter_map(|i| Some((i.instrument.clone(), *tops.get(&i.instrument)?)))
-                .collect();
-            let book_snapshots = chunk
-                .iter()
-                .filter(|i| i.data_type == DataType::L2Orderbook)
-                .filter_map(|i| Some((i.instrument.clone(), *snapshots.get(&i.instrument)?)))
-                .collect();
-            plans.push(ConnPlan {
-                market: market.clone(),
-                items: chunk.to_vec(),
-                types: types.clone(),
-                pinned: pinned.clone(),
-                instruments,
-                book_tops,
-                book_snapshots,
-                liveness: setup.liveness.clone(),
-            });
+            plans.push(ConnPlan::for_items(setup, market.clone(), chunk.to_vec()));
         }
     }
     plans

@@ -59,7 +59,13 @@ pub struct ReplayStats {
     pub sessions_completed: AtomicU64,
     /// Messages received from clients.
     pub messages_received: AtomicU64,
+    /// The text messages received (connection number, text), the first
+    /// [`KEPT_MESSAGES`] only: what a client subscribed and unsubscribed.
+    pub texts: std::sync::Mutex<Vec<(u64, String)>>,
 }
+
+/// How many received text messages [`ReplayStats::texts`] keeps.
+pub const KEPT_MESSAGES: usize = 10_000;
 
 /// Bind `addr` and serve until `shutdown`. Returns the bound address, the
 /// counters, and the server task.
@@ -93,7 +99,7 @@ pub async fn serve(
             };
             let Ok((tcp, _)) = accepted else { continue };
             let _ = tcp.set_nodelay(true);
-            st.connections.fetch_add(1, Ordering::Relaxed);
+            let conn_no = st.connections.fetch_add(1, Ordering::Relaxed);
             let (spec, prepared, st, stop) = (
                 spec.clone(),
                 prepared.clone(),
@@ -102,7 +108,7 @@ pub async fn serve(
             );
             tokio::spawn(async move {
                 if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
-                    session(ws, &spec, &prepared, &st, stop).await;
+                    session(ws, &spec, &prepared, &st, stop, conn_no).await;
                 }
             });
         }
@@ -147,6 +153,7 @@ async fn session<S>(
     prepared: &Prepared,
     stats: &ReplayStats,
     stop: CancellationToken,
+    conn_no: u64,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -167,6 +174,11 @@ async fn session<S>(
                 stats.messages_received.fetch_add(1, Ordering::Relaxed);
                 match msg {
                     Message::Text(t) => {
+                        if let Ok(mut texts) = stats.texts.lock()
+                            && texts.len() < KEPT_MESSAGES
+                        {
+                            texts.push((conn_no, t.as_str().to_owned()));
+                        }
                         if let Some((_, reply)) =
                             canned.iter().find(|(q, _)| q.as_str() == t.as_str())
                         {

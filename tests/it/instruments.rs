@@ -4,6 +4,7 @@
 //! refused at load with their place.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -170,6 +171,20 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         "new listing streaming {:?} after it was listed",
         listed.elapsed()
     );
+    // On the running connection: no new one, a SUBSCRIBE for it alone.
+    assert_eq!(
+        replay.stats.connections.load(Relaxed),
+        1,
+        "no new connection"
+    );
+    let sent = sent_by_relay(&replay);
+    let bch: Vec<&String> = sent.iter().filter(|m| m.contains("bchusdt")).collect();
+    assert_eq!(bch.len(), 1, "one subscribe for the new listing: {sent:?}");
+    assert!(
+        bch[0].contains("\"SUBSCRIBE\"") && !bch[0].contains("btcusdt"),
+        "{}",
+        bch[0]
+    );
     let kv = stream.js.get_key_value("MARKET_INSTRUMENTS").await.unwrap();
     let rec: Value =
         serde_json::from_slice(&kv.get("binance-usdm.BCHUSDT").await.unwrap().unwrap()).unwrap();
@@ -198,8 +213,24 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
         health(&relay).await["instruments"]["binance-usdm"]["failing"],
         false
     );
-    // After the replaced connection's overlap, ETHUSDT stops.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Unsubscribed on the running connection: an UNSUBSCRIBE for it alone,
+    // and no new connection.
+    let sent = sent_by_relay(&replay);
+    let unsub: Vec<&String> = sent.iter().filter(|m| m.contains("UNSUBSCRIBE")).collect();
+    assert_eq!(unsub.len(), 1, "{sent:?}");
+    assert!(
+        unsub[0].contains("ethusdt@aggTrade") && !unsub[0].contains("btcusdt"),
+        "{}",
+        unsub[0]
+    );
+    assert_eq!(
+        replay.stats.connections.load(Relaxed),
+        1,
+        "no new connection"
+    );
+    // ETHUSDT stops at once (the fake venue keeps sending it: the relay
+    // no longer publishes it).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let eth_then = of(&stream.all().await, "eth-usdt_usdt", "trade").len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = stream.all().await;
@@ -212,6 +243,14 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
     no_trade_lost(&all, &["btc-usdt_usdt", "bch-usdt_usdt"]);
     relay.shutdown().await;
     replay.stop().await;
+}
+
+/// The text messages the relay sent the fake venue, all on its first
+/// connection.
+fn sent_by_relay(replay: &Replay) -> Vec<String> {
+    let texts = replay.stats.texts.lock().unwrap();
+    assert!(texts.iter().all(|(conn, _)| *conn == 0), "{texts:?}");
+    texts.iter().map(|(_, t)| t.clone()).collect()
 }
 
 /// `mdrelay instruments` shows the bucket, filtered.
@@ -777,19 +816,105 @@ async fn listings_one_at_a_time_do_not_pile_up_connections() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    // Each listing opened a connection; the fourth small one made the
-    // venue re-plan into one (a fresh plan needs one: 2 * 1 + 1 = 3 at most
-    // besides those in their 5 s overlap).
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Each listing joined the running connection (far below max_streams):
+    // one connection from first to last, one socket at the fake venue.
     let end = connections();
     eprintln!("connections: at most {most}, at the end {end}");
-    assert!(end <= 3.0, "connections at the end: {end}");
+    assert_eq!(
+        (most, end),
+        (1.0, 1.0),
+        "connections at most and at the end"
+    );
+    assert_eq!(replay.stats.connections.load(Relaxed), 1);
     let stream = Stream::connect(&nats, "MARKET").await;
     let stored = stream.all().await;
     for s in all {
         let token = format!("{}-usdt_usdt", s.trim_end_matches("USDT").to_lowercase());
         assert!(!of(&stored, &token, "trade").is_empty(), "{s} streams");
     }
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+/// A venue file with no unsubscribe template cannot drop an instrument from
+/// a running connection: the connection hands over to a new one with the
+/// new plan (overlapping), and the instrument that stays loses no trade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_unsubscribe_template_a_delisting_hands_over_without_a_hole() {
+    let nats = Nats::start();
+    let (rest, answer) = reference_server().await;
+    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "ETHUSDT"]);
+    let venues = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("venues/binance-usdm.toml")).unwrap();
+    let edited: String = text
+        .lines()
+        .filter(|l| !l.starts_with("unsubscribe ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(edited.len(), text.len(), "the template was there");
+    std::fs::write(venues.path().join("binance-usdm.toml"), edited).unwrap();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: trades(&["BTCUSDT", "ETHUSDT"], 5_000),
+            rate: Some(60.0),
+            live: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let relay = relay_in(
+        venues.path(),
+        &format!(
+            "[nats]\nurls = [\"{}\"]\n[[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
+             [[venues]]\nid = \"binance-usdm\"\nurl = \"{}\"\nrest_url = \"{rest}\"\nreference_refresh = \"1s\"\n\
+             [[venues.subscriptions]]\nselect = 'kind == \"perpetual\"'\ntypes = [\"trade\"]\n",
+            nats.url(),
+            replay.url()
+        ),
+    )
+    .await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let streaming = |all: &[Stored], token: &str| !of(all, token, "trade").is_empty();
+    let start = Instant::now();
+    while !streaming(&stream.all().await, "eth-usdt_usdt") {
+        assert!(start.elapsed() < Duration::from_secs(20), "ETHUSDT streams");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT"]);
+    wait_until(
+        Duration::from_secs(20),
+        "a second connection took over",
+        || replay.stats.connections.load(Relaxed) == 2,
+    )
+    .await;
+    // Past the handover: ETHUSDT stopped, BTCUSDT flows on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let eth_then = of(&stream.all().await, "eth-usdt_usdt", "trade").len();
+    let btc_then = of(&stream.all().await, "btc-usdt_usdt", "trade").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = stream.all().await;
+    assert_eq!(of(&all, "eth-usdt_usdt", "trade").len(), eth_then);
+    assert!(of(&all, "btc-usdt_usdt", "trade").len() > btc_then);
+    let st = of(&all, "eth-usdt_usdt", "status");
+    assert!(
+        st.iter().any(|s| s["data"]["state"] == "unsubscribed"),
+        "{st:?}"
+    );
+    // The new connection subscribed BTCUSDT alone.
+    let texts = replay.stats.texts.lock().unwrap().clone();
+    let second: Vec<&String> = texts
+        .iter()
+        .filter(|(c, _)| *c == 1)
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        second
+            .iter()
+            .any(|t| t.contains("btcusdt@aggTrade") && !t.contains("ethusdt")),
+        "{texts:?}"
+    );
+    no_trade_lost(&all, &["btc-usdt_usdt"]);
     relay.shutdown().await;
     replay.stop().await;
 }

@@ -10,7 +10,9 @@
 //! - `supervisor`: reconnects, and the planned handover as two sibling
 //!   sessions talking over channels (`handover`: the book gate).
 //!
-//! `stale` checks per-instrument liveness on the timer.
+//! `stale` checks per-instrument liveness on the timer; `plan_change`
+//! subscribes and unsubscribes instruments on the running socket when the
+//! connection's plan changes.
 //!
 //! Around them: `error` (how a session ends), `timers`, `tops` (wall-clock
 //! boundaries), `fetch` (REST requests), `messages` (what is sent to the
@@ -22,6 +24,7 @@ mod fetch;
 pub mod handover;
 mod messages;
 mod pipeline;
+mod plan_change;
 mod resync;
 mod session;
 mod stale;
@@ -47,6 +50,7 @@ use crate::serialization::frames::OwnedFrame;
 
 use counters::Counters;
 pub use fetch::RateLimiter;
+pub(crate) use plan_change::in_place;
 
 /// Everything a connection task needs.
 pub struct Connection {
@@ -54,8 +58,9 @@ pub struct Connection {
     pub venue_id: Arc<str>,
     /// Index of this connection among the venue's.
     pub index: usize,
-    /// What it subscribes to.
-    pub plan: ConnPlan,
+    /// What it subscribes to; replaced while it runs when the selected
+    /// instruments change (subscribed and unsubscribed in place).
+    pub plans: watch::Receiver<Arc<ConnPlan>>,
     /// The current venue definition (replaced on reload).
     pub venue: watch::Receiver<Arc<Venue>>,
     /// URL override from the relay config.

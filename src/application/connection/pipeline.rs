@@ -23,6 +23,7 @@ use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, VenueKindLabel};
 use crate::application::pipeline::Outgoing;
 use crate::application::status;
+use crate::application::subscribe::ConnPlan;
 use crate::domain::{DataType, Event, StatusState, Timestamp};
 use crate::engine::book::{BookDrop, BookKeeper, Step};
 use crate::engine::mapper::{ControlInfo, MapError, Mapper, Outcome, RawFrame};
@@ -70,8 +71,11 @@ pub(super) struct FramePipeline<'c> {
     pub(super) conn: &'c Connection,
     pub(super) counters: &'c Counters,
     pub(super) reporter: &'c ConnReporter,
+    /// What the connection subscribes to (replaced when its instruments
+    /// change).
+    pub(super) plan: Arc<ConnPlan>,
     /// The connection's instruments: last event per type, book state.
-    pub(super) live: &'c InstrumentTable,
+    pub(super) live: Arc<InstrumentTable>,
     /// The current venue definition.
     pub(super) venue: Arc<Venue>,
     pub(super) mapper: Mapper,
@@ -90,6 +94,9 @@ pub(super) struct FramePipeline<'c> {
     /// When the oldest unanswered ping went out (venues with a
     /// `pong_timeout`).
     pub(super) awaiting_pong: Option<Instant>,
+    /// The request id of the next message sent after the subscribe (a
+    /// resync, an instrument added): above the subscribe's own.
+    pub(super) next_request_id: u64,
     events: Vec<Event>,
     pub(super) steps: Vec<Step>,
 }
@@ -101,20 +108,22 @@ impl<'c> FramePipeline<'c> {
         conn: &'c Connection,
         counters: &'c Counters,
         reporter: &'c ConnReporter,
-        live: &'c InstrumentTable,
+        (plan, live): (Arc<ConnPlan>, Arc<InstrumentTable>),
         venue: Arc<Venue>,
         successor: bool,
     ) -> Self {
         FramePipeline {
             mapper: Mapper::new(
                 conn.venue_id.clone(),
-                conn.plan.market.clone(),
-                conn.plan.pinned.clone(),
+                plan.market.clone(),
+                plan.pinned.clone(),
             ),
             conn,
             counters,
             reporter,
+            plan,
             live,
+            next_request_id: 1_000_000,
             venue,
             books: BookKeeper::new(),
             holding: successor,
@@ -201,7 +210,7 @@ impl<'c> FramePipeline<'c> {
             let lag = (ev.receive_time.0 - at.0).max(0);
             c.lag.get(t).observe(lag as f64 / 1e9);
         }
-        if !self.conn.plan.types.contains(&t) {
+        if !self.plan.types.contains(&t) {
             c.unsubscribed.get(t).inc();
             return;
         }
@@ -221,8 +230,8 @@ impl<'c> FramePipeline<'c> {
             self.came_back(slot, t, fx);
         }
         let keeps_books = venue.book.active()
-            || !self.conn.plan.book_tops.is_empty()
-            || !self.conn.plan.book_snapshots.is_empty();
+            || !self.plan.book_tops.is_empty()
+            || !self.plan.book_snapshots.is_empty();
         if keeps_books && t == DataType::L2Orderbook {
             self.books.on_update(&venue.book, ev, &mut self.steps);
         } else {
@@ -343,8 +352,8 @@ impl<'c> FramePipeline<'c> {
 
     /// A status event for every instrument of the connection.
     pub(super) fn status(&mut self, state: StatusState, reason: &str, fx: &mut Effects) {
-        let conn = self.conn;
-        for name in &conn.plan.instruments {
+        let plan = self.plan.clone();
+        for name in &plan.instruments {
             self.instrument_status(name, state, reason, fx);
         }
     }
@@ -425,7 +434,6 @@ impl<'c> FramePipeline<'c> {
         };
         first.elapsed() >= handover::READY_FALLBACK
             || self
-                .conn
                 .plan
                 .items
                 .iter()

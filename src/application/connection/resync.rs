@@ -25,7 +25,6 @@ impl FramePipeline<'_> {
     /// The instruments this connection subscribed for books.
     pub(super) fn book_instruments(&self) -> Vec<String> {
         let mut v: Vec<String> = self
-            .conn
             .plan
             .items
             .iter()
@@ -40,11 +39,19 @@ impl FramePipeline<'_> {
     /// fetch a snapshot; checksum scales are fetched where needed; top-N
     /// and full-depth snapshots start being kept.
     pub(super) fn start_books(&mut self, fx: &mut Effects) {
-        for (instrument, top) in &self.conn.plan.book_tops {
+        self.start_books_of(None, fx);
+    }
+
+    /// [`FramePipeline::start_books`] for the instruments in `only` (all
+    /// when `None`): instruments just added to a running connection.
+    pub(super) fn start_books_of(&mut self, only: Option<&[String]>, fx: &mut Effects) {
+        let wanted = |i: &str| only.is_none_or(|o| o.iter().any(|x| x == i));
+        let plan = self.plan.clone();
+        for (instrument, top) in plan.book_tops.iter().filter(|(i, _)| wanted(i)) {
             self.books
                 .keep_top(&self.venue.book, instrument, top.depth, top.interval);
         }
-        for (instrument, policy) in &self.conn.plan.book_snapshots {
+        for (instrument, policy) in plan.book_snapshots.iter().filter(|(i, _)| wanted(i)) {
             self.books.keep_snapshot(
                 &self.venue.book,
                 instrument,
@@ -52,16 +59,21 @@ impl FramePipeline<'_> {
                 policy.max_updates,
             );
         }
-        if !self.conn.plan.types.contains(&DataType::L2Orderbook) {
+        if !plan.types.contains(&DataType::L2Orderbook) {
             return;
         }
+        let books: Vec<String> = self
+            .book_instruments()
+            .into_iter()
+            .filter(|i| wanted(i))
+            .collect();
         if self.venue.book.scales.is_some() {
-            for inst in self.book_instruments() {
-                self.fetch(Fetch::Scales, inst, Duration::ZERO, fx);
+            for inst in &books {
+                self.fetch(Fetch::Scales, inst.clone(), Duration::ZERO, fx);
             }
         }
         if self.venue.book.snapshot.is_some() {
-            for inst in self.book_instruments() {
+            for inst in books {
                 let dropped = self.books.await_snapshot(&self.venue.book, &inst);
                 self.counters
                     .book_resync
@@ -81,7 +93,7 @@ impl FramePipeline<'_> {
             Fetch::Scales => book.scales.as_ref().map(|s| &s.url),
         };
         let Some(expr) = expr else { return };
-        let market = self.conn.plan.market.as_deref();
+        let market = self.plan.market.as_deref();
         let url = match instrument_url(&self.venue, expr, &instrument, market) {
             Ok(u) => u,
             Err(e) => {
@@ -161,7 +173,7 @@ impl FramePipeline<'_> {
         let Some(source) = self.venue.book.scales.as_ref() else {
             return;
         };
-        let market = self.conn.plan.market.as_deref();
+        let market = self.plan.market.as_deref();
         match result.and_then(|body| scales_result(source, body, &instrument, market)) {
             Ok(scales) => {
                 debug!(venue = %self.conn.venue_id, %instrument, ?scales, "checksum scales");
@@ -205,18 +217,17 @@ impl FramePipeline<'_> {
         let venue = self.venue.clone();
         let unsub = venue.subscribe.unsubscribe.as_ref()?;
         let items: Vec<Item> = self
-            .conn
             .plan
             .items
             .iter()
             .filter(|i| i.instrument == instrument && types.contains(&i.data_type))
             .cloned()
             .collect();
-        let mut request_id = 1_000_000u64;
-        let market = self.conn.plan.market.as_deref();
-        let mut rendered = subscribe_messages(&venue, unsub, market, &items, &mut request_id);
+        let market = self.plan.market.as_deref();
+        let request_id = &mut self.next_request_id;
+        let mut rendered = subscribe_messages(&venue, unsub, market, &items, request_id);
         if let (Ok(msgs), Some(sub)) = (&mut rendered, &venue.subscribe.message) {
-            match subscribe_messages(&venue, sub, market, &items, &mut request_id) {
+            match subscribe_messages(&venue, sub, market, &items, request_id) {
                 Ok(m) => msgs.extend(m),
                 Err(e) => rendered = Err(e),
             }

@@ -24,7 +24,9 @@ use crate::application::health::{ConnReporter, ConnState};
 use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, Metrics};
 use crate::application::pipeline::NotQueued;
-use crate::application::subscribe::{TemplateVars, connection_url, render, subscribe_messages};
+use crate::application::subscribe::{
+    ConnPlan, TemplateVars, connection_url, render, subscribe_messages,
+};
 use crate::application::templates::heartbeat_messages;
 use crate::domain::{HumanDuration, StatusState, Timestamp};
 use crate::engine::mapper::RawFrame;
@@ -50,6 +52,17 @@ pub(super) enum Control {
     HandoverFailed,
     /// (Successor) the old session stopped after publishing this: take over.
     TakeOver(Published),
+    /// The connection's instruments changed: this plan and table are
+    /// current (subscribe and unsubscribe the difference).
+    Plan(Arc<ConnPlan>, Arc<InstrumentTable>),
+}
+
+/// The connection's current plan and instrument table: a session starts
+/// with them, and both change while it runs when instruments are added or
+/// removed.
+pub(super) struct Current {
+    pub(super) plan: Arc<ConnPlan>,
+    pub(super) live: Arc<InstrumentTable>,
 }
 
 /// A message from a session to the connection's supervisor.
@@ -76,8 +89,9 @@ pub(super) struct Ctx<'c> {
     pub(super) reporter: &'c ConnReporter,
     pub(super) counters: &'c Counters,
     pub(super) pacing: &'c Mutex<Pacing>,
-    /// The connection's instruments: liveness and books (shown in `/health`).
-    pub(super) live: &'c InstrumentTable,
+    /// The connection's plan and instruments (liveness and books, shown in
+    /// `/health`).
+    pub(super) current: &'c Mutex<Current>,
     pub(super) up: mpsc::UnboundedSender<Up>,
 }
 
@@ -101,11 +115,15 @@ pub(super) async fn run(
 ) -> End {
     let conn = ctx.conn;
     let venue = conn.venue.borrow().clone();
+    let (plan, live) = {
+        let c = ctx.current.lock().expect("current lock");
+        (c.plan.clone(), c.live.clone())
+    };
     let failed = |error| End::Failed {
         error,
         published: Published::default(),
     };
-    let (url, ping_override) = match resolve_url(conn, &venue).await {
+    let (url, ping_override) = match resolve_url(conn, &plan, &venue).await {
         Ok(u) => u,
         Err(e) => return failed(SessionError::Url(e)),
     };
@@ -131,7 +149,14 @@ pub(super) async fn run(
         ctx,
         id,
         sink,
-        p: FramePipeline::new(conn, ctx.counters, ctx.reporter, ctx.live, venue, successor),
+        p: FramePipeline::new(
+            conn,
+            ctx.counters,
+            ctx.reporter,
+            (plan, live),
+            venue,
+            successor,
+        ),
         control_tx: control.0,
         handover_asked: false,
         deferred: None,
@@ -163,6 +188,7 @@ pub(super) async fn run(
 
 async fn resolve_url(
     conn: &Connection,
+    plan: &ConnPlan,
     venue: &Venue,
 ) -> Result<(String, Option<Duration>), String> {
     if let (Some(b), None) = (&venue.connection.bootstrap, &conn.url_override) {
@@ -185,8 +211,8 @@ async fn resolve_url(
     let url = connection_url(
         venue,
         conn.url_override.as_deref(),
-        conn.plan.market.as_deref(),
-        &conn.plan.items,
+        plan.market.as_deref(),
+        &plan.items,
     )?;
     Ok((url, None))
 }
@@ -219,7 +245,7 @@ impl<'c> Session<'_, 'c> {
             return Stop::Failed(e);
         }
         // Instruments get their full expected interval from the subscribe.
-        self.ctx.live.restart(Timestamp::now());
+        self.p.live.restart(Timestamp::now());
         self.ctx.reporter.update(|s| {
             s.state = ConnState::Connected;
             s.subscriptions_acked = 0;
@@ -240,7 +266,7 @@ impl<'c> Session<'_, 'c> {
             return stop;
         }
         let venue = self.p.venue.clone();
-        let plan = &self.ctx.conn.plan;
+        let plan = self.p.plan.clone();
         let silence = venue.heartbeat.silence_timeout;
         let mut timers = Timers::new(
             ping_override.or(venue.heartbeat.interval),
@@ -288,6 +314,15 @@ impl<'c> Session<'_, 'c> {
                         self.handover_asked = false;
                         warn!(venue = %self.ctx.conn.venue_id, conn = self.ctx.conn.index, retry_in = %HumanDuration(handover::RETRY), "handover: the new connection failed; keeping this one");
                         timers.lifetime_in(handover::RETRY);
+                    }
+                    Control::Plan(plan, live) => {
+                        if self.p.plan_changed(plan, live, &mut fx) {
+                            let plan = &self.p.plan;
+                            timers.set_books(
+                                plan.book_tops.values().map(|t| t.interval),
+                                plan.book_snapshots.values().map(|s| s.interval),
+                            );
+                        }
                     }
                     Control::TakeOver(published) => {
                         self.p.take_over(&published, &mut fx);
@@ -508,7 +543,7 @@ impl<'c> Session<'_, 'c> {
 
     async fn subscribe(&mut self) -> Result<(), SessionError> {
         let venue = self.p.venue.clone();
-        let market = self.ctx.conn.plan.market.clone();
+        let market = self.p.plan.market.clone();
         let mut request_id = 0u64;
         let template = |e: String| SessionError::Template(e);
         for t in &venue.subscribe.on_connect {
@@ -527,7 +562,7 @@ impl<'c> Session<'_, 'c> {
                 &venue,
                 t,
                 market.as_deref(),
-                &self.ctx.conn.plan.items,
+                &self.p.plan.items,
                 &mut request_id,
             )
             .map_err(template)?;

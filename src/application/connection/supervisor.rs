@@ -28,11 +28,12 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::error::End;
-use super::session::{self, Control, Ctx, Up};
+use super::session::{self, Control, Ctx, Current, Up};
 use super::{Backoff, CircuitBreaker, Connection, Counters, Pacing};
 use crate::application::health::ConnState;
 use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::Metrics;
+use crate::application::subscribe::ConnPlan;
 use crate::domain::DataType;
 use crate::domain::HumanDuration;
 use crate::engine::mapper::Mapper;
@@ -67,14 +68,18 @@ impl Connection {
             breaker: CircuitBreaker::new(&self.breaker),
         });
         let (up_tx, mut up) = mpsc::unbounded_channel();
-        let live = Arc::new(self.instrument_table());
+        let mut plans = self.plans.clone();
+        let plan = plans.borrow_and_update().clone();
+        let live = Arc::new(self.instrument_table(&plan));
         reporter.set_instruments(live.clone());
+        let now = Mutex::new(Current { plan, live });
+        let mut plans_open = true;
         let ctx = Ctx {
             conn: &self,
             reporter: &reporter,
             counters: &counters,
             pacing: &pacing,
-            live: &live,
+            current: &now,
             up: up_tx,
         };
         let gauge = || circuit.set(pacing.lock().expect("pacing lock").breaker.state().gauge());
@@ -159,10 +164,27 @@ impl Connection {
                         }
                         _ => {}
                     },
+                    changed = plans.changed(), if plans_open => {
+                        // A connection whose plan sender is gone keeps its
+                        // plan (it is being stopped).
+                        plans_open = changed.is_ok();
+                        if changed.is_ok() {
+                            let plan = plans.borrow_and_update().clone();
+                            let live = self.replace_plan(&now, plan.clone(), &counters);
+                            reporter.set_instruments(live.clone());
+                            let _ = current.control.send(Control::Plan(plan.clone(), live.clone()));
+                            if let Some(s) = &successor {
+                                let _ = s.control.send(Control::Plan(plan, live));
+                            }
+                        }
+                    }
                     changed = venue.changed() => {
                         if changed.is_ok() {
                             let v = venue.borrow_and_update().clone();
-                            live.set_intervals(&v, &self.plan.liveness);
+                            {
+                                let c = now.lock().expect("current lock");
+                                c.live.set_intervals(&v, &c.plan.liveness);
+                            }
                             let _ = current.control.send(Control::Venue(v.clone()));
                             if let Some(s) = &successor {
                                 let _ = s.control.send(Control::Venue(v));
@@ -201,24 +223,51 @@ impl Connection {
         }
         reporter.update(|s| s.state = ConnState::Stopped);
         // This connection's stale instruments leave the gauge with it.
+        let live = now.lock().expect("current lock").live.clone();
         for (t, n) in live.stale_counts() {
             counters.stale_now.get(t).dec_by(n as i64);
         }
     }
 
-    /// The table of this connection's instruments and their data types.
-    fn instrument_table(&self) -> InstrumentTable {
+    /// The connection's plan changed: a new instrument table, carrying the
+    /// state of the instruments it keeps (the stale gauge follows), becomes
+    /// the current one, for the running sessions and the next ones.
+    fn replace_plan(
+        &self,
+        current: &Mutex<Current>,
+        plan: Arc<ConnPlan>,
+        counters: &Counters,
+    ) -> Arc<InstrumentTable> {
+        let live = self.instrument_table(&plan);
+        let mut c = current.lock().expect("current lock");
+        live.carry_from(&c.live);
+        for (t, n) in c.live.stale_counts() {
+            counters.stale_now.get(t).dec_by(n as i64);
+        }
+        for (t, n) in live.stale_counts() {
+            counters.stale_now.get(t).inc_by(n as i64);
+        }
+        let live = Arc::new(live);
+        *c = Current {
+            plan,
+            live: live.clone(),
+        };
+        live
+    }
+
+    /// The table of a plan's instruments and their data types.
+    fn instrument_table(&self, plan: &ConnPlan) -> InstrumentTable {
         let venue = self.venue.borrow().clone();
         let mut mapper = Mapper::new(
             self.venue_id.clone(),
-            self.plan.market.clone(),
-            self.plan.pinned.clone(),
+            plan.market.clone(),
+            plan.pinned.clone(),
         );
         let mut types: BTreeMap<&str, Vec<DataType>> = BTreeMap::new();
-        for i in &self.plan.items {
+        for i in &plan.items {
             let v = types.entry(i.instrument.as_str()).or_default();
             // An item stands for every subscribed type sharing its channel.
-            let shared = self.plan.types.iter().copied().filter(|t| {
+            let shared = plan.types.iter().copied().filter(|t| {
                 *t == i.data_type
                     || venue
                         .channels
@@ -231,8 +280,7 @@ impl Connection {
                 }
             }
         }
-        let rows: Vec<(String, String, Vec<DataType>)> = self
-            .plan
+        let rows: Vec<(String, String, Vec<DataType>)> = plan
             .instruments
             .iter()
             .map(|name| {
@@ -241,6 +289,6 @@ impl Connection {
                 (name.clone(), symbol, t)
             })
             .collect();
-        InstrumentTable::new(rows, &venue, &self.plan.liveness)
+        InstrumentTable::new(rows, &venue, &plan.liveness)
     }
 }

@@ -56,19 +56,32 @@ impl Timers {
     ) -> Timers {
         let mut check = tokio::time::interval(check);
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let snapshots: Vec<Duration> = snapshots.into_iter().collect();
-        Timers {
+        let mut t = Timers {
             ping: ping.map(|d| tokio::time::interval_at(Instant::now() + d, d)),
             check,
             lifetime: Box::pin(tokio::time::sleep_until(
                 lifetime.map_or_else(never, |d| Instant::now() + d),
             )),
             lifetime_armed: lifetime.is_some(),
-            tops: TopTimer::every(tops),
-            snapshots: (!snapshots.is_empty())
-                .then(|| TopTimer::every(snapshots.into_iter().chain([RESYNC_SNAPSHOT_WITHIN])))
-                .flatten(),
-        }
+            tops: None,
+            snapshots: None,
+        };
+        t.set_books(tops, snapshots);
+        t
+    }
+
+    /// The book snapshot intervals changed (instruments were added or
+    /// removed): the top-N and full-depth timers start over with these.
+    pub(super) fn set_books(
+        &mut self,
+        tops: impl IntoIterator<Item = Duration>,
+        snapshots: impl IntoIterator<Item = Duration>,
+    ) {
+        let snapshots: Vec<Duration> = snapshots.into_iter().collect();
+        self.tops = TopTimer::every(tops);
+        self.snapshots = (!snapshots.is_empty())
+            .then(|| TopTimer::every(snapshots.into_iter().chain([RESYNC_SNAPSHOT_WITHIN])))
+            .flatten();
     }
 
     /// Try the planned handover again after `d` (a successor failed).

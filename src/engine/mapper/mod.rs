@@ -200,6 +200,12 @@ impl Mapper {
         self.symbols.clear();
     }
 
+    /// Call when the connection's instruments changed: `pinned` maps them
+    /// to symbols given in the relay config.
+    pub fn set_pinned(&mut self, pinned: HashMap<String, String>) {
+        self.symbols.set_pinned(pinned);
+    }
+
     /// The instrument (symbol, subject token) for a venue instrument name.
     pub fn resolve_symbol(
         &mut self,

@@ -35,6 +35,15 @@ impl SymbolCache {
         self.known.clear();
     }
 
+    /// Replace the pinned symbols (the connection's instruments changed);
+    /// cached symbols are resolved again.
+    pub fn set_pinned(&mut self, pinned: HashMap<String, String>) {
+        if pinned != self.pinned {
+            self.pinned = pinned;
+            self.known.clear();
+        }
+    }
+
     /// The instrument for a venue instrument name.
     pub fn resolve(
         &mut self,

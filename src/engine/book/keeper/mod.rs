@@ -193,6 +193,15 @@ impl BookKeeper {
         }
     }
 
+    /// Stop keeping an instrument's book (it was unsubscribed); returns the
+    /// book events it still held back.
+    pub fn forget(&mut self, instrument: &str) -> u64 {
+        match self.books.remove(instrument).map(|b| b.state) {
+            Some(State::Waiting(buf)) => buf.len() as u64,
+            _ => 0,
+        }
+    }
+
     /// Book events held back (buffered until a snapshot): when the
     /// connection ends, they are dropped.
     pub fn held(&self) -> u64 {

@@ -133,13 +133,15 @@ async fn a_mapping_change_applies_in_place_without_losing_or_duplicating_frames(
             break changed_at.elapsed();
         }
         assert!(
-            changed_at.elapsed() < Duration::from_secs(5),
+            changed_at.elapsed() < Duration::from_secs(15),
             "new mapping never applied"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("new mapping visible {seen:?} after the file changed");
-    assert!(seen < Duration::from_secs(2), "took {seen:?}");
+    // A liveness bound, not a speed figure (the reload gate maps the
+    // fixtures in a debug build, slower on a loaded machine).
+    assert!(seen < Duration::from_secs(10), "took {seen:?}");
     let reload = last_reload(&relay).await;
     assert_eq!(reload["ok"], true, "{reload}");
     assert!(

@@ -217,7 +217,7 @@ async fn a_reload_changing_connection_settings_hands_over_without_loss() {
     )
     .unwrap();
     wait_until(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the handover after the reload",
         || handovers(&relay) >= 1.0,
     )

@@ -204,7 +204,7 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
             break;
         }
         assert!(
-            delisted.elapsed() < Duration::from_secs(15),
+            delisted.elapsed() < Duration::from_secs(25),
             "an unsubscribed status event"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

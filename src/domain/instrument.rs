@@ -4,6 +4,7 @@
 //! reference-data response by the `[[reference]]` requests of its file.
 
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Timestamp;
@@ -33,7 +34,9 @@ pub enum OptionType {
 }
 
 /// Whether the instrument trades.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TradingStatus {
     /// Listed and trading.

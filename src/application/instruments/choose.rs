@@ -4,10 +4,10 @@ use std::collections::HashSet;
 
 use crate::config::relay::select::{Selection, SortKey, accepts};
 use crate::config::relay::{Subscription, VenueSetup};
-use crate::domain::{InstrumentRecord, TradingStatus};
+use crate::domain::InstrumentRecord;
 
 /// The subscriptions `selections` make from `records`: for each selection,
-/// the trading instruments its filter accepts (and of its market, if it
+/// the instruments of its `statuses` (trading, by default) its filter accepts (and of its market, if it
 /// names one), sorted and limited, minus instruments an earlier
 /// subscription already has. `explicit` are the config's own
 /// subscriptions. Filter errors on a record count as "no" and are
@@ -26,7 +26,7 @@ pub fn choose(
     for sel in selections {
         let mut chosen: Vec<&InstrumentRecord> = records
             .iter()
-            .filter(|r| r.status == TradingStatus::Trading)
+            .filter(|r| sel.statuses.contains(&r.status))
             .filter(|r| sel.market.is_none() || r.market == sel.market || r.market.is_none())
             .filter(|r| match &sel.filter {
                 None => true,
@@ -110,4 +110,67 @@ pub fn with_selected(
     let (chosen, errors) = choose(&s.selections, &s.subscriptions, records);
     s.subscriptions.extend(chosen);
     (s, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::relay::select::compile_select;
+    use crate::domain::{DataType, InstrumentKind, TradingStatus};
+
+    fn rec(symbol: &str, status: TradingStatus) -> InstrumentRecord {
+        InstrumentRecord {
+            venue: "v".into(),
+            symbol: symbol.into(),
+            normalized: symbol.into(),
+            market: None,
+            kind: InstrumentKind::Perpetual,
+            base: "BTC".into(),
+            quote: "USDT".into(),
+            settle: None,
+            tick_size: None,
+            lot_size: None,
+            contract_size: None,
+            multiplier: None,
+            expiry: None,
+            strike: None,
+            option_type: None,
+            status,
+        }
+    }
+
+    fn selection(statuses: &[TradingStatus]) -> Selection {
+        Selection {
+            filter: Some(compile_select(r#"kind == "perpetual""#).unwrap()),
+            limit: None,
+            sort: SortKey::Symbol,
+            descending: false,
+            statuses: statuses.to_vec(),
+            market: None,
+            types: vec![DataType::Trade],
+            book_top: None,
+            book_snapshot: None,
+        }
+    }
+
+    fn chosen(statuses: &[TradingStatus], records: &[InstrumentRecord]) -> Vec<String> {
+        let (subs, errors) = choose(&[selection(statuses)], &[], records);
+        assert!(errors.is_empty(), "{errors:?}");
+        subs.into_iter().map(|s| s.instrument).collect()
+    }
+
+    #[test]
+    fn halted_instruments_are_selected_only_when_the_selection_asks_for_them() {
+        let records = [
+            rec("A", TradingStatus::Trading),
+            rec("B", TradingStatus::Halted),
+            rec("C", TradingStatus::Delisted),
+        ];
+        assert_eq!(chosen(&[TradingStatus::Trading], &records), ["A"]);
+        assert_eq!(
+            chosen(&[TradingStatus::Trading, TradingStatus::Halted], &records),
+            ["A", "B"]
+        );
+        assert_eq!(chosen(&[TradingStatus::Halted], &records), ["B"]);
+    }
 }

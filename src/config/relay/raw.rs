@@ -678,6 +678,11 @@ pub struct RawSubscription {
     /// With `select`: sort descending.
     #[serde(default)]
     pub descending: bool,
+    /// With `select`: the trading statuses an instrument may have to be
+    /// selected (default `["trading"]`: halted and delisted instruments are
+    /// unsubscribed). `["trading", "halted"]` keeps following an instrument
+    /// through a halt.
+    pub statuses: Option<Vec<crate::domain::TradingStatus>>,
     /// The canonical symbol, when the venue file cannot derive it (with
     /// `instrument`).
     pub symbol: Option<String>,

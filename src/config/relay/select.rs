@@ -50,6 +50,8 @@ pub struct Selection {
     pub sort: SortKey,
     /// Sort descending.
     pub descending: bool,
+    /// The trading statuses selected (default: trading only).
+    pub statuses: Vec<crate::domain::TradingStatus>,
     /// Only instruments of this market (multi-market venues).
     pub market: Option<String>,
     /// Data types.
@@ -66,6 +68,7 @@ impl PartialEq for Selection {
             && self.limit == o.limit
             && self.sort == o.sort
             && self.descending == o.descending
+            && self.statuses == o.statuses
             && self.market == o.market
             && self.types == o.types
             && self.book_top == o.book_top
@@ -87,6 +90,10 @@ impl Selection {
             limit: s.limit,
             sort: s.sort.unwrap_or_default(),
             descending: s.descending,
+            statuses: s
+                .statuses
+                .clone()
+                .unwrap_or_else(|| vec![crate::domain::TradingStatus::Trading]),
             market: s.market.clone(),
             types: s.types.clone(),
             book_top,

@@ -431,11 +431,11 @@ fn by_filter(
             None
         }
         (Some(_), None) => {
-            if s.limit.is_some() || s.sort.is_some() || s.descending {
+            if s.limit.is_some() || s.sort.is_some() || s.descending || s.statuses.is_some() {
                 p.at(
                     None,
                     format!("{sat}.limit"),
-                    "`limit`, `sort` and `descending` go with `select`",
+                    "`limit`, `sort`, `descending` and `statuses` go with `select`",
                 );
             }
             None
@@ -460,6 +460,13 @@ fn by_filter(
             }
             if s.limit == Some(0) {
                 p.at(None, format!("{sat}.limit"), "must be at least 1");
+            }
+            if s.statuses.as_ref().is_some_and(Vec::is_empty) {
+                p.at(
+                    None,
+                    format!("{sat}.statuses"),
+                    "is empty: nothing would be selected (leave it out for [\"trading\"])",
+                );
             }
             Some(super::select::compile_at(j, &format!("{sat}.select"), p))
         }

@@ -194,28 +194,7 @@ impl Connection {
                 }
             };
             reconnects.inc();
-            let delay = {
-                let mut p = pacing.lock().expect("pacing lock");
-                if !error.connected() {
-                    p.breaker.failure(Instant::now());
-                }
-                p.backoff.next_delay()
-            };
-            let retry_in = HumanDuration(delay);
-            if error.is_normal_close() {
-                // The venue ended the session (a maintenance cut, the end
-                // of a recorded session).
-                info!(venue = %self.venue_id, conn = self.index, reason = %error, %retry_in, "connection closed by the venue; reconnecting");
-            } else if error.connected() {
-                warn!(venue = %self.venue_id, conn = self.index, %error, %retry_in, "connection lost; reconnecting");
-            } else {
-                warn!(venue = %self.venue_id, conn = self.index, %error, %retry_in, "cannot connect; retrying");
-            }
-            reporter.update(|s| {
-                s.state = ConnState::Reconnecting;
-                s.reconnects += 1;
-                s.last_error = Some(error.to_string());
-            });
+            let delay = self.failed(&error, &pacing, &reporter);
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 _ = tokio::time::sleep(delay) => {}
@@ -227,6 +206,39 @@ impl Connection {
         for (t, n) in live.stale_counts() {
             counters.stale_now.get(t).dec_by(n as i64);
         }
+    }
+
+    /// A session failed: count it against the breaker when it never
+    /// connected, log it, report it, and return how long to wait.
+    fn failed(
+        &self,
+        error: &super::error::SessionError,
+        pacing: &Mutex<Pacing>,
+        reporter: &crate::application::health::ConnReporter,
+    ) -> std::time::Duration {
+        let delay = {
+            let mut p = pacing.lock().expect("pacing lock");
+            if !error.connected() {
+                p.breaker.failure(Instant::now());
+            }
+            p.backoff.next_delay()
+        };
+        let retry_in = HumanDuration(delay);
+        if error.is_normal_close() {
+            // The venue ended the session (a maintenance cut, the end of a
+            // recorded session).
+            info!(venue = %self.venue_id, conn = self.index, reason = %error, %retry_in, "connection closed by the venue; reconnecting");
+        } else if error.connected() {
+            warn!(venue = %self.venue_id, conn = self.index, %error, %retry_in, "connection lost; reconnecting");
+        } else {
+            warn!(venue = %self.venue_id, conn = self.index, %error, %retry_in, "cannot connect; retrying");
+        }
+        reporter.update(|s| {
+            s.state = ConnState::Reconnecting;
+            s.reconnects += 1;
+            s.last_error = Some(error.to_string());
+        });
+        delay
     }
 
     /// The connection's plan changed: a new instrument table, carrying the

@@ -175,7 +175,7 @@ pub async fn last_snapshots(
         .map(|(venue, symbol)| Subjects::new(venue, symbol).snapshot)
         .collect();
     // The default layout has one snapshot stream: reuse it when it captures
-    // the subject, else look the subject's up.
+    // the subject, else look up the subject's stream.
     let captured = |subject: &str| {
         first.as_ref().ok().filter(|s| {
             s.cached_info()

@@ -298,36 +298,115 @@ async fn an_old_server_takes_the_one_by_one_path_with_equal_results() {
 /// direct get per book, 64 in flight (what `last_snapshots` does without
 /// batch gets: the same calls and decoding, timed here because the server
 /// decides the path), 3 runs each, alternating; books of 1 level a side
-/// (the requests' cost) and of 50 (decoding weighs in).
+/// (the requests' cost) and of 50 (decoding weighs in); over loopback, and
+/// through a relay adding 1 ms each way (a link with a round trip).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_time_batched_and_one_by_one() {
     let nats = Nats::start();
     create_streams(&snapshot_streams(&nats.url())).await;
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
-    let batched = ServerFeatures::of_client(&client).batch_direct_get;
+    let direct = async_nats::connect(nats.url()).await.unwrap();
+    let batched = ServerFeatures::of_client(&direct).batch_direct_get;
+    let proxy = delayed_proxy(nats.port, Duration::from_millis(1)).await;
+    let delayed = async_nats::connect(format!("nats://127.0.0.1:{proxy}"))
+        .await
+        .unwrap();
     let n = 1000;
     let books: Vec<(String, String)> = (0..n).map(|i| (VENUE.to_owned(), token(i))).collect();
     for levels in [1, 50] {
-        store_snapshots(&js, n, levels).await;
-        let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        for _ in 0..3 {
-            let t0 = Instant::now();
-            let got = last_snapshots(&js, &books, 64).await;
-            times[0].push(t0.elapsed().as_secs_f64() * 1e3);
-            assert!(got.iter().all(Result::is_ok));
-            let t0 = Instant::now();
-            let got = one_by_one(&js, &books).await;
-            times[1].push(t0.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(got.len(), n);
+        store_snapshots(&jetstream::new(direct.clone()), n, levels).await;
+        for (link, client) in [("loopback", &direct), ("+1 ms each way", &delayed)] {
+            let js = jetstream::new(client.clone());
+            let rtt = round_trip(client).await;
+            let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            for _ in 0..3 {
+                let t0 = Instant::now();
+                let got = last_snapshots(&js, &books, 64).await;
+                times[0].push(t0.elapsed().as_secs_f64() * 1e3);
+                assert!(got.iter().all(Result::is_ok));
+                let t0 = Instant::now();
+                let got = one_by_one(&js, &books).await;
+                times[1].push(t0.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(got.len(), n);
+            }
+            eprintln!(
+                "bootstrap of {n} books, {levels} levels a side, nats-server {:?} (batch direct get: {batched}), \
+                 {link} (round trip {rtt:.2} ms): last_snapshots {:.1?} ms; one direct get per book, 64 in flight {:.1?} ms",
+                nats_server_version(nats_server()),
+                times[0],
+                times[1]
+            );
         }
-        eprintln!(
-            "bootstrap of {n} books, {levels} levels a side, nats-server {:?} (batch direct get: {batched}): \
-             last_snapshots {:.1?} ms; one direct get per book, 64 in flight {:.1?} ms",
-            nats_server_version(nats_server()),
-            times[0],
-            times[1]
-        );
+    }
+}
+
+/// The median of 5 round trips to the server and back (a message to an
+/// inbox the client subscribes to), in ms.
+async fn round_trip(client: &async_nats::Client) -> f64 {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        client.publish(inbox.clone(), "ping".into()).await.unwrap();
+        client.flush().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    times[2]
+}
+
+/// A TCP relay on loopback to `port` delaying the bytes of each direction
+/// by `delay` (a link's one-way latency, its bandwidth untouched); serves
+/// its first 4 connections.
+async fn delayed_proxy(port: u16, delay: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for _ in 0..4 {
+            let Ok((inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let outbound = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            tokio::spawn(delay_line(ri, wo, delay));
+            tokio::spawn(delay_line(ro, wi, delay));
+        }
+    });
+    proxy
+}
+
+/// Copy `from` to `to`, each read written `delay` after it was read, until
+/// either side closes.
+async fn delay_line(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((read_at, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(read_at + delay).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        if tx
+            .send((tokio::time::Instant::now(), buf[..n].to_vec()))
+            .is_err()
+        {
+            return;
+        }
     }
 }
 

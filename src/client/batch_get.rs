@@ -99,13 +99,10 @@ pub(super) async fn last_messages(
     .collect()
     .await;
     let mut by_subject: HashMap<&str, Last> = HashMap::with_capacity(distinct.len());
-    for (chunk, answer) in answers {
+    for (chunk, mut answer) in answers {
         for subject in chunk {
-            let last = match &answer {
-                Ok(messages) => messages
-                    .get(*subject)
-                    .cloned()
-                    .map_or(Last::Absent, Last::Found),
+            let last = match &mut answer {
+                Ok(messages) => messages.remove(*subject).map_or(Last::Absent, Last::Found),
                 Err(BatchError::Refused) => Last::Refused,
                 Err(BatchError::Failed(why)) => Last::Failed(why.clone()),
             };

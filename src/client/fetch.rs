@@ -1,11 +1,14 @@
 //! Subjects of a book, and fetching its last snapshot (one book, or many at
-//! once when a program starts with a whole universe).
+//! once when a program starts with a whole universe: batched by
+//! `batch_get` where the server can).
 
-use async_nats::jetstream::{self, stream::Stream};
+use async_nats::jetstream::{self, message::StreamMessage, stream::Stream};
 use futures_util::StreamExt;
 
 use super::ClientError;
+use super::batch_get::{self, Last};
 use crate::domain::{BookSnapshot, Event, Payload, Timestamp, subject_token};
+use crate::infrastructure::nats::ServerFeatures;
 use crate::serialization::decode;
 
 /// The subject token of `symbol`: kept as is when it already is one
@@ -115,6 +118,11 @@ pub(super) async fn last_in(stream: &Stream, subject: &str) -> Result<Fetched, C
                 _ => ClientError::JetStream(format!("last message of `{subject}`: {e}")),
             })?
     };
+    snapshot_of(subject, &msg)
+}
+
+/// A stored message of `subject`, decoded as a snapshot.
+fn snapshot_of(subject: &str, msg: &StreamMessage) -> Result<Fetched, ClientError> {
     let bad = |reason: String| ClientError::BadSnapshot {
         subject: subject.to_owned(),
         reason,
@@ -143,9 +151,16 @@ pub async fn last_snapshot(
     last_in(&stream, &subject).await
 }
 
-/// The last snapshots of many books, `concurrency` requests in flight (in
-/// the order of `books`). The stream of each subject is looked up once per
-/// distinct stream name the first books resolve to.
+/// The last snapshots of many books, in the order of `books`.
+///
+/// On servers 2.11 and later, when the snapshot stream allows direct reads,
+/// the books it captures are read with batch direct gets (`multi_last`,
+/// up to 1,024 subjects a request, a few requests in flight, each bounded
+/// by the connection's request timeout). Otherwise (older servers, streams
+/// without `allow_direct`, books of other streams, a batch the server
+/// refuses) each book is one request, `concurrency` in flight. The stream
+/// is looked up once for the first book and reused for every book it
+/// captures.
 pub async fn last_snapshots(
     js: &jetstream::Context,
     books: &[(String, String)],
@@ -155,28 +170,71 @@ pub async fn last_snapshots(
         Some((v, s)) => stream_for(js, &Subjects::new(v, s).snapshot).await,
         None => return Vec::new(),
     };
-    futures_util::stream::iter(books.iter().map(|(venue, symbol)| {
-        let subject = Subjects::new(venue, symbol).snapshot;
-        let first = &first;
+    let subjects: Vec<String> = books
+        .iter()
+        .map(|(venue, symbol)| Subjects::new(venue, symbol).snapshot)
+        .collect();
+    // The default layout has one snapshot stream: reuse it when it captures
+    // the subject, else look up the subject's stream.
+    let captured = |subject: &str| {
+        first.as_ref().ok().filter(|s| {
+            s.cached_info()
+                .config
+                .subjects
+                .iter()
+                .any(|f| matches(f, subject))
+        })
+    };
+    let mut results: Vec<Option<Result<Fetched, ClientError>>> =
+        subjects.iter().map(|_| None).collect();
+    if let Ok(stream) = &first
+        && batch_reads(js, stream)
+    {
+        let batched: Vec<usize> = (0..subjects.len())
+            .filter(|&i| batch_get::plain(&subjects[i]) && captured(&subjects[i]).is_some())
+            .collect();
+        let asked: Vec<&str> = batched.iter().map(|&i| subjects[i].as_str()).collect();
+        let name = &stream.cached_info().config.name;
+        let answers = batch_get::last_messages(js, name, &asked).await;
+        for (&i, last) in batched.iter().zip(answers) {
+            let subject = &subjects[i];
+            results[i] = match last {
+                Last::Found(msg) => Some(snapshot_of(subject, &msg)),
+                Last::Absent => Some(Err(ClientError::NoSnapshot {
+                    subject: subject.clone(),
+                })),
+                Last::Failed(why) => Some(Err(ClientError::JetStream(why))),
+                Last::Refused => None,
+            };
+        }
+    }
+    let rest: Vec<usize> = (0..subjects.len())
+        .filter(|&i| results[i].is_none())
+        .collect();
+    let one_by_one: Vec<_> = futures_util::stream::iter(rest.iter().map(|&i| {
+        let subject = &subjects[i];
+        let stream = captured(subject);
         async move {
-            // The default layout has one snapshot stream: reuse it when it
-            // captures the subject, else look this one up.
-            let captured = first.as_ref().ok().filter(|s| {
-                s.cached_info()
-                    .config
-                    .subjects
-                    .iter()
-                    .any(|f| crate::client::fetch::matches(f, &subject))
-            });
-            match captured {
-                Some(stream) => last_in(stream, &subject).await,
-                None => last_in(&stream_for(js, &subject).await?, &subject).await,
+            match stream {
+                Some(stream) => last_in(stream, subject).await,
+                None => last_in(&stream_for(js, subject).await?, subject).await,
             }
         }
     }))
     .buffered(concurrency.max(1))
     .collect()
-    .await
+    .await;
+    for (i, r) in rest.into_iter().zip(one_by_one) {
+        results[i] = Some(r);
+    }
+    results.into_iter().flatten().collect()
+}
+
+/// Whether `stream`'s last messages can be read with batch direct gets: the
+/// server is 2.11 or later and the stream allows direct reads.
+fn batch_reads(js: &jetstream::Context, stream: &Stream) -> bool {
+    ServerFeatures::of_client(&js.client()).batch_direct_get
+        && stream.cached_info().config.allow_direct
 }
 
 /// Whether NATS subject filter `filter` matches `subject` (`*`: one token,

@@ -31,8 +31,10 @@
 //!
 //! - [`BookTracker`]: the book and its position, as a pure state machine;
 //! - [`BookFeed`]: the NATS side (join, replay, recovery);
-//! - [`last_snapshot`], [`last_snapshots`]: fetching snapshots, one or many.
+//! - [`last_snapshot`], [`last_snapshots`]: fetching snapshots, one or many
+//!   (many with JetStream's batch direct get on servers 2.11 and later).
 
+mod batch_get;
 mod feed;
 mod fetch;
 mod tracker;

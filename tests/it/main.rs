@@ -17,6 +17,7 @@ mod checksum_scales;
 mod cli_errors;
 mod cluster;
 mod consumers;
+mod consumers_batch;
 mod consumers_faults;
 mod consumers_tools;
 mod deploy;

@@ -8,7 +8,7 @@
 # The integration tests are one binary (tests/it); most of their time is
 # spent waiting on sockets, brokers and timers. With cargo-nextest (on the
 # machine image; `cargo install cargo-nextest` elsewhere) each test runs in
-# its own process, eight at a time, the CPU-heavy ones two at a time and the
+# its own process, four at a time, the CPU-heavy ones two at a time and the
 # JetStream cluster cases one at a time beside the rest (.config/nextest.toml).
 # Without it, `cargo test` runs them four at a time, then the cluster cases
 # one at a time.

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::health::ReloadReport;
+use super::instruments::replan::replan;
 use super::metrics::Metrics;
 use super::relay::{RunningVenue, Shared};
 use super::subscribe::plan_connections;
@@ -308,6 +309,19 @@ impl Reloader {
                             "{id}: mappings updated in place (connections kept)"
                         ));
                     }
+                    Change::Subscriptions => {
+                        if old.setup.venue.source_hash != setup.venue.source_hash {
+                            let _ = old.venue_tx.send(setup.venue.clone());
+                        }
+                        if let Some(v) = self.running.get_mut(&id) {
+                            let r = replan(&self.shared, v, setup, "removed from the relay config")
+                                .await;
+                            detail.push(format!(
+                                "{id}: subscriptions changed in place (+{} -{} instruments; connections: {} changed, {} started, {} stopped)",
+                                r.added, r.removed, r.changed, r.started, r.stopped
+                            ));
+                        }
+                    }
                     Change::Handover => {
                         // Same connections, new settings: each connection
                         // opens its successor before closing (no gap).
@@ -349,6 +363,9 @@ impl Reloader {
 enum Change {
     None,
     Mapping,
+    /// Only the venue's subscriptions changed (its mappings may have too):
+    /// the running connections subscribe and unsubscribe the difference.
+    Subscriptions,
     /// The venue's connection settings changed but its connections carry
     /// the same subscriptions: replace each by an overlapping handover.
     Handover,
@@ -357,6 +374,19 @@ enum Change {
 
 fn change(old: &VenueSetup, new: &VenueSetup) -> Change {
     if old.subscriptions != new.subscriptions {
+        // The reference-data refresher is started with the venue: a venue
+        // gaining or losing `select` filters, or changing their refresh
+        // interval, starts over.
+        let same_connections = old.url == new.url
+            && old.rest_url == new.rest_url
+            && old.reconnect == new.reconnect
+            && old.breaker == new.breaker
+            && old.venue.connection_fingerprint == new.venue.connection_fingerprint
+            && old.selections.is_empty() == new.selections.is_empty()
+            && old.reference_refresh == new.reference_refresh;
+        if same_connections {
+            return Change::Subscriptions;
+        }
         return Change::Connection("subscriptions changed");
     }
     if old.url != new.url

@@ -450,3 +450,134 @@ async fn a_truncated_save_and_a_renamed_route_key_are_refused_and_lose_nothing()
     relay.shutdown().await;
     replay.stop().await;
 }
+
+/// Synthetic aggTrade frames (this test's own, not recorded), round robin
+/// over `symbols`, ids counting up per symbol.
+fn agg_trades(
+    symbols: &[&str],
+    per_symbol: u64,
+) -> Vec<mdrelay::serialization::frames::OwnedFrame> {
+    let mut out = Vec::new();
+    for i in 0..per_symbol {
+        for s in symbols {
+            let t = 1_700_000_000_000u64 + i * 50;
+            out.push(mdrelay::serialization::frames::OwnedFrame::Text(format!(
+                r#"{{"stream":"{}@aggTrade","data":{{"e":"aggTrade","E":{t},"a":{i},"s":"{s}","p":"1.5","q":"2","f":{i},"l":{i},"T":{t},"m":false}}}}"#,
+                s.to_lowercase()
+            )));
+        }
+    }
+    out
+}
+
+/// An edit of the relay config that only adds and removes instruments is
+/// applied on the running connection: one `UNSUBSCRIBE`, one `SUBSCRIBE`,
+/// no reconnect, and the instrument that stays loses no trade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_edit_of_the_instruments_subscribes_them_on_the_running_connection() {
+    let nats = Nats::start();
+    let venue = Replay::start(
+        ReplaySpec {
+            frames: agg_trades(&["BTCUSDT", "ETHUSDT", "BCHUSDT"], 5_000),
+            rate: Some(60.0),
+            live: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let s = Setup::new(&["binance-usdm"]);
+    let section = |instruments: &[&str]| {
+        let mut t = format!(
+            "[[venues]]\nid = \"binance-usdm\"\nurl = \"{}\"\n",
+            venue.url()
+        );
+        for i in instruments {
+            t.push_str(&format!(
+                "[[venues.subscriptions]]\ninstrument = \"{i}\"\ntypes = [\"trade\"]\n"
+            ));
+        }
+        t
+    };
+    s.write_config(&(nats_section(&nats) + &section(&["BTCUSDT", "ETHUSDT"])));
+    let (relay, _watch) = s.start().await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let trades = |all: &[Stored], token: &str| -> Vec<u64> {
+        let subject = format!("market.binance-usdm.{token}.trade");
+        all.iter()
+            .filter(|m| m.subject == subject)
+            .map(|m| {
+                m.json["data"]["trade_id"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches('a')
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    while trades(&stream.all().await, "eth-usdt_usdt").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "ETHUSDT streams");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.write_config(&(nats_section(&nats) + &section(&["BTCUSDT", "BCHUSDT"])));
+    wait_until(Duration::from_secs(20), "BCHUSDT streams", || {
+        last_reload_text(&relay).contains("in place")
+    })
+    .await;
+    let listed = Instant::now();
+    while trades(&stream.all().await, "bch-usdt_usdt").is_empty() {
+        assert!(
+            listed.elapsed() < Duration::from_secs(10),
+            "BCHUSDT streams"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reload = last_reload_text(&relay);
+    assert!(reload.contains("+1 -1 instruments"), "{reload}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let eth_then = trades(&stream.all().await, "eth-usdt_usdt").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = stream.all().await;
+    assert_eq!(
+        trades(&all, "eth-usdt_usdt").len(),
+        eth_then,
+        "ETHUSDT stopped"
+    );
+    assert_eq!(
+        venue.stats.connections.load(Ordering::Relaxed),
+        1,
+        "no reconnect"
+    );
+    let texts: Vec<String> = venue
+        .stats
+        .texts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    let one = |needle: &str, method: &str| {
+        let hits: Vec<&String> = texts.iter().filter(|t| t.contains(needle)).collect();
+        assert!(
+            hits.iter()
+                .any(|t| t.contains(method) && !t.contains("btcusdt")),
+            "{method} {needle}: {texts:?}"
+        );
+    };
+    one("bchusdt@aggTrade", "\"SUBSCRIBE\"");
+    one("ethusdt@aggTrade", "\"UNSUBSCRIBE\"");
+    // BTCUSDT's ids run without a hole from the first stored to the last.
+    let mut btc = trades(&all, "btc-usdt_usdt");
+    btc.sort_unstable();
+    btc.dedup();
+    assert!(btc.len() > 50, "{}", btc.len());
+    assert_eq!(
+        btc.last().unwrap() - btc[0] + 1,
+        btc.len() as u64,
+        "no BTCUSDT trade lost"
+    );
+    relay.shutdown().await;
+    venue.stop().await;
+}

@@ -131,7 +131,13 @@ impl Selected {
             v.failing = false;
         });
         self.records.insert(venue, records);
-        replan::replan(shared, running, setup).await;
+        replan::replan(
+            shared,
+            running,
+            setup,
+            "no longer selected (delisted, halted or not matching the filter)",
+        )
+        .await;
     }
 
     async fn publish(&mut self, venue: &str, records: &[crate::domain::InstrumentRecord]) {

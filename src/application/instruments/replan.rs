@@ -55,11 +55,13 @@ pub(crate) struct Replanned {
     pub stopped: usize,
 }
 
-/// Bring `running` to `new`'s subscriptions.
+/// Bring `running` to `new`'s subscriptions; `why` is the reason the
+/// `unsubscribed` status events give.
 pub(crate) async fn replan(
     shared: &Shared,
     running: &mut RunningVenue,
     new: VenueSetup,
+    why: &str,
 ) -> Replanned {
     let old: Vec<Subscription> = running.setup.subscriptions.clone();
     let removed: Vec<&Subscription> = old
@@ -106,7 +108,7 @@ pub(crate) async fn replan(
         out.started += 1;
     }
     compact(shared, running, &mut out);
-    unsubscribed(shared, &running.setup, &removed).await;
+    unsubscribed(shared, &running.setup, &removed, why).await;
     info!(
         venue = %running.setup.id,
         added = out.added,
@@ -200,7 +202,7 @@ fn stop_after_overlap(token: tokio_util::sync::CancellationToken) {
 }
 
 /// An `unsubscribed` status event per dropped instrument.
-async fn unsubscribed(shared: &Shared, setup: &VenueSetup, removed: &[&Subscription]) {
+async fn unsubscribed(shared: &Shared, setup: &VenueSetup, removed: &[&Subscription], why: &str) {
     let venue: std::sync::Arc<str> = std::sync::Arc::from(setup.id.as_str());
     let now = Timestamp::now();
     let received = Instant::now();
@@ -218,13 +220,7 @@ async fn unsubscribed(shared: &Shared, setup: &VenueSetup, removed: &[&Subscript
         }
         let symbol = s.symbol.clone().unwrap_or_else(|| s.instrument.clone());
         let inst = std::sync::Arc::new(Instrument::new(s.instrument.clone(), symbol));
-        let ev = status::event(
-            &venue,
-            inst,
-            StatusState::Unsubscribed,
-            "no longer selected (delisted, halted or not matching the filter)",
-            now,
-        );
+        let ev = status::event(&venue, inst, StatusState::Unsubscribed, why, now);
         generated.inc();
         shared
             .metrics

@@ -373,27 +373,24 @@ enum Change {
 }
 
 fn change(old: &VenueSetup, new: &VenueSetup) -> Change {
+    let same_settings = old.url == new.url
+        && old.rest_url == new.rest_url
+        && old.reconnect == new.reconnect
+        && old.breaker == new.breaker;
     if old.subscriptions != new.subscriptions {
         // The reference-data refresher is started with the venue: a venue
         // gaining or losing `select` filters, or changing their refresh
         // interval, starts over.
-        let same_connections = old.url == new.url
-            && old.rest_url == new.rest_url
-            && old.reconnect == new.reconnect
-            && old.breaker == new.breaker
+        if same_settings
             && old.venue.connection_fingerprint == new.venue.connection_fingerprint
             && old.selections.is_empty() == new.selections.is_empty()
-            && old.reference_refresh == new.reference_refresh;
-        if same_connections {
+            && old.reference_refresh == new.reference_refresh
+        {
             return Change::Subscriptions;
         }
         return Change::Connection("subscriptions changed");
     }
-    if old.url != new.url
-        || old.rest_url != new.rest_url
-        || old.reconnect != new.reconnect
-        || old.breaker != new.breaker
-    {
+    if !same_settings {
         return Change::Connection("connection settings changed");
     }
     if old.venue.connection_fingerprint != new.venue.connection_fingerprint {

@@ -140,6 +140,15 @@ impl ConnPlan {
         }
     }
 
+    /// The intervals of the top-N and full-depth book snapshots it keeps
+    /// (the session's snapshot timers).
+    pub fn book_intervals(&self) -> (Vec<std::time::Duration>, Vec<std::time::Duration>) {
+        (
+            self.book_tops.values().map(|t| t.interval).collect(),
+            self.book_snapshots.values().map(|s| s.interval).collect(),
+        )
+    }
+
     /// The most items a connection of this venue may carry (`max_streams`).
     pub fn capacity(setup: &VenueSetup) -> usize {
         setup

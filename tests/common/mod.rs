@@ -168,6 +168,22 @@ impl Drop for Nats {
     }
 }
 
+/// Synthetic Binance-shaped aggTrade frames (the tests' own, not
+/// recorded), round robin over `symbols`, with ids counting up per symbol.
+pub fn agg_trades(symbols: &[&str], per_symbol: u64) -> Vec<OwnedFrame> {
+    let mut out = Vec::new();
+    for i in 0..per_symbol {
+        for s in symbols {
+            let t = 1_700_000_000_000u64 + i * 50;
+            out.push(OwnedFrame::Text(format!(
+                r#"{{"stream":"{}@aggTrade","data":{{"e":"aggTrade","E":{t},"a":{i},"s":"{s}","p":"1.5","q":"2","f":{i},"l":{i},"T":{t},"m":false}}}}"#,
+                s.to_lowercase()
+            )));
+        }
+    }
+    out
+}
+
 /// Read frames from fixture or corpus files.
 pub fn frames(paths: &[&str]) -> Vec<OwnedFrame> {
     let mut out = Vec::new();

@@ -451,25 +451,6 @@ async fn a_truncated_save_and_a_renamed_route_key_are_refused_and_lose_nothing()
     replay.stop().await;
 }
 
-/// Synthetic aggTrade frames (this test's own, not recorded), round robin
-/// over `symbols`, ids counting up per symbol.
-fn agg_trades(
-    symbols: &[&str],
-    per_symbol: u64,
-) -> Vec<mdrelay::serialization::frames::OwnedFrame> {
-    let mut out = Vec::new();
-    for i in 0..per_symbol {
-        for s in symbols {
-            let t = 1_700_000_000_000u64 + i * 50;
-            out.push(mdrelay::serialization::frames::OwnedFrame::Text(format!(
-                r#"{{"stream":"{}@aggTrade","data":{{"e":"aggTrade","E":{t},"a":{i},"s":"{s}","p":"1.5","q":"2","f":{i},"l":{i},"T":{t},"m":false}}}}"#,
-                s.to_lowercase()
-            )));
-        }
-    }
-    out
-}
-
 /// An edit of the relay config that only adds and removes instruments is
 /// applied on the running connection: one `UNSUBSCRIBE`, one `SUBSCRIBE`,
 /// no reconnect, and the instrument that stays loses no trade.

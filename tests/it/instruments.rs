@@ -15,7 +15,6 @@ use mdrelay::application::instruments::map_page;
 use mdrelay::config::relay::compile_relay;
 use mdrelay::config::relay::select::{accepts, compile_select};
 use mdrelay::config::venue::load_venue;
-use mdrelay::serialization::frames::OwnedFrame;
 use mdrelay::tools::replay::ReplaySpec;
 use serde_json::Value;
 
@@ -82,22 +81,6 @@ async fn reference_server() -> (String, Shared) {
     (format!("http://{addr}"), state)
 }
 
-/// Synthetic aggTrade frames (this test's own, not recorded), round robin
-/// over `symbols`, with ids counting up per symbol.
-fn trades(symbols: &[&str], per_symbol: u64) -> Vec<OwnedFrame> {
-    let mut out = Vec::new();
-    for i in 0..per_symbol {
-        for s in symbols {
-            let t = 1_700_000_000_000u64 + i * 50;
-            out.push(OwnedFrame::Text(format!(
-                r#"{{"stream":"{}@aggTrade","data":{{"e":"aggTrade","E":{t},"a":{i},"s":"{s}","p":"1.5","q":"2","f":{i},"l":{i},"T":{t},"m":false}}}}"#,
-                s.to_lowercase()
-            )));
-        }
-    }
-    out
-}
-
 /// Stored events of one subject token and type.
 fn of(all: &[Stored], token: &str, t: &str) -> Vec<Value> {
     let subject = format!("market.binance-usdm.{token}.{t}");
@@ -119,7 +102,7 @@ async fn selected_instruments_follow_the_reference_data_and_survive_bad_response
     answer.lock().unwrap().0 = Answer::Listing(vec!["BTCUSDT", "ETHUSDT"]);
     let replay = Replay::start(
         ReplaySpec {
-            frames: trades(&["BTCUSDT", "ETHUSDT", "BCHUSDT"], 5_000),
+            frames: agg_trades(&["BTCUSDT", "ETHUSDT", "BCHUSDT"], 5_000),
             rate: Some(60.0),
             live: true,
             ..Default::default()
@@ -628,7 +611,7 @@ async fn six_hundred_selected_instruments_spread_over_connections_with_paced_sub
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let replay = Replay::start(
         ReplaySpec {
-            frames: trades(&["S0000USDT", "S0599USDT"], 1_000),
+            frames: agg_trades(&["S0000USDT", "S0599USDT"], 1_000),
             rate: Some(20.0),
             live: true,
             ..Default::default()
@@ -784,7 +767,7 @@ async fn listings_one_at_a_time_do_not_pile_up_connections() {
     answer.lock().unwrap().0 = Answer::Listing(all[..1].to_vec());
     let replay = Replay::start(
         ReplaySpec {
-            frames: trades(&all, 5_000),
+            frames: agg_trades(&all, 5_000),
             rate: Some(60.0),
             live: true,
             ..Default::default()
@@ -855,7 +838,7 @@ async fn without_an_unsubscribe_template_a_delisting_hands_over_without_a_hole()
     std::fs::write(venues.path().join("binance-usdm.toml"), edited).unwrap();
     let replay = Replay::start(
         ReplaySpec {
-            frames: trades(&["BTCUSDT", "ETHUSDT"], 5_000),
+            frames: agg_trades(&["BTCUSDT", "ETHUSDT"], 5_000),
             rate: Some(60.0),
             live: true,
             ..Default::default()

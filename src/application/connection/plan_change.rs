@@ -124,11 +124,6 @@ impl FramePipeline<'_> {
             instruments = self.plan.instruments.len(),
             "subscriptions changed on the running connection"
         );
-        let intervals = |p: &ConnPlan| {
-            let tops: Vec<_> = p.book_tops.values().map(|t| t.interval).collect();
-            let snaps: Vec<_> = p.book_snapshots.values().map(|s| s.interval).collect();
-            (tops, snaps)
-        };
-        intervals(&old) != intervals(&self.plan)
+        old.book_intervals() != self.plan.book_intervals()
     }
 }

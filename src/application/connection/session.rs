@@ -266,7 +266,7 @@ impl<'c> Session<'_, 'c> {
             return stop;
         }
         let venue = self.p.venue.clone();
-        let plan = self.p.plan.clone();
+        let (tops, snapshots) = self.p.plan.book_intervals();
         let silence = venue.heartbeat.silence_timeout;
         let mut timers = Timers::new(
             ping_override.or(venue.heartbeat.interval),
@@ -277,8 +277,8 @@ impl<'c> Session<'_, 'c> {
                 .connection
                 .max_lifetime
                 .map(|l| l.saturating_sub((l / 10).min(Duration::from_secs(300)))),
-            plan.book_tops.values().map(|t| t.interval),
-            plan.book_snapshots.values().map(|s| s.interval),
+            tops,
+            snapshots,
         );
         loop {
             let mut fx = Effects::default();
@@ -317,11 +317,8 @@ impl<'c> Session<'_, 'c> {
                     }
                     Control::Plan(plan, live) => {
                         if self.p.plan_changed(plan, live, &mut fx) {
-                            let plan = &self.p.plan;
-                            timers.set_books(
-                                plan.book_tops.values().map(|t| t.interval),
-                                plan.book_snapshots.values().map(|s| s.interval),
-                            );
+                            let (tops, snapshots) = self.p.plan.book_intervals();
+                            timers.set_books(tops, snapshots);
                         }
                     }
                     Control::TakeOver(published) => {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::{free_port, http_get};
 
-/// One node of a [`Cluster`].
+/// One node of a [`Cluster`] (or a lone one); SIGKILLed on drop, so a test
+/// that ends, passes or fails leaves no server behind.
 pub struct Node {
     /// Server name (`n0`, `n1`, ...), as stream info names leaders.
     pub name: String,
@@ -91,13 +92,13 @@ impl Node {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("nats-server")
+        let child = Command::new(super::nats_server())
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nats-server must be on PATH (apt-get install nats-server)");
+            .expect("nats-server must be on PATH or in $MDRELAY_NATS_SERVER");
         self.child = Some(child);
     }
 
@@ -302,10 +303,8 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Node {
     fn drop(&mut self) {
-        for n in &mut self.nodes {
-            n.kill();
-        }
+        self.kill();
     }
 }

@@ -225,15 +225,33 @@ impl Cluster {
                 }
             }
             if all && self.meta_leader().await.is_some() {
+                eprintln!("cluster healthy after {:?}", t0.elapsed());
                 return;
             }
             assert!(
                 t0.elapsed() < timeout,
-                "cluster not healthy after {timeout:?}; logs in {}",
-                self.dir.path().display()
+                "cluster not healthy after {timeout:?}; the end of each node's log:\n{}",
+                self.log_tails(15)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The last `n` lines of every node's log (the store directory goes
+    /// with the test, so a failure prints them).
+    pub fn log_tails(&self, n: usize) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{}.log", node.name)))
+                .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            out.push_str(&format!("--- {}\n", node.name));
+            for l in &lines[lines.len().saturating_sub(n)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The meta leader's server name, as a running node sees it.

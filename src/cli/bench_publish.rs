@@ -136,6 +136,13 @@ pub(super) fn compare(
         "batched",
         Some(args.steady_rate),
     )?;
+    // The broker's own publish-to-ack latency at the steady rate (one
+    // client, acks awaited out of line): the floor under the relay's.
+    let floor = c("PACED", Mode::Paced(args.steady_rate))?;
+    println!(
+        "  broker alone, steady {} events/s (library client):  publish→ack p50 {} µs  p99 {} µs",
+        args.steady_rate, floor.p50_us, floor.p99_us
+    );
     let ack_ceiling = acks.rate.max(lean.rate);
     println!("publish ratios (best round of each):");
     println!(
@@ -172,10 +179,11 @@ pub(super) fn compare(
         cpu(&b) / lean.cpu_us.max(1e-9)
     );
     println!(
-        "  steady {} frames/s: p99 frame→ack acks {} µs, batched {} µs; peak RSS acks {} MiB, batched {} MiB",
+        "  steady {} frames/s: p99 frame→ack acks {} µs, batched {} µs (broker alone {} µs); peak RSS acks {} MiB, batched {} MiB",
         args.steady_rate,
         steady_acks.p99_us,
         steady_batched.p99_us,
+        floor.p99_us,
         steady_acks.peak_rss_kib / 1024,
         steady_batched.peak_rss_kib / 1024
     );

@@ -13,7 +13,7 @@ use crate::common;
 use crate::common::*;
 use mdrelay::tools::replay::ReplaySpec;
 
-fn fast_ingest_server() -> bool {
+pub(crate) fn fast_ingest_server() -> bool {
     let v = nats_server_version(nats_server()).unwrap_or_default();
     let ok = v.as_slice() >= [2, 14].as_slice();
     if !ok {

@@ -110,6 +110,11 @@ impl Inflight {
         None
     }
 
+    /// How many messages wait for their ack.
+    pub(super) fn len(&self) -> usize {
+        self.flights.len()
+    }
+
     /// Whether nothing is waiting.
     pub(super) fn is_empty(&self) -> bool {
         self.flights.is_empty()

@@ -164,6 +164,11 @@ impl Batcher {
         self.open.is_some() || self.ending.is_some()
     }
 
+    /// Whether a batch is open and still takes messages.
+    pub(super) fn is_open(&self) -> bool {
+        self.open.as_ref().is_some_and(|b| !b.closed)
+    }
+
     /// Whether the next message can be sent now.
     pub(super) fn can_send(&self) -> bool {
         match &self.open {

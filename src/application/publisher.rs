@@ -270,6 +270,26 @@ struct Publisher {
 /// enough that a momentary gap at full speed does not end it.
 const BATCH_LINGER: Duration = Duration::from_micros(300);
 
+/// `mode = "auto"`: the queue depth (events waiting for this publisher) from
+/// which the next event opens a fast-ingest batch instead of taking its own
+/// ack. Under it the publisher keeps up with per-message acks, whose latency
+/// is one round trip; a batch costs a round trip to start and one to end.
+const AUTO_DEEP_QUEUE: usize = 64;
+
+/// `mode = "auto"`: the acks outstanding from which the next event goes in a
+/// batch (the per-message protocol is falling behind).
+const AUTO_DEEP_ACKS: usize = 256;
+
+/// Whether an event goes in a batch, for a publisher with a batcher: always
+/// in `batched` mode; in `auto`, while a batch is open, or when the queue or
+/// the acks outstanding are deep.
+fn into_batch(mode: PublishMode, batch_open: bool, queued: usize, awaiting_acks: usize) -> bool {
+    mode != PublishMode::Auto
+        || batch_open
+        || queued >= AUTO_DEEP_QUEUE
+        || awaiting_acks >= AUTO_DEEP_ACKS
+}
+
 impl Publisher {
     fn handles(&mut self, m: &Outgoing) -> &Handles {
         let i = match self
@@ -656,7 +676,10 @@ pub async fn run(
                     let m = next.take().expect("guarded");
                     p.s.metrics.in_flight.inc();
                     let f = Flight { m, attempt: 0, transient: 0, sent: false, _slot: permit };
-                    if p.batcher.is_some() {
+                    let batch = p.batcher.as_ref().is_some_and(|b| {
+                        into_batch(p.s.mode, b.is_open(), rx.len(), p.inflight.len())
+                    });
+                    if batch {
                         p.send_batched(f).await;
                     } else {
                         p.send(f).await;
@@ -705,6 +728,27 @@ mod tests {
         );
         let other = t.with_id("v:trade:X:2");
         assert_eq!(other.get("Nats-Msg-Id").unwrap().as_str(), "v:trade:X:2");
+    }
+
+    #[test]
+    fn auto_batches_only_an_open_batch_or_a_deep_queue() {
+        use super::{AUTO_DEEP_ACKS, AUTO_DEEP_QUEUE, into_batch};
+        use crate::config::relay::raw::PublishMode::{Auto, Batched};
+        // Batched: always.
+        assert!(into_batch(Batched, false, 0, 0));
+        // Auto: acks while the publisher keeps up ...
+        assert!(!into_batch(Auto, false, 0, 0));
+        assert!(!into_batch(
+            Auto,
+            false,
+            AUTO_DEEP_QUEUE - 1,
+            AUTO_DEEP_ACKS - 1
+        ));
+        // ... a batch once the queue or the acks outstanding are deep, and
+        // for as long as that batch is open.
+        assert!(into_batch(Auto, false, AUTO_DEEP_QUEUE, 0));
+        assert!(into_batch(Auto, false, 0, AUTO_DEEP_ACKS));
+        assert!(into_batch(Auto, true, 0, 0));
     }
 
     #[test]

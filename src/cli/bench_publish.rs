@@ -3,8 +3,9 @@
 //! own encoded events with the same headers, `Nats-Msg-Id` included, core
 //! published into the stream's subjects until stored), its per-message-ack
 //! ceiling (the client library's JetStream publish, same window), and the
-//! relay at full speed and at a steady rate in both publish modes (`acks`
-//! and `batched`, alternating rounds, the best round of each). Prints each
+//! relay at full speed and at a steady rate in the three publish modes
+//! (`acks`, `batched` and `auto`, alternating rounds, the best round of
+//! each). Prints each
 //! ratio and the CPU per event of the relay against the client's per
 //! message.
 
@@ -102,8 +103,12 @@ pub(super) fn compare(
         "  broker per-message-ack ceiling, lean client:                  {:>9.0} events/s  client cpu {:.2} µs/msg",
         lean.rate, lean.cpu_us
     );
-    let (mut best_acks, mut best_batched) = (None, None);
+    let (mut best_acks, mut best_batched, mut best_auto) = (None, None, None);
     for _ in 0..args.rounds.max(1) {
+        best_auto = better(
+            best_auto,
+            phase(args, exe, dir, root, nats_port, "auto", None)?,
+        );
         best_acks = better(
             best_acks,
             phase(args, exe, dir, root, nats_port, "acks", None)?,
@@ -113,9 +118,10 @@ pub(super) fn compare(
             phase(args, exe, dir, root, nats_port, "batched", None)?,
         );
     }
-    let (a, b) = (
+    let (a, b, u) = (
         best_acks.unwrap_or_default(),
         best_batched.unwrap_or_default(),
+        best_auto.unwrap_or_default(),
     );
     let rate = |r: &PhaseResult| r.events / r.seconds.max(1e-9);
     let steady_acks = phase(
@@ -136,6 +142,15 @@ pub(super) fn compare(
         "batched",
         Some(args.steady_rate),
     )?;
+    let steady_auto = phase(
+        args,
+        exe,
+        dir,
+        root,
+        nats_port,
+        "auto",
+        Some(args.steady_rate),
+    )?;
     // The broker's own publish-to-ack latency at the steady rate (one
     // client, acks awaited out of line): the floor under the relay's.
     let floor = c("PACED", Mode::Paced(args.steady_rate))?;
@@ -152,6 +167,11 @@ pub(super) fn compare(
     println!(
         "  relay batched / relay acks:            {:>5.2} ×   (target ≥ 1.3 ×)",
         rate(&b) / rate(&a).max(1e-9)
+    );
+    println!(
+        "  relay auto / no-ack ceiling:           {:>5.1} %;  auto / acks {:>5.2} ×",
+        100.0 * rate(&u) / no_ack.rate,
+        rate(&u) / rate(&a).max(1e-9)
     );
     println!(
         "  relay acks / no-ack ceiling:           {:>5.1} %",
@@ -179,10 +199,15 @@ pub(super) fn compare(
         cpu(&b) / lean.cpu_us.max(1e-9)
     );
     println!(
-        "  steady {} frames/s: p99 frame→ack acks {} µs, batched {} µs (broker alone {} µs); peak RSS acks {} MiB, batched {} MiB",
+        "  steady {} frames/s: p50 / p99 frame→ack acks {} / {} µs, batched {} / {} µs, auto {} / {} µs (broker alone {} / {} µs); peak RSS acks {} MiB, batched {} MiB",
         args.steady_rate,
+        steady_acks.p50_us,
         steady_acks.p99_us,
+        steady_batched.p50_us,
         steady_batched.p99_us,
+        steady_auto.p50_us,
+        steady_auto.p99_us,
+        floor.p50_us,
         floor.p99_us,
         steady_acks.peak_rss_kib / 1024,
         steady_batched.peak_rss_kib / 1024

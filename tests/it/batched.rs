@@ -273,3 +273,68 @@ async fn jetstream_skips_known_ids_inside_a_fast_batch_silently() {
         .messages;
     assert_eq!(stored, 4, "pre, a, b, c: each id once");
 }
+
+/// `mode = "auto"` with synthetic aggTrade frames (`common::agg_trades`,
+/// distinct ids) at `rate` (None: as fast as the relay reads): the trade
+/// ids stored, and the fast-ingest batches used.
+async fn auto_mode(frames: usize, rate: Option<f64>) -> (usize, usize, f64) {
+    let nats = Nats::start();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: agg_trades(&["BTCUSDT"], frames as u64),
+            rate,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = "[[venues.subscriptions]]\ninstrument = \"BTCUSDT\"\ntypes = [\"trade\"]\n";
+    let cfg = config(&nats, "binance-spot", &replay.url(), subs, "")
+        .replace("mode = \"batched\"", "mode = \"auto\"");
+    let relay = relay(&cfg).await;
+    let metrics = relay.metrics.clone();
+    wait_until(Duration::from_secs(60), "every trade acked", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_published_total", "trade")
+            + metric(&m, "mdrelay_events_duplicate_total", "trade")
+            >= frames as f64
+    })
+    .await;
+    let m = relay.metrics.encode();
+    relay.shutdown().await;
+    replay.stop().await;
+    let ids: Vec<String> = Stream::connect(&nats, "MARKET")
+        .await
+        .all()
+        .await
+        .into_iter()
+        .filter(|m| m.subject.ends_with(".trade"))
+        .map(|m| m.id)
+        .collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    (ids.len(), unique.len(), batches(&m, "trade"))
+}
+
+/// At a gentle rate the publisher keeps up: `auto` gives every event its
+/// own ack (the lowest latency) and opens no batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_at_a_gentle_rate_uses_per_message_acks() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let (stored, unique, batches) = auto_mode(400, Some(100.0)).await;
+    assert_eq!((stored, unique), (400, 400), "0 lost, 0 stored twice");
+    assert_eq!(batches, 0.0, "no batch at 100 frames/s");
+}
+
+/// Frames as fast as the relay reads them deepen the publisher's queue:
+/// `auto` switches to fast-ingest batches, and still stores each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_under_a_burst_switches_to_batches() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let (stored, unique, batches) = auto_mode(30_000, None).await;
+    assert_eq!((stored, unique), (30_000, 30_000), "0 lost, 0 stored twice");
+    assert!(batches > 0.0, "the burst went out in batches");
+}

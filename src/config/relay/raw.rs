@@ -339,7 +339,10 @@ pub enum PublishMode {
     /// Fast-ingest batches where possible; a warning for each data type
     /// that falls back to acks.
     Batched,
-    /// Fast-ingest batches where possible, acks elsewhere (logged at info).
+    /// Where fast-ingest batches are possible, choose per event: one ack
+    /// per event while the publisher keeps up (the lowest latency), batches
+    /// while its queue is deep (the most throughput); acks elsewhere (logged
+    /// at info).
     Auto,
 }
 

@@ -20,20 +20,20 @@
 
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::{HeaderMap, HeaderName};
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{self, Failure, Flight, Inflight};
 use super::batches::{Batcher, Settled};
+pub use super::headers::{HeaderTemplate, headers};
 use super::metrics::{DropCause, Metrics, TypeLabel, VenueTypeLabel};
 use super::pipeline::Outgoing;
+pub use super::publish_report::{LatencyProbe, PublishSignals, PublisherReport};
 use crate::config::relay::raw::{PublishMode, RawStream};
-use crate::domain::{DataType, Timestamp};
+use crate::domain::DataType;
 use crate::infrastructure::logs::LogLimiter;
 use crate::infrastructure::nats::ServerFeatures;
 
@@ -67,145 +67,6 @@ pub struct PublishSettings {
     pub streams: Arc<[RawStream]>,
     /// Flow asked of the server for fast-ingest batches.
     pub batch_flow: u16,
-}
-
-/// Publisher state `/health` reads.
-#[derive(Debug, Default)]
-pub struct PublishSignals {
-    /// When (Unix ns) JetStream last answered "no responders" for a
-    /// subject (no stream captures it, or its leader is being elected);
-    /// 0 after a later successful ack.
-    no_stream_since: AtomicI64,
-}
-
-impl PublishSignals {
-    /// How long publishes have met no stream, if they do now.
-    pub fn no_stream_for(&self, now: Timestamp) -> Option<Duration> {
-        let since = self.no_stream_since.load(Ordering::Relaxed);
-        (since != 0).then(|| Duration::from_nanos((now.0 - since).max(0) as u64))
-    }
-
-    fn no_stream(&self) {
-        let _ = self.no_stream_since.compare_exchange(
-            0,
-            Timestamp::now().0,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-    }
-
-    fn stored(&self) {
-        if self.no_stream_since.load(Ordering::Relaxed) != 0 {
-            self.no_stream_since.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Collects exact frame-to-ack latencies (microseconds) for benchmarks.
-#[derive(Debug, Default)]
-pub struct LatencyProbe {
-    samples: std::sync::Mutex<Vec<u32>>,
-}
-
-impl LatencyProbe {
-    fn record(&self, d: Duration) {
-        if let Ok(mut s) = self.samples.lock() {
-            s.push(d.as_micros().min(u128::from(u32::MAX)) as u32);
-        }
-    }
-
-    /// Take the samples recorded so far.
-    pub fn take(&self) -> Vec<u32> {
-        self.samples
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
-    }
-}
-
-/// What a publisher did before it stopped.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PublisherReport {
-    /// Acknowledged as newly stored.
-    pub stored: u64,
-    /// Acknowledged as already stored (same `Nats-Msg-Id` within the
-    /// stream's duplicate window).
-    pub duplicates: u64,
-    /// Refused by JetStream after every retry: not stored.
-    pub failed: u64,
-    /// Abandoned at shutdown without ever being sent: not stored.
-    pub abandoned_unsent: u64,
-    /// Abandoned at shutdown after being sent without an ack: JetStream may
-    /// or may not have stored them.
-    pub abandoned_unconfirmed: u64,
-}
-
-impl PublisherReport {
-    /// Add another publisher's report.
-    pub fn add(&mut self, o: &PublisherReport) {
-        self.stored += o.stored;
-        self.duplicates += o.duplicates;
-        self.failed += o.failed;
-        self.abandoned_unsent += o.abandoned_unsent;
-        self.abandoned_unconfirmed += o.abandoned_unconfirmed;
-    }
-
-    /// Events acknowledged (stored or duplicate).
-    pub fn acked(&self) -> u64 {
-        self.stored + self.duplicates
-    }
-
-    /// Events abandoned at shutdown.
-    pub fn abandoned(&self) -> u64 {
-        self.abandoned_unsent + self.abandoned_unconfirmed
-    }
-}
-
-// Names built at compile time: only the values are allocated per event.
-const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
-const VENUE: HeaderName = HeaderName::from_static("Mdrelay-Venue");
-const DATA_TYPE: HeaderName = HeaderName::from_static("Mdrelay-Data-Type");
-const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
-
-/// The headers of one event, built afresh: a map that grows twice, four
-/// hashed inserts. (The publisher uses [`HeaderTemplate`]; this is what it
-/// is measured against, `benches/publish.rs`.)
-pub fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(MSG_ID, m.id.as_str());
-    h.insert(VENUE, &*m.venue);
-    h.insert(DATA_TYPE, m.data_type.as_str());
-    h.insert(CONTENT_TYPE, content_type);
-    h
-}
-
-/// The headers every event of one venue and data type shares, built once:
-/// each event clones the map (already sized for four: no growth, no
-/// rehashing) and replaces the id (one hash). Same headers as [`headers`].
-#[derive(Debug, Clone)]
-pub struct HeaderTemplate {
-    map: HeaderMap,
-}
-
-impl HeaderTemplate {
-    /// The shared headers of `venue`'s `data_type` events.
-    pub fn new(venue: &str, data_type: DataType, content_type: &'static str) -> Self {
-        // The id's place is kept with an empty value (no allocation): the
-        // event's id replaces it, so the clone never grows.
-        let mut map = HeaderMap::new();
-        map.insert(MSG_ID, "");
-        map.insert(VENUE, venue);
-        map.insert(DATA_TYPE, data_type.as_str());
-        map.insert(CONTENT_TYPE, content_type);
-        HeaderTemplate { map }
-    }
-
-    /// The headers of the event with id `id`.
-    pub fn with_id(&self, id: &str) -> HeaderMap {
-        let mut h = self.map.clone();
-        h.insert(MSG_ID, id);
-        h
-    }
 }
 
 /// Delay before resending after the `n`th transient failure in a row of one
@@ -707,28 +568,6 @@ async fn next_reply(sub: &mut Option<async_nats::Subscriber>) -> Option<async_na
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_header_template_gives_the_same_headers_as_a_fresh_build() {
-        let m = acks::tests::flight(&Arc::new(Semaphore::new(1)), "v:trade:X:1").m;
-        let t = HeaderTemplate::new(&m.venue, m.data_type, "application/json");
-        let sorted = |h: &HeaderMap| {
-            let mut v: Vec<(String, Vec<String>)> = h
-                .iter()
-                .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
-                .collect();
-            v.sort();
-            v
-        };
-        let fresh = sorted(&headers(&m, "application/json"));
-        assert_eq!(sorted(&t.with_id(&m.id)), fresh);
-        assert_eq!(
-            fresh[3],
-            ("Nats-Msg-Id".to_owned(), vec!["v:trade:X:1".to_owned()])
-        );
-        let other = t.with_id("v:trade:X:2");
-        assert_eq!(other.get("Nats-Msg-Id").unwrap().as_str(), "v:trade:X:2");
-    }
 
     #[test]
     fn auto_batches_only_an_open_batch_or_a_deep_queue() {

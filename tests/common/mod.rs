@@ -334,6 +334,17 @@ impl Stream {
         }
         out
     }
+
+    /// The `Nats-Msg-Id`s of every stored event of `data_type`, in order.
+    pub async fn ids(&self, data_type: &str) -> Vec<String> {
+        let suffix = format!(".{data_type}");
+        self.all()
+            .await
+            .into_iter()
+            .filter(|m| m.subject.ends_with(&suffix))
+            .map(|m| m.id)
+            .collect()
+    }
 }
 
 impl Stream {

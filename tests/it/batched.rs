@@ -93,13 +93,7 @@ async fn a_nats_restart_mid_stream_in_batches_loses_nothing_and_stores_nothing_t
     assert!(batches(&m, "l2_orderbook") >= 2.0, "published in batches");
     assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
     let stream = Stream::connect(&nats, "MARKET").await;
-    let books: Vec<String> = stream
-        .all()
-        .await
-        .into_iter()
-        .filter(|m| m.subject.ends_with(".l2_orderbook"))
-        .map(|m| m.id)
-        .collect();
+    let books = stream.ids("l2_orderbook").await;
     let unique: HashSet<&String> = books.iter().collect();
     assert_eq!(unique.len(), books.len(), "0 stored twice");
     assert_eq!(books.len(), total, "0 lost");
@@ -303,14 +297,7 @@ async fn auto_mode(frames: usize, rate: Option<f64>) -> (usize, usize, f64) {
     let m = relay.metrics.encode();
     relay.shutdown().await;
     replay.stop().await;
-    let ids: Vec<String> = Stream::connect(&nats, "MARKET")
-        .await
-        .all()
-        .await
-        .into_iter()
-        .filter(|m| m.subject.ends_with(".trade"))
-        .map(|m| m.id)
-        .collect();
+    let ids = Stream::connect(&nats, "MARKET").await.ids("trade").await;
     let unique: HashSet<&String> = ids.iter().collect();
     (ids.len(), unique.len(), batches(&m, "trade"))
 }

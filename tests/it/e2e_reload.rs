@@ -520,7 +520,7 @@ async fn a_config_edit_of_the_instruments_subscribes_them_on_the_running_connect
     tokio::time::sleep(Duration::from_millis(500)).await;
     let eth_then = trades(&stream.all().await, "eth-usdt_usdt").len();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let all = stream.all().await;
+    let mut all = stream.all().await;
     assert_eq!(
         trades(&all, "eth-usdt_usdt").len(),
         eth_then,
@@ -551,8 +551,7 @@ async fn a_config_edit_of_the_instruments_subscribes_them_on_the_running_connect
     one("ethusdt@aggTrade", "\"UNSUBSCRIBE\"");
     // BTCUSDT's ids run without a hole from the first stored to the last
     // (once enough are stored to say so; at most 10 s more).
-    let t0 = std::time::Instant::now();
-    let mut all = all;
+    let t0 = Instant::now();
     while trades(&all, "btc-usdt_usdt").len() <= 50 && t0.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         all = stream.all().await;

@@ -107,6 +107,13 @@ impl Node {
         self.child.is_some()
     }
 
+    /// Whether its process has exited on its own.
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// SIGKILL (the store survives).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -132,55 +139,67 @@ pub struct Cluster {
 impl Cluster {
     /// Start `n` nodes routed to each other and wait until JetStream has a
     /// meta leader and every node reports healthy.
+    ///
+    /// The ports are picked free before any node starts, so one can be
+    /// taken in between, e.g. as the source port of another node's route
+    /// dial; the node then exits with "address already in use". Then the
+    /// whole cluster starts again on new ports (at most three times).
     pub async fn start(n: usize) -> Cluster {
         let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
-        let mut nodes = Vec::new();
-        for (i, &(port, route_port, monitor_port)) in ports.iter().enumerate() {
-            let name = format!("n{i}");
-            let routes: Vec<String> = ports
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, p)| format!("nats-route://127.0.0.1:{}", p.1))
-                .collect();
-            let store = dir.path().join(&name);
-            let conf = dir.path().join(format!("{name}.conf"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n\
-                     log_file: \"{log}\"\n\
-                     jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n}}\n\
-                     cluster {{\n  name: mdrelay-test\n  listen: 127.0.0.1:{route_port}\n  routes: [{routes}]\n}}\n",
-                    log = dir.path().join(format!("{name}.log")).display(),
-                    store = store.display(),
-                    routes = routes.join(", "),
-                ),
-            )
-            .unwrap();
-            nodes.push(Node {
-                name,
-                port,
-                route_port,
-                monitor_port,
-                conf,
-                child: None,
-            });
-        }
-        for node in &mut nodes {
-            node.spawn();
-        }
-        let cluster = Cluster {
-            nodes,
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
             dir,
             _turn: turn,
         };
-        cluster.wait_healthy(Duration::from_secs(30)).await;
-        cluster
+        for attempt in 1..=3 {
+            cluster.nodes = configure(cluster.dir.path(), n);
+            for node in &mut cluster.nodes {
+                node.spawn();
+            }
+            match cluster.wait_formed(Duration::from_secs(30)).await {
+                Formed::Healthy => return cluster,
+                Formed::PortTaken if attempt < 3 => {
+                    eprintln!("a cluster port was taken meanwhile; starting again on new ports");
+                    for node in &mut cluster.nodes {
+                        node.kill();
+                    }
+                    let _ = std::fs::remove_dir_all(cluster.dir.path());
+                    std::fs::create_dir_all(cluster.dir.path()).unwrap();
+                }
+                Formed::PortTaken | Formed::TimedOut => break,
+            }
+        }
+        panic!(
+            "cluster not healthy after 30s; the end of each node's log:\n{}",
+            cluster.log_tails(15)
+        );
+    }
+
+    /// Wait until the cluster is healthy, a node has exited because its
+    /// port was taken, or `timeout` passes.
+    async fn wait_formed(&mut self, timeout: Duration) -> Formed {
+        let t0 = Instant::now();
+        loop {
+            if self.healthy_with_leader().await {
+                eprintln!("cluster healthy after {:?}", t0.elapsed());
+                return Formed::Healthy;
+            }
+            for node in &mut self.nodes {
+                if node.exited() {
+                    let log =
+                        std::fs::read_to_string(self.dir.path().join(format!("{}.log", node.name)))
+                            .unwrap_or_default();
+                    if log.contains("address already in use") {
+                        return Formed::PortTaken;
+                    }
+                }
+            }
+            if t0.elapsed() >= timeout {
+                return Formed::TimedOut;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Every client URL, as a TOML array (`["nats://…", …]`).
@@ -214,20 +233,20 @@ impl Cluster {
         self.nodes[i].healthy().await
     }
 
+    /// Whether every running node is healthy and there is a meta leader.
+    async fn healthy_with_leader(&self) -> bool {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_up() && !self.healthy(i).await {
+                return false;
+            }
+        }
+        self.meta_leader().await.is_some()
+    }
+
     /// Wait until every running node is healthy and there is a meta leader.
     pub async fn wait_healthy(&self, timeout: Duration) {
         let t0 = Instant::now();
-        loop {
-            let mut all = true;
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].is_up() && !self.healthy(i).await {
-                    all = false;
-                }
-            }
-            if all && self.meta_leader().await.is_some() {
-                eprintln!("cluster healthy after {:?}", t0.elapsed());
-                return;
-            }
+        while !self.healthy_with_leader().await {
             assert!(
                 t0.elapsed() < timeout,
                 "cluster not healthy after {timeout:?}; the end of each node's log:\n{}",
@@ -235,6 +254,7 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        eprintln!("cluster healthy after {:?}", t0.elapsed());
     }
 
     /// The last `n` lines of every node's log (the store directory goes
@@ -325,4 +345,53 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// How a cluster start ended.
+enum Formed {
+    Healthy,
+    PortTaken,
+    TimedOut,
+}
+
+/// The configs of `n` nodes routed to each other, on ports free now, in
+/// `dir` (not started).
+fn configure(dir: &std::path::Path, n: usize) -> Vec<Node> {
+    let ports: Vec<(u16, u16, u16)> = (0..n)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, &(port, route_port, monitor_port)) in ports.iter().enumerate() {
+        let name = format!("n{i}");
+        let routes: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| format!("nats-route://127.0.0.1:{}", p.1))
+            .collect();
+        let store = dir.join(&name);
+        let conf = dir.join(format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n\
+                 log_file: \"{log}\"\n\
+                 jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n}}\n\
+                 cluster {{\n  name: mdrelay-test\n  listen: 127.0.0.1:{route_port}\n  routes: [{routes}]\n}}\n",
+                log = dir.join(format!("{name}.log")).display(),
+                store = store.display(),
+                routes = routes.join(", "),
+            ),
+        )
+        .unwrap();
+        nodes.push(Node {
+            name,
+            port,
+            route_port,
+            monitor_port,
+            conf,
+            child: None,
+        });
+    }
+    nodes
 }

@@ -208,6 +208,18 @@ fn js_error(what: &str, s: &RawStream, code: Option<ErrorCode>, text: String) ->
             what: what.to_owned(),
             message: text,
         },
+        // JSClusterNoPeersErr naming an offline peer: a node of the cluster
+        // is known but not up (still starting, restarting, or down). The
+        // config is right; placement can succeed once the node is back, so
+        // it is retried, not fatal (seen: a stream created 200 ms after a
+        // fresh three-node cluster reported healthy).
+        Some(code) if code.0 == 10005 && text.contains("peer offline") => InfraError::Unavailable {
+            what: what.to_owned(),
+            message: match explain(code, s) {
+                Some(why) => format!("{why} (JetStream said: {text})"),
+                None => text,
+            },
+        },
         Some(code) => InfraError::JetStream {
             what: what.to_owned(),
             message: match explain(code, s) {
@@ -534,5 +546,27 @@ mod tests {
             "jetstream temporarily unavailable".into(),
         );
         assert!(matches!(e, InfraError::Unavailable { .. }));
+    }
+
+    #[test]
+    fn placement_with_a_peer_offline_is_retried_and_without_one_refused() {
+        let offline = js_error(
+            "stream `MARKET`",
+            &raw(3),
+            Some(ErrorCode(10005)),
+            "no suitable peers for placement, peer offline".into(),
+        );
+        assert!(
+            matches!(offline, InfraError::Unavailable { .. }),
+            "{offline}"
+        );
+        assert!(offline.to_string().contains("start the missing servers"));
+        let too_few = js_error(
+            "stream `MARKET`",
+            &raw(3),
+            Some(ErrorCode(10005)),
+            "no suitable peers for placement".into(),
+        );
+        assert!(matches!(too_few, InfraError::JetStream { .. }), "{too_few}");
     }
 }

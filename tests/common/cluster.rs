@@ -158,7 +158,10 @@ impl Cluster {
                 node.spawn();
             }
             match cluster.wait_formed(Duration::from_secs(30)).await {
-                Formed::Healthy => return cluster,
+                Formed::Healthy => {
+                    cluster.wait_placement(n, Duration::from_secs(30)).await;
+                    return cluster;
+                }
                 Formed::PortTaken if attempt < 3 => {
                     eprintln!("a cluster port was taken meanwhile; starting again on new ports");
                     for node in &mut cluster.nodes {
@@ -200,6 +203,39 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Wait until the meta leader can place a stream on `n` peers: create
+    /// and delete a probe stream with `n` replicas. Every node answering
+    /// `/healthz` with a meta leader known is not enough; the leader may
+    /// not have heard from every peer yet and refuses placement with "peer
+    /// offline" (seen in CI: 214 ms after the cluster reported healthy).
+    async fn wait_placement(&self, n: usize, timeout: Duration) {
+        let t0 = Instant::now();
+        let js = async_nats::jetstream::new(self.client().await);
+        let mut last = String::new();
+        while t0.elapsed() < timeout {
+            let probe = async_nats::jetstream::stream::Config {
+                name: "CLUSTER_PROBE".into(),
+                subjects: vec!["cluster-probe.>".into()],
+                num_replicas: n,
+                storage: async_nats::jetstream::stream::StorageType::Memory,
+                ..Default::default()
+            };
+            match js.create_stream(probe).await {
+                Ok(_) => {
+                    js.delete_stream("CLUSTER_PROBE").await.unwrap();
+                    eprintln!("cluster places {n} replicas after {:?}", t0.elapsed());
+                    return;
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "cluster cannot place {n} replicas after {timeout:?} ({last}); logs:\n{}",
+            self.log_tails(15)
+        );
     }
 
     /// Every client URL, as a TOML array (`["nats://…", …]`).

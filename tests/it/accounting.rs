@@ -81,6 +81,7 @@ async fn a_30_s_nats_outage_at_1k_frames_per_second_is_accounted_for_exactly() {
 
     nats.kill();
     let down = Instant::now();
+    let frames_at_kill = sum(&relay.metrics.encode(), "mdrelay_frames_received_total", "");
     let mut deepest = 0.0f64;
     while down.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -96,6 +97,10 @@ async fn a_30_s_nats_outage_at_1k_frames_per_second_is_accounted_for_exactly() {
         deepest >= 256.0,
         "the trade queue filled while NATS was down and the gauge showed it ({deepest})"
     );
+    let at_restart = relay.metrics.encode();
+    let frames_during_outage =
+        sum(&at_restart, "mdrelay_frames_received_total", "") - frames_at_kill;
+    let lost_during_outage = sum(&at_restart, "mdrelay_reconnects_total", "");
     nats.restart();
     let up = Instant::now();
     // Let the backlog drain, then stop the venue and let the rest drain.
@@ -118,9 +123,26 @@ async fn a_30_s_nats_outage_at_1k_frames_per_second_is_accounted_for_exactly() {
         .map(str::to_owned)
         .collect();
     eprintln!(
-        "frames {frames_in} = {frames_out}; events {events_in} = {events_out}; report {report:?}; drops: {causes:#?}"
+        "frames {frames_in} = {frames_out} ({frames_during_outage} while NATS was down); events {events_in} = {events_out}; report {report:?}; drops: {causes:#?}"
     );
-    assert!(frames_in > 30_000.0, "the venue kept sending ({frames_in})");
+    // The venue connection went on reading through the outage (tickers
+    // dropped, trades queued), without a reconnect. Measured by what was
+    // read while NATS was away, not by a total: the replay and the debug
+    // relay share two cores with other tests, and fell to ~550 frames/s
+    // in one CI run (21,070 frames in all, against ~38,000 sent at 1k/s).
+    assert!(
+        frames_during_outage >= 5_000.0,
+        "the venue kept sending while NATS was down ({frames_during_outage} frames in 30 s)"
+    );
+    assert_eq!(
+        lost_during_outage, 0.0,
+        "the venue connection stayed up through the NATS outage"
+    );
+    assert_eq!(
+        sum(&m, "mdrelay_reconnects_total", ""),
+        1.0,
+        "the venue connection was lost once: when the replay stopped"
+    );
     assert_eq!(frames_in, frames_out, "every frame accounted for");
     assert_eq!(events_in, events_out, "every event accounted for");
     assert_eq!(report.failed, 0);

@@ -31,8 +31,20 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// Encode an event for the publisher (its id moves into the message).
+    /// Encode an event for the publisher (its id moves into the message),
+    /// building its subject.
     pub fn encode(ev: Event, format: PayloadFormat, received: Instant) -> Outgoing {
+        let subject = ev.subject().into();
+        Self::encode_to(ev, subject, format, received)
+    }
+
+    /// Encode an event whose subject is known (see [`Subjects`]).
+    pub fn encode_to(
+        ev: Event,
+        subject: async_nats::Subject,
+        format: PayloadFormat,
+        received: Instant,
+    ) -> Outgoing {
         // About 320 bytes of envelope, plus up to ~48 per book level: one
         // allocation, no regrowth for all but the largest images.
         let levels = match &ev.payload {
@@ -43,13 +55,50 @@ impl Outgoing {
         let mut buf = Vec::with_capacity(320 + 48 * levels);
         format.encode(&ev, &mut buf);
         Outgoing {
-            subject: ev.subject().into(),
+            subject,
             data_type: ev.data_type(),
             id: ev.id.0,
             venue: ev.venue,
             payload: Bytes::from(buf),
             received,
         }
+    }
+}
+
+/// The subjects of one venue's events, built once per instrument and data
+/// type: each event then takes a reference-counted copy (no string to
+/// build, no bytes to copy or promote to shared when the publisher clones
+/// it). Holds at most [`Subjects::MAX`] instruments; past that it starts
+/// afresh (instrument sets change by reload and discovery).
+#[derive(Default)]
+pub struct Subjects {
+    by_token: foldhash::HashMap<Box<str>, [Option<async_nats::Subject>; DataType::ALL.len()]>,
+}
+
+impl Subjects {
+    /// Instruments kept before the cache is cleared.
+    pub const MAX: usize = 4096;
+
+    /// The subject of `ev` (whose venue is this cache's venue).
+    pub fn of(&mut self, ev: &Event) -> async_nats::Subject {
+        let t = ev.data_type();
+        let token = &*ev.instrument.token;
+        if let Some(s) = self
+            .by_token
+            .get(token)
+            .and_then(|row| row[t.index()].as_ref())
+        {
+            return s.clone();
+        }
+        if self.by_token.len() >= Self::MAX && !self.by_token.contains_key(token) {
+            self.by_token.clear();
+        }
+        let subject: async_nats::Subject = ev.subject().into();
+        // The first clone of bytes built from a vector moves them to a
+        // shared allocation; do it here, once, not on an event's clone.
+        let kept = subject.clone();
+        self.by_token.entry(token.into()).or_default()[t.index()] = Some(kept);
+        subject
     }
 }
 
@@ -143,5 +192,63 @@ impl Queues {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::{EventId, Instrument, Side, Timestamp, Trade};
+
+    fn trade(token_symbol: &str) -> Event {
+        Event {
+            venue: Arc::from("v"),
+            instrument: Arc::new(Instrument::new("X", token_symbol)),
+            exchange_time: None,
+            receive_time: Timestamp(0),
+            id: EventId("v:trade:X:1".into()),
+            payload: Payload::Trade(Trade {
+                price: rust_decimal::Decimal::ONE,
+                quantity: rust_decimal::Decimal::ONE,
+                side: Side::Buy,
+                trade_id: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn cached_subjects_equal_built_ones_and_share_their_bytes() {
+        let mut subjects = Subjects::default();
+        let ev = trade("BTC/USDT");
+        let first = subjects.of(&ev);
+        assert_eq!(first.as_str(), ev.subject());
+        assert_eq!(first.as_str(), "market.v.btc-usdt.trade");
+        let again = subjects.of(&ev);
+        assert_eq!(again.as_ptr(), first.as_ptr(), "one allocation, shared");
+        let mut other = trade("ETH/USDT");
+        assert_eq!(subjects.of(&other).as_str(), "market.v.eth-usdt.trade");
+        other.payload = Payload::Liquidation(crate::domain::Liquidation {
+            side: Side::Sell,
+            price: rust_decimal::Decimal::ONE,
+            quantity: rust_decimal::Decimal::ONE,
+        });
+        assert_eq!(
+            subjects.of(&other).as_str(),
+            "market.v.eth-usdt.liquidation"
+        );
+    }
+
+    #[test]
+    fn the_cache_starts_afresh_past_its_bound() {
+        let mut subjects = Subjects::default();
+        for i in 0..Subjects::MAX {
+            subjects.of(&trade(&format!("A{i}/B")));
+        }
+        assert_eq!(subjects.by_token.len(), Subjects::MAX);
+        let ev = trade("NEW/B");
+        assert_eq!(subjects.of(&ev).as_str(), "market.v.new-b.trade");
+        assert_eq!(subjects.by_token.len(), 1);
     }
 }

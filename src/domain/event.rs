@@ -70,12 +70,35 @@ impl EventId {
         EventId(s)
     }
 
-    /// The content-hash key for a payload without a venue key.
+    /// The content-hash key for a payload without a venue key
+    /// (`h<16 hex>`; [`EventId::content_keyed`] writes it in place).
     pub fn content_key(payload: &Payload, exchange_time: Option<Timestamp>) -> String {
-        let mut h = Xxh3::new();
-        h.update(&exchange_time.map_or(i64::MIN, |t| t.0).to_le_bytes());
-        hash_payload(&mut h, payload);
-        format!("h{:016x}", h.digest())
+        let mut s = String::with_capacity(17);
+        push_key(&mut s, 'h', content_hash(payload, exchange_time));
+        s
+    }
+
+    /// The id of an event keyed by its content: `<prefix>:h<16 hex>`, the
+    /// key written into the id's own string (one allocation).
+    pub fn content_keyed(
+        venue: &str,
+        data_type: DataType,
+        instrument: &str,
+        payload: &Payload,
+        exchange_time: Option<Timestamp>,
+    ) -> Self {
+        let hash = content_hash(payload, exchange_time);
+        Self::with_key(venue, data_type, instrument, 17, |s| push_key(s, 'h', hash))
+    }
+
+    /// Replace the key (what follows the last `:`) with `tag` and `value`
+    /// as 16 hex digits, in place: no allocation, the id's capacity holds
+    /// a key of the same length.
+    pub fn rekey(&mut self, tag: char, value: u64) {
+        if let Some(colon) = self.0.rfind(':') {
+            self.0.truncate(colon + 1);
+            push_key(&mut self.0, tag, value);
+        }
     }
 
     /// The id as a string.
@@ -88,6 +111,22 @@ impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Append `tag` and `value` as 16 lower-case hex digits.
+fn push_key(s: &mut String, tag: char, value: u64) {
+    use std::fmt::Write as _;
+    s.push(tag);
+    // Writing into a String cannot fail.
+    let _ = write!(s, "{value:016x}");
+}
+
+/// The 64-bit xxh3 hash of a payload and its exchange time.
+fn content_hash(payload: &Payload, exchange_time: Option<Timestamp>) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(&exchange_time.map_or(i64::MIN, |t| t.0).to_le_bytes());
+    hash_payload(&mut h, payload);
+    h.digest()
 }
 
 fn dec(h: &mut Xxh3, d: &Decimal) {
@@ -189,6 +228,25 @@ mod tests {
             side: Side::Buy,
             trade_id: None,
         })
+    }
+
+    #[test]
+    fn an_id_keyed_in_place_equals_one_assembled_from_its_key() {
+        let t = Some(Timestamp(5));
+        let p = trade("1.5");
+        let id = EventId::content_keyed("v", DataType::Trade, "X", &p, t);
+        let key = EventId::content_key(&p, t);
+        assert_eq!(id, EventId::new("v", DataType::Trade, "X", &key));
+        assert!(key.starts_with('h') && key.len() == 17, "{key}");
+        let mut re = id;
+        let (at, cap) = (re.0.as_ptr(), re.0.capacity());
+        re.rekey('c', 0xab);
+        assert_eq!(re.as_str(), "v:trade:X:c00000000000000ab");
+        assert_eq!(
+            (re.0.as_ptr(), re.0.capacity()),
+            (at, cap),
+            "re-keyed in place"
+        );
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub(super) struct FramePipeline<'c> {
     pub(super) next_request_id: u64,
     events: Vec<Event>,
     pub(super) steps: Vec<Step>,
+    /// The subjects of the connection's events, built once each.
+    subjects: crate::application::pipeline::Subjects,
 }
 
 impl<'c> FramePipeline<'c> {
@@ -134,6 +136,7 @@ impl<'c> FramePipeline<'c> {
             awaiting_pong: None,
             events: Vec::new(),
             steps: Vec::new(),
+            subjects: Default::default(),
         }
     }
 
@@ -346,8 +349,9 @@ impl<'c> FramePipeline<'c> {
                 );
             }
         }
+        let subject = self.subjects.of(&ev);
         fx.publish
-            .push(Outgoing::encode(ev, self.conn.format, received));
+            .push(Outgoing::encode_to(ev, subject, self.conn.format, received));
     }
 
     /// A status event for every instrument of the connection.

@@ -163,6 +163,7 @@ pub(super) async fn run(
         ready_sent: !successor,
         last_frame: Instant::now(),
         ping_counter: 0,
+        spare: Vec::new(),
     };
     let stop = s.stream(source, control.1, ping_override).await;
     open.dec();
@@ -232,6 +233,9 @@ struct Session<'s, 'c> {
     ready_sent: bool,
     last_frame: Instant,
     ping_counter: u64,
+    /// The publish vector of the last frame's effects, emptied: reused so a
+    /// frame's events do not allocate a new one.
+    spare: Vec<crate::application::pipeline::Outgoing>,
 }
 
 impl<'c> Session<'_, 'c> {
@@ -281,7 +285,10 @@ impl<'c> Session<'_, 'c> {
             snapshots,
         );
         loop {
-            let mut fx = Effects::default();
+            let mut fx = Effects {
+                publish: std::mem::take(&mut self.spare),
+                ..Effects::default()
+            };
             let mut framed = false;
             tokio::select! {
                 biased;
@@ -425,7 +432,8 @@ impl<'c> Session<'_, 'c> {
     /// Carry out the pipeline's effects; `Some` when the session must stop.
     async fn apply(&mut self, fx: Effects) -> Option<Stop> {
         let conn = self.ctx.conn;
-        let mut publish = fx.publish.into_iter();
+        let mut events = fx.publish;
+        let mut publish = events.drain(..);
         while let Some(m) = publish.next() {
             let t = m.data_type;
             match conn.queues.push(m).await {
@@ -444,6 +452,12 @@ impl<'c> Session<'_, 'c> {
                     return Some(Stop::Shutdown);
                 }
             }
+        }
+        drop(publish);
+        // The next frame's events go into the same (now empty) vector,
+        // unless a burst made it large.
+        if events.capacity() <= 64 {
+            self.spare = events;
         }
         for text in fx.send {
             if let Err(e) = self.send(text).await {

@@ -195,12 +195,7 @@ fn default_id(
             });
             s.push_str(itoa::Buffer::new().format(*u));
         }),
-        other => EventId::new(
-            venue,
-            t,
-            instrument,
-            &EventId::content_key(other, exchange_time),
-        ),
+        other => EventId::content_keyed(venue, t, instrument, other, exchange_time),
     }
 }
 

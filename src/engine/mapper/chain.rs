@@ -21,7 +21,7 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::domain::{Event, EventId};
+use crate::domain::Event;
 
 /// The last chained key per instrument of one connection.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ impl Chains {
     /// `...:c<16 hex>`, chained on the instrument's previous one.
     pub(super) fn chain(&mut self, ev: &mut Event) {
         let id = ev.id.as_str();
-        let Some((prefix, key)) = id.rsplit_once(':') else {
+        let Some((_, key)) = id.rsplit_once(':') else {
             return;
         };
         let Some(content) = key
@@ -55,7 +55,7 @@ impl Chains {
                 self.last.insert(name.to_owned(), next);
             }
         }
-        ev.id = EventId(format!("{prefix}:c{next:016x}"));
+        ev.id.rekey('c', next);
     }
 }
 
@@ -64,7 +64,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::domain::{BookKind, BookUpdate, DataType, Instrument, Payload, Timestamp};
+    use crate::domain::{BookKind, BookUpdate, DataType, EventId, Instrument, Payload, Timestamp};
 
     fn delta(inst: &str) -> Event {
         let payload = Payload::Book(BookUpdate {

@@ -332,12 +332,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut kids = Children(Vec::new());
     let nats_port = free_port();
     let store = dir.join("nats");
-    // The server scripts/nats-server.sh chose, if exported, else PATH's.
-    let nats_server = std::env::var_os("MDRELAY_NATS_SERVER")
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "nats-server".into());
     kids.0.push(
-        Command::new(nats_server)
+        Command::new(nats_server())
             .args([
                 "-a",
                 "127.0.0.1",
@@ -350,7 +346,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting nats-server (is it on PATH?)")?,
+            .context("starting nats-server ($MDRELAY_NATS_SERVER, else the one on PATH)")?,
     );
     wait_port(nats_port)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -506,6 +502,15 @@ pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("mdrelay-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The nats-server every bench starts: the one scripts/nats-server.sh
+/// chose (`MDRELAY_NATS_SERVER`, exported by scripts/run.sh and .ci/run),
+/// else PATH's.
+pub(super) fn nats_server() -> std::ffi::OsString {
+    std::env::var_os("MDRELAY_NATS_SERVER")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "nats-server".into())
 }
 
 /// CPU seconds (user + system) of this process, from /proc/self/stat.

@@ -73,13 +73,13 @@ fn brokers(dir: &Path, n: usize) -> anyhow::Result<Brokers> {
         let path = dir.join(format!("n{i}.conf"));
         std::fs::write(&path, conf)?;
         kids.0.push(
-            Command::new("nats-server")
+            Command::new(super::bench::nats_server())
                 .arg("-c")
                 .arg(&path)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .context("starting nats-server (is it on PATH?)")?,
+                .context("starting nats-server ($MDRELAY_NATS_SERVER, else the one on PATH)")?,
         );
     }
     let t0 = Instant::now();

@@ -109,7 +109,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut kids = Children(Vec::new());
     let nats_port = free_port();
     kids.0.push(
-        std::process::Command::new("nats-server")
+        std::process::Command::new(super::bench::nats_server())
             .args([
                 "-a",
                 "127.0.0.1",
@@ -122,7 +122,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .context("starting nats-server (is it on PATH?)")?,
+            .context("starting nats-server ($MDRELAY_NATS_SERVER, else the one on PATH)")?,
     );
     wait_port(nats_port)?;
     let empty = dir.join("no-frames.jsonl");

@@ -143,7 +143,7 @@ async fn no_ack_ceiling(
     let mut s = js.get_stream(stream).await?;
     let before = s.info().await?.state.messages;
     let start = Instant::now();
-    let c0 = super::bench::cpu_seconds();
+    let c0 = super::bench_procs::cpu_seconds();
     let mut i = 0usize;
     let mut stored = 0;
     while start.elapsed() < Duration::from_secs(seconds) {
@@ -162,7 +162,7 @@ async fn no_ack_ceiling(
             stored = s.info().await?.state.messages - before;
         }
     }
-    let cpu = super::bench::cpu_seconds() - c0;
+    let cpu = super::bench_procs::cpu_seconds() - c0;
     let mut at = Instant::now();
     let deadline = at + Duration::from_secs(10);
     while stored < i as u64 && Instant::now() < deadline {
@@ -203,7 +203,7 @@ async fn request_ceiling(
     while start.elapsed() < warm + Duration::from_secs(seconds) {
         if start.elapsed() >= warm && window_start.is_none() {
             window_start = Some((Instant::now(), acked));
-            c0 = super::bench::cpu_seconds();
+            c0 = super::bench_procs::cpu_seconds();
             latencies.clear();
         }
         if let Some(rate) = paced {
@@ -264,7 +264,7 @@ async fn request_ceiling(
     }
     let (t0, a0) = window_start.unwrap_or((start, 0));
     let rate = (acked - a0) as f64 / t0.elapsed().as_secs_f64();
-    let cpu_us = (super::bench::cpu_seconds() - c0) / (acked - a0).max(1) as f64 * 1e6;
+    let cpu_us = (super::bench_procs::cpu_seconds() - c0) / (acked - a0).max(1) as f64 * 1e6;
     while pending.next().await.is_some() {}
     latencies.sort_unstable();
     Ok(Ceiling {
@@ -294,7 +294,7 @@ async fn lean_ceiling(
     while start.elapsed() < warm + Duration::from_secs(seconds) {
         if start.elapsed() >= warm && window_start.is_none() {
             window_start = Some((Instant::now(), acked));
-            c0 = super::bench::cpu_seconds();
+            c0 = super::bench_procs::cpu_seconds();
         }
         while sent - acked < window as u64 {
             let m = &msgs[sent as usize % msgs.len()];
@@ -318,6 +318,6 @@ async fn lean_ceiling(
         rate: (acked - a0) as f64 / t0.elapsed().as_secs_f64(),
         p50_us: 0,
         p99_us: 0,
-        cpu_us: (super::bench::cpu_seconds() - c0) / (acked - a0).max(1) as f64 * 1e6,
+        cpu_us: (super::bench_procs::cpu_seconds() - c0) / (acked - a0).max(1) as f64 * 1e6,
     })
 }

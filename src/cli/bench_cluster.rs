@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::bench::{
-    Args, Children, PhaseResult, free_port, relay_config_with, run_phase, start_replays,
-    tempfile_dir, wait_port,
+use super::bench::{Args, PhaseResult, relay_config_with, run_phase};
+use super::bench_procs::{
+    Children, free_port, nats_server, start_replays, tempfile_dir, wait_port,
 };
 
 /// Running brokers and their client URLs.
@@ -73,7 +73,7 @@ fn brokers(dir: &Path, n: usize) -> anyhow::Result<Brokers> {
         let path = dir.join(format!("n{i}.conf"));
         std::fs::write(&path, conf)?;
         kids.0.push(
-            Command::new(super::bench::nats_server())
+            Command::new(nats_server())
                 .arg("-c")
                 .arg(&path)
                 .stdout(Stdio::null())

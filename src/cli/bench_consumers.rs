@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::bench::{Children, PhaseResult, quantile, run_phase, spawn_replay};
+use super::bench::{PhaseResult, quantile, run_phase};
+use super::bench_procs::{Children, spawn_replay};
 use crate::application::relay::{StartOptions, start};
 use crate::client::{BookFeed, JoinOptions, SyncState};
 use crate::config::relay::compile_relay;

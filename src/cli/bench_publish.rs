@@ -11,8 +11,9 @@
 
 use std::path::Path;
 
-use super::bench::{Args, Children, PhaseResult, relay_config_with, run_phase, start_replays};
+use super::bench::{Args, PhaseResult, relay_config_with, run_phase};
 use super::bench_ceiling::{Mode, ceiling};
+use super::bench_procs::{Children, start_replays};
 
 /// The relay config of one phase, in `mode` (`acks` or `batched`).
 fn config(

@@ -18,9 +18,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::bench::{
-    Args, Children, PhaseResult, free_port, relay_config_with, run_phase, spawn_replay,
-    start_replays, tempfile_dir, wait_port,
+use super::bench::{Args, PhaseResult, relay_config_with, run_phase};
+use super::bench_procs::{
+    Children, free_port, nats_server, spawn_replay, start_replays, tempfile_dir, wait_port,
 };
 
 /// Frames per second of the recorded feeds, in every run.
@@ -109,7 +109,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut kids = Children(Vec::new());
     let nats_port = free_port();
     kids.0.push(
-        std::process::Command::new(super::bench::nats_server())
+        std::process::Command::new(nats_server())
             .args([
                 "-a",
                 "127.0.0.1",

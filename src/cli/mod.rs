@@ -8,6 +8,7 @@ mod bench_ceiling;
 mod bench_cluster;
 mod bench_consumers;
 mod bench_feeds;
+mod bench_procs;
 mod bench_publish;
 mod bench_scale;
 pub mod book;

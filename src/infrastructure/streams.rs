@@ -203,34 +203,28 @@ fn consumer_config(c: &RawConsumer) -> consumer::pull::Config {
 /// A JetStream error: a refusal to fix in the config (explained when the
 /// cause is a known one), or the server not answering yet (retry).
 fn js_error(what: &str, s: &RawStream, code: Option<ErrorCode>, text: String) -> InfraError {
-    match code {
-        Some(code) if code == ErrorCode::CLUSTER_NOT_AVAILABLE => InfraError::Unavailable {
-            what: what.to_owned(),
+    let what = what.to_owned();
+    let Some(code) = code else {
+        return InfraError::Unavailable {
+            what,
             message: text,
-        },
-        // JSClusterNoPeersErr naming an offline peer: a node of the cluster
-        // is known but not up (still starting, restarting, or down). The
-        // config is right; placement can succeed once the node is back, so
-        // it is retried, not fatal (seen: a stream created 200 ms after a
-        // fresh three-node cluster reported healthy).
-        Some(code) if code.0 == 10005 && text.contains("peer offline") => InfraError::Unavailable {
-            what: what.to_owned(),
-            message: match explain(code, s) {
-                Some(why) => format!("{why} (JetStream said: {text})"),
-                None => text,
-            },
-        },
-        Some(code) => InfraError::JetStream {
-            what: what.to_owned(),
-            message: match explain(code, s) {
-                Some(why) => format!("{why} (JetStream said: {text})"),
-                None => text,
-            },
-        },
-        None => InfraError::Unavailable {
-            what: what.to_owned(),
-            message: text,
-        },
+        };
+    };
+    // A cluster without a meta leader yet, or JSClusterNoPeersErr naming
+    // an offline peer: a node of the cluster is known but not up (still
+    // starting, restarting, or down). The config is right, so it is
+    // retried, not fatal (seen: a stream created 200 ms after a fresh
+    // three-node cluster reported healthy).
+    let transient = code == ErrorCode::CLUSTER_NOT_AVAILABLE
+        || (code.0 == 10005 && text.contains("peer offline"));
+    let message = match explain(code, s) {
+        Some(why) => format!("{why} (JetStream said: {text})"),
+        None => text,
+    };
+    if transient {
+        InfraError::Unavailable { what, message }
+    } else {
+        InfraError::JetStream { what, message }
     }
 }
 

@@ -1,6 +1,10 @@
-//! Messages the connection sends: client pings, and the bootstrap result.
+//! Where the connection goes and what it sends: the URL (from the venue
+//! file, or a bootstrap request's answer), client pings.
 
 use std::time::Duration;
+
+use super::{Connection, with_origin};
+use crate::application::subscribe::{ConnPlan, connection_url};
 
 use crate::engine::book::Scales;
 use crate::engine::expr::Expr;
@@ -9,10 +13,7 @@ use crate::engine::json::OwnedDoc;
 use crate::engine::venue::{Bootstrap, ScaleSource, Venue};
 
 /// Extract the WebSocket URL (and ping interval) from a bootstrap response.
-pub(super) fn bootstrap_result(
-    b: &Bootstrap,
-    body: String,
-) -> Result<(String, Option<Duration>), String> {
+fn bootstrap_result(b: &Bootstrap, body: String) -> Result<(String, Option<Duration>), String> {
     let doc = OwnedDoc::parse(body).map_err(|e| format!("bootstrap response: {e}"))?;
     let mut scope = Scope::new();
     let connect_id = format!("{:016x}", rand_u64());
@@ -98,4 +99,38 @@ fn rand_u64() -> u64 {
             .as_nanos(),
     );
     h.finish()
+}
+
+/// The URL to connect to (and a ping interval a bootstrap answer sets):
+/// the venue's bootstrap request when it has one and no URL is forced,
+/// else the URL its file gives for the connection's instruments.
+pub(super) async fn resolve_url(
+    conn: &Connection,
+    plan: &ConnPlan,
+    venue: &Venue,
+) -> Result<(String, Option<Duration>), String> {
+    if let (Some(b), None) = (&venue.connection.bootstrap, &conn.url_override) {
+        let url = match &conn.rest_url {
+            Some(origin) => with_origin(&b.url, origin),
+            None => b.url.clone(),
+        };
+        let body = conn
+            .rest
+            .request(
+                crate::application::metrics::RestKind::Bootstrap,
+                &b.method,
+                &url,
+                b.body.as_deref(),
+            )
+            .await
+            .map_err(|e| format!("bootstrap request: {e}"))?;
+        return bootstrap_result(b, body);
+    }
+    let url = connection_url(
+        venue,
+        conn.url_override.as_deref(),
+        plan.market.as_deref(),
+        &plan.items,
+    )?;
+    Ok((url, None))
 }

@@ -16,17 +16,15 @@ use tracing::{debug, info, warn};
 use super::error::{End, SessionError};
 use super::fetch::{Fetched, spawn_fetch};
 use super::handover::{self, Published};
-use super::messages::bootstrap_result;
+use super::messages::resolve_url;
 use super::pipeline::{Effects, FramePipeline};
 use super::timers::{Tick, Timers};
-use super::{Connection, Counters, Pacing, with_origin};
+use super::{Connection, Counters, Pacing};
 use crate::application::health::{ConnReporter, ConnState};
 use crate::application::liveness::InstrumentTable;
 use crate::application::metrics::{DropCause, Metrics};
 use crate::application::pipeline::NotQueued;
-use crate::application::subscribe::{
-    ConnPlan, TemplateVars, connection_url, render, subscribe_messages,
-};
+use crate::application::subscribe::{ConnPlan, TemplateVars, render, subscribe_messages};
 use crate::application::templates::heartbeat_messages;
 use crate::domain::{HumanDuration, StatusState, Timestamp};
 use crate::engine::mapper::RawFrame;
@@ -185,37 +183,6 @@ pub(super) async fn run(
     };
     let _ = s.sink.send(Message::Close(None)).await;
     end
-}
-
-async fn resolve_url(
-    conn: &Connection,
-    plan: &ConnPlan,
-    venue: &Venue,
-) -> Result<(String, Option<Duration>), String> {
-    if let (Some(b), None) = (&venue.connection.bootstrap, &conn.url_override) {
-        let url = match &conn.rest_url {
-            Some(origin) => with_origin(&b.url, origin),
-            None => b.url.clone(),
-        };
-        let body = conn
-            .rest
-            .request(
-                crate::application::metrics::RestKind::Bootstrap,
-                &b.method,
-                &url,
-                b.body.as_deref(),
-            )
-            .await
-            .map_err(|e| format!("bootstrap request: {e}"))?;
-        return bootstrap_result(b, body);
-    }
-    let url = connection_url(
-        venue,
-        conn.url_override.as_deref(),
-        plan.market.as_deref(),
-        &plan.items,
-    )?;
-    Ok((url, None))
 }
 
 struct Session<'s, 'c> {

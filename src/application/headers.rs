@@ -30,6 +30,10 @@ pub fn headers(m: &Outgoing, content_type: &'static str) -> HeaderMap {
 #[derive(Debug, Clone)]
 pub struct HeaderTemplate {
     map: HeaderMap,
+    /// The same headers as the protocol's header block, for the direct
+    /// writer: the version line, then every header but the id, then the
+    /// id's name (`Nats-Msg-Id: `); the id and the block's end follow.
+    block: bytes::Bytes,
 }
 
 impl HeaderTemplate {
@@ -42,7 +46,19 @@ impl HeaderTemplate {
         map.insert(VENUE, venue);
         map.insert(DATA_TYPE, data_type.as_str());
         map.insert(CONTENT_TYPE, content_type);
-        HeaderTemplate { map }
+        let block = format!(
+            "NATS/1.0\r\n{VENUE}: {venue}\r\n{DATA_TYPE}: {}\r\n{CONTENT_TYPE}: {content_type}\r\n{MSG_ID}: ",
+            data_type.as_str()
+        );
+        HeaderTemplate {
+            map,
+            block: block.into_bytes().into(),
+        }
+    }
+
+    /// The header block up to the id's value (see [`HeaderTemplate`]).
+    pub fn block(&self) -> &[u8] {
+        &self.block
     }
 
     /// The headers of the event with id `id`.
@@ -80,6 +96,24 @@ mod tests {
             fresh[3],
             ("Nats-Msg-Id".to_owned(), vec!["v:trade:X:1".to_owned()])
         );
+        // The direct writer's block holds the same headers.
+        let block = format!(
+            "{}{}\r\n\r\n",
+            std::str::from_utf8(t.block()).unwrap(),
+            m.id
+        );
+        let mut lines: Vec<(String, Vec<String>)> = block
+            .strip_prefix("NATS/1.0\r\n")
+            .unwrap()
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once(": ").unwrap();
+                (k.to_owned(), vec![v.to_owned()])
+            })
+            .collect();
+        lines.sort();
+        assert_eq!(lines, fresh);
         let other = t.with_id("v:trade:X:2");
         assert_eq!(other.get("Nats-Msg-Id").unwrap().as_str(), "v:trade:X:2");
     }

@@ -36,6 +36,7 @@ use crate::config::relay::raw::{PublishMode, RawStream};
 use crate::domain::DataType;
 use crate::infrastructure::logs::LogLimiter;
 use crate::infrastructure::nats::ServerFeatures;
+use crate::infrastructure::wire::{Wire, WireError};
 
 /// Settings shared by the publishers.
 #[derive(Clone)]
@@ -67,6 +68,20 @@ pub struct PublishSettings {
     pub streams: Arc<[RawStream]>,
     /// Flow asked of the server for fast-ingest batches.
     pub batch_flow: u16,
+    /// The direct publish connection (`writer = "direct"`); `None` publishes
+    /// through `client`.
+    pub wire: Option<Wire>,
+}
+
+/// A direct-writer failure as a message's failure: a connection that is
+/// down is transient; a message the protocol cannot carry (too large for the
+/// server, a line break in its id) is refused, retried on `retry_delays`,
+/// then dropped as `publish_failed`.
+fn wire_failure(e: WireError) -> Failure {
+    match e {
+        WireError::Disconnected => Failure::Transient(e.to_string()),
+        WireError::Encode(_) => Failure::Refused(e.to_string()),
+    }
 }
 
 /// Delay before resending after the `n`th transient failure in a row of one
@@ -175,13 +190,30 @@ impl Publisher {
         &self.venues[i]
     }
 
+    /// Whether a message sent now can be acknowledged: the client (which
+    /// receives the acks) is connected, and so is the direct writer if
+    /// there is one.
     fn connected(&self) -> bool {
         self.s.client.connection_state() == async_nats::connection::State::Connected
+            && self.s.wire.as_ref().is_none_or(Wire::connected)
     }
 
     /// Publish a message's payload with its headers (the venue's template
     /// with the message id) and `reply` as the ack subject.
-    async fn publish(&mut self, f: &Flight, reply: String) -> Result<(), async_nats::PublishError> {
+    async fn publish(&mut self, f: &Flight, reply: String) -> Result<(), Failure> {
+        if let Some(wire) = &self.s.wire {
+            let wire = wire.clone();
+            let block = self.handles(&f.m).headers.block();
+            return wire
+                .hpub(
+                    f.m.subject.as_bytes(),
+                    reply.as_bytes(),
+                    block,
+                    f.m.id.as_bytes(),
+                    &f.m.payload,
+                )
+                .map_err(wire_failure);
+        }
         let headers = self.handles(&f.m).headers.with_id(&f.m.id);
         self.s
             .client
@@ -192,6 +224,7 @@ impl Publisher {
                 f.m.payload.clone(),
             )
             .await
+            .map_err(|e| Failure::Transient(e.to_string()))
     }
 
     /// Hand a message to the client with its own reply subject.
@@ -202,7 +235,7 @@ impl Publisher {
                 f.sent = true;
                 self.inflight.insert(n, f, Instant::now());
             }
-            Err(e) => self.finish(f, Err(Failure::Transient(e.to_string()))),
+            Err(why) => self.finish(f, Err(why)),
         }
     }
 
@@ -221,8 +254,7 @@ impl Publisher {
                     b.sent(f);
                 }
             }
-            Err(e) => {
-                let why = Failure::Transient(e.to_string());
+            Err(why) => {
                 self.finish(f, Err(why));
                 self.expire_batch(false);
             }
@@ -235,12 +267,20 @@ impl Publisher {
         else {
             return;
         };
-        let sent = self
-            .s
-            .client
-            .publish_with_reply(subject, reply, bytes::Bytes::new())
-            .await;
-        if sent.is_err() {
+        let sent = match &self.s.wire {
+            // On the same connection as the batch's messages: it must not
+            // overtake them.
+            Some(wire) => wire
+                .publish(subject.as_bytes(), reply.as_bytes(), b"")
+                .is_ok(),
+            None => self
+                .s
+                .client
+                .publish_with_reply(subject, reply, bytes::Bytes::new())
+                .await
+                .is_ok(),
+        };
+        if !sent {
             self.expire_batch(false);
         }
     }

@@ -23,11 +23,13 @@ use super::metrics::Metrics;
 use super::pipeline::Queues;
 use super::publisher::{self, PublishSettings, PublishSignals, PublisherReport};
 use super::subscribe::plan_connections;
+use crate::config::relay::raw::PublishWriter;
 use crate::config::relay::subjects::publish_subjects;
 use crate::config::relay::{RelayConfig, VenueSetup};
 use crate::engine::venue::Venue;
 use crate::infrastructure::http::{self, Observe};
 use crate::infrastructure::rest::Rest;
+use crate::infrastructure::wire::Wire;
 use crate::infrastructure::{InfraError, nats};
 use crate::serialization::PayloadFormat;
 
@@ -262,10 +264,18 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
 
     let client = nats::connect(&cfg.nats, &cfg.service.name, true).await?;
     health.set_nats(client.clone());
+    let wire = match cfg.nats.publish.writer {
+        PublishWriter::Client => None,
+        PublishWriter::Direct => Some(Wire::start(
+            &cfg.nats,
+            &format!("{}-publish", cfg.service.name),
+        )?),
+    };
     {
-        let (client, gauge) = (client.clone(), metrics.nats_connected.clone());
+        let (client, wire, gauge) = (client.clone(), wire.clone(), metrics.nats_connected.clone());
         metrics.on_read(move || {
-            let up = client.connection_state() == async_nats::connection::State::Connected;
+            let up = client.connection_state() == async_nats::connection::State::Connected
+                && wire.as_ref().is_none_or(Wire::connected);
             gauge.set(i64::from(up));
         });
     }
@@ -298,6 +308,7 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
         mode: cfg.nats.publish.mode,
         streams: cfg.nats.streams.clone().into(),
         batch_flow: cfg.nats.publish.batch_flow,
+        wire,
     };
     let publishers: Vec<JoinHandle<PublisherReport>> = receivers
         .into_iter()

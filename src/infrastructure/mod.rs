@@ -7,6 +7,7 @@ pub mod logs;
 pub mod nats;
 pub mod rest;
 pub mod streams;
+pub mod wire;
 pub mod ws;
 
 /// Errors of the infrastructure layer. Each says what the caller should do:

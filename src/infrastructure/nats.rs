@@ -152,7 +152,7 @@ fn log_event(event: &Event, url: &str, client: Option<&Client>) {
 }
 
 /// Credentials written into a server URL (`nats://user:pass@host`).
-enum UrlAuth {
+pub(crate) enum UrlAuth {
     UserPassword(String, String),
     Token(String),
 }
@@ -160,7 +160,7 @@ enum UrlAuth {
 /// Parse the server URLs, taking any `user:password@` out of them: the NATS
 /// client logs server addresses, so credentials must not travel inside them.
 /// They become the connection's auth unless `[nats.auth]` sets one.
-fn server_addrs(
+pub(crate) fn server_addrs(
     urls: &[String],
 ) -> Result<(Vec<async_nats::ServerAddr>, Option<UrlAuth>), InfraError> {
     let bad = || InfraError::Connect {

@@ -58,7 +58,7 @@ async fn finish(feeds: &Feeds, client: &async_nats::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_leader_killed_mid_stream_loses_nothing() {
-    leader_killed_mid_stream(false).await;
+    leader_killed_mid_stream(false, false).await;
 }
 
 /// The same in fast-ingest batches (nats-server 2.14+): the batches open on
@@ -69,24 +69,34 @@ async fn stream_leader_killed_mid_stream_in_batches_loses_nothing() {
     if !crate::batched::fast_ingest_server() {
         return;
     }
-    leader_killed_mid_stream(true).await;
+    leader_killed_mid_stream(true, false).await;
+}
+
+/// The same in batches written by the direct publish connection
+/// (`writer = "direct"`): when its server is the one killed, it reconnects
+/// to another, and what it had written there unconfirmed is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_leader_killed_mid_stream_through_the_direct_writer_loses_nothing() {
+    if !crate::batched::fast_ingest_server() {
+        return;
+    }
+    leader_killed_mid_stream(true, true).await;
 }
 
 /// The stream leader of an R3 stream is SIGKILLed mid-stream and comes back
-/// 5 s later: every id once, in either publish mode.
-async fn leader_killed_mid_stream(batched: bool) {
+/// 5 s later: every id once, in either publish mode and with either writer.
+async fn leader_killed_mid_stream(batched: bool, direct: bool) {
     log_from_env();
     let mut cluster = Cluster::start(3).await;
     let t0 = Instant::now();
     let feeds = Feeds::start(&CLUSTER_FEEDS).await;
     let (publish, allow) = if batched {
-        (
-            "[nats.publish]\nmode = \"batched\"\n",
-            "allow_batched = true\n",
-        )
+        ("mode = \"batched\"\n", "allow_batched = true\n")
     } else {
         ("", "")
     };
+    let writer = if direct { "writer = \"direct\"\n" } else { "" };
+    let publish = format!("[nats.publish]\n{publish}{writer}");
     let config = format!(
         "[nats]\nurls = {}\n{publish}{}{allow}{}",
         cluster.urls_toml(),

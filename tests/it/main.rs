@@ -22,6 +22,7 @@ mod consumers_faults;
 mod consumers_tools;
 mod deploy;
 mod deployment_docs;
+mod direct_writer;
 mod e2e_books;
 mod e2e_compressed;
 mod e2e_relay;

@@ -22,8 +22,22 @@ fn okx_trades() -> u64 {
 }
 
 /// Run the relay with `nats_toml` (a `[nats]` table) against a fake OKX and
-/// check every trade lands in JetStream, read back with `client`.
+/// check every trade lands in JetStream, read back with `client`: once with
+/// the client writer, then, into a fresh stream, with the direct publish
+/// connection (`writer = "direct"`), which authenticates on its own.
 async fn relay_publishes_through(nats_toml: &str, client: async_nats::Client) {
+    let js = async_nats::jetstream::new(client);
+    for writer in ["client", "direct"] {
+        let _ = js.delete_stream("MARKET").await;
+        publish_once(
+            &format!("{nats_toml}\n[nats.publish]\nwriter = \"{writer}\""),
+            &js,
+        )
+        .await;
+    }
+}
+
+async fn publish_once(nats_toml: &str, js: &async_nats::jetstream::Context) {
     let replay = Replay::start(
         ReplaySpec {
             frames: frames(&["fixtures/okx/trades.jsonl"]),
@@ -41,7 +55,6 @@ async fn relay_publishes_through(nats_toml: &str, client: async_nats::Client) {
     );
     let statuses = instruments("okx", None, &files).len() as u64;
     let relay = relay(&config).await;
-    let js = async_nats::jetstream::new(client);
     let want = okx_trades();
     let mut got = 0;
     for _ in 0..100 {

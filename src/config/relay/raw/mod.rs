@@ -321,6 +321,26 @@ pub struct RawPublish {
     /// than `max_in_flight` events in flight.
     #[serde(default = "default_batch_flow")]
     pub batch_flow: u16,
+    /// What writes events to NATS: `client` (default: the async-nats
+    /// client, one connection for everything) or `direct` (a second,
+    /// publish-only connection on which the relay writes the protocol
+    /// itself, with the same URLs, auth and TLS: less CPU per event).
+    /// Either way acks come back on the client's connection, and a message
+    /// lost with a connection is sent again with its id after
+    /// `ack_timeout`.
+    #[serde(default)]
+    pub writer: PublishWriter,
+}
+
+/// `[nats.publish] writer`: what writes events to NATS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishWriter {
+    /// The async-nats client.
+    #[default]
+    Client,
+    /// A publish-only connection writing the NATS protocol directly.
+    Direct,
 }
 
 impl Default for RawPublish {
@@ -331,6 +351,7 @@ impl Default for RawPublish {
             retry_delays: default_retries(),
             mode: PublishMode::default(),
             batch_flow: default_batch_flow(),
+            writer: PublishWriter::default(),
         }
     }
 }

@@ -1,0 +1,235 @@
+//! The direct publish connection (`[nats.publish] writer = "direct"`): the
+//! relay writes `HPUB` itself on a second connection. The reliability cases
+//! of the client writer, with every id counted: NATS killed mid-stream in
+//! both publish modes, replayed duplicates, a stream refusing writes, and a
+//! message too large for the server. (Auth and TLS: `nats_security.rs`;
+//! a cluster leader change: `cluster.rs`.)
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::common;
+use crate::common::*;
+use mdrelay::tools::replay::ReplaySpec;
+
+fn config(nats: &Nats, mode: &str, venue: &str, url: &str, subs: &str, stream: &str) -> String {
+    format!(
+        r#"
+[nats]
+urls = ["{}"]
+[nats.publish]
+writer = "direct"
+mode = "{mode}"
+ack_timeout = "2s"
+batch_flow = 64
+retry_delays = ["10ms", "20ms"]
+[[nats.streams]]
+name = "MARKET"
+subjects = ["market.>"]
+storage = "file"
+duplicate_window = "2m"
+{stream}
+[[venues]]
+id = "{venue}"
+url = "{url}"
+[venues.reconnect]
+initial_delay = "100ms"
+max_delay = "500ms"
+{subs}
+"#,
+        nats.url()
+    )
+}
+
+/// NATS is SIGKILLed mid-stream and restarted 3 s later; the direct
+/// connection and the client both reconnect, and every book event is
+/// stored exactly once.
+async fn nats_restart_mid_stream(mode: &str, stream_extra: &str) {
+    let mut nats = Nats::start();
+    let files = ["benches/data/okx.book.jsonl"];
+    let frames = frames(&files);
+    let total = frames.len();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames,
+            rate: Some(250.0),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
+    let relay = relay(&config(
+        &nats,
+        mode,
+        "okx",
+        &replay.url(),
+        &subs,
+        stream_extra,
+    ))
+    .await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 100, Duration::from_secs(10)).await;
+    nats.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let down = metric(&relay.metrics.encode(), "mdrelay_nats_connected", "");
+    nats.restart();
+    let metrics = relay.metrics.clone();
+    wait_until(Duration::from_secs(40), "every book event acked", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_mapped_total", "l2_orderbook") >= total as f64
+            && metric(&m, "mdrelay_events_published_total", "l2_orderbook")
+                + metric(&m, "mdrelay_events_duplicate_total", "l2_orderbook")
+                >= total as f64
+    })
+    .await;
+    let m = relay.metrics.encode();
+    assert_eq!(down, 0.0, "the connected gauge showed NATS down");
+    assert_eq!(metric(&m, "mdrelay_nats_connected", ""), 1.0);
+    assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
+    if mode == "batched" {
+        assert!(
+            metric(&m, "mdrelay_publish_batches_total", "l2_orderbook") >= 2.0,
+            "published in batches"
+        );
+    }
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let books = stream.ids("l2_orderbook").await;
+    let unique: HashSet<&String> = books.iter().collect();
+    assert_eq!(unique.len(), books.len(), "0 stored twice");
+    assert_eq!(books.len(), total, "0 lost");
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_stream_with_acks_loses_nothing_and_stores_nothing_twice() {
+    nats_restart_mid_stream("acks", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_stream_in_batches_loses_nothing_and_stores_nothing_twice() {
+    if !crate::batched::fast_ingest_server() {
+        return;
+    }
+    nats_restart_mid_stream("batched", "allow_batched = true").await;
+}
+
+/// The recording twice over one connection: the second copy's ids are all
+/// in the stream already, so the stream holds each event once, and the
+/// relay counts the second copy as duplicates (per-message acks say so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_duplicates_are_stored_once_and_counted() {
+    let nats = Nats::start();
+    let files = ["fixtures/binance-spot/trades.jsonl"];
+    let mut all = frames(&files);
+    let once = all.len();
+    all.extend(frames(&files));
+    let feed = common::feeds::Feed {
+        venue: "binance-spot",
+        files: &["fixtures/binance-spot/trades.jsonl"],
+        types: &["trade"],
+        rate: 0.0,
+    };
+    let expected = common::feeds::expected_ids(&feed, &all[..once]);
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: all,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("binance-spot", &files, "\"trade\"");
+    let relay = relay(&config(
+        &nats,
+        "acks",
+        "binance-spot",
+        &replay.url(),
+        &subs,
+        "",
+    ))
+    .await;
+    let metrics = relay.metrics.clone();
+    let n = expected.len() as f64;
+    wait_until(Duration::from_secs(15), "both copies acked", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_published_total", "trade")
+            + metric(&m, "mdrelay_events_duplicate_total", "trade")
+            >= 2.0 * n
+    })
+    .await;
+    let m = relay.metrics.encode();
+    assert_eq!(metric(&m, "mdrelay_events_published_total", "trade"), n);
+    assert_eq!(metric(&m, "mdrelay_events_duplicate_total", "trade"), n);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let t = common::feeds::tally(&client, "MARKET", &expected).await;
+    assert_eq!(
+        (t.lost, t.twice),
+        (0, 0),
+        "0 lost, 0 twice: {:?}",
+        t.lost_sample
+    );
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+/// A stream capped at 100 messages with `discard = "new"`: JetStream
+/// refuses the rest, and each refused event is retried, then dropped and
+/// counted as `publish_failed`. What the stream holds equals what was
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refusing_writes_gives_counted_drops() {
+    let nats = Nats::start();
+    let files = ["benches/data/okx.book.jsonl"];
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&files),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
+    let statuses = instruments("okx", None, &files).len() as f64;
+    let relay = relay(&config(
+        &nats,
+        "acks",
+        "okx",
+        &replay.url(),
+        &subs,
+        "max_messages = 100\ndiscard = \"new\"",
+    ))
+    .await;
+    let metrics = relay.metrics.clone();
+    let total = 1500.0 + statuses;
+    wait_until(Duration::from_secs(30), "every event settled", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_published_total", "")
+            + metric(&m, "mdrelay_publish_failures_total", "")
+            >= total
+    })
+    .await;
+    let m = relay.metrics.encode();
+    let published = metric(&m, "mdrelay_events_published_total", "");
+    let failed = metric(&m, "mdrelay_publish_failures_total", "");
+    assert_eq!(published, 100.0, "acked = what the stream took");
+    assert_eq!(published + failed, total, "none vanish");
+    assert!(
+        metric(&m, "mdrelay_publish_retries_total", "") >= 2.0 * failed,
+        "each drop was retried twice first"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "mdrelay_events_dropped_total",
+            "cause=\"publish_failed\""
+        ),
+        failed,
+        "each refused event is a drop with its cause"
+    );
+    let stream = Stream::connect(&nats, "MARKET").await;
+    assert_eq!(stream.count().await, 100);
+    relay.shutdown().await;
+    replay.stop().await;
+}

@@ -75,6 +75,11 @@ pub struct Args {
     /// phase each); see `bench_publish`.
     #[arg(long, conflicts_with_all = ["consumers", "cluster", "scale"])]
     pub publish: bool,
+    /// The relay's `[nats.publish] writer` in the publish comparison:
+    /// `client` (the async-nats client) or `direct` (the relay's own
+    /// publish-only connection).
+    #[arg(long, default_value = "client", value_parser = ["client", "direct"])]
+    pub writer: String,
 }
 
 /// Arguments of the child `mdrelay bench-relay`.

@@ -27,7 +27,10 @@ fn config(
     let cfg = relay_config_with(root, &urls, 1, ports, args.window, "json")?;
     Ok(cfg.replace(
         "[nats.publish]\n",
-        &format!("[nats.publish]\nmode = \"{mode}\"\n"),
+        &format!(
+            "[nats.publish]\nmode = \"{mode}\"\nwriter = \"{}\"\n",
+            args.writer
+        ),
     ))
 }
 
@@ -78,7 +81,10 @@ pub(super) fn compare(
     nats_port: u16,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
-    println!("publish modes (json, window {}):", args.window);
+    println!(
+        "publish modes (json, window {}, writer {}):",
+        args.window, args.writer
+    );
     let c = |stream: &str, mode| {
         runtime.block_on(ceiling(
             root,

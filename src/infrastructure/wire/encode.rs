@@ -122,10 +122,10 @@ mod tests {
         let mut out = BytesMut::new();
         let head = b"NATS/1.0\r\nA: b\r\nNats-Msg-Id: ";
         hpub(&mut out, b"m.x", b"_I.7", head, b"id1", b"{}", 1024).unwrap();
-        // Header block: head (28) + "id1" + "\r\n\r\n" = 35; total 37.
+        // Header block: head (29) + "id1" + "\r\n\r\n" = 36; total 38.
         assert_eq!(
             &out[..],
-            b"HPUB m.x _I.7 35 37\r\nNATS/1.0\r\nA: b\r\nNats-Msg-Id: id1\r\n\r\n{}\r\n"
+            b"HPUB m.x _I.7 36 38\r\nNATS/1.0\r\nA: b\r\nNats-Msg-Id: id1\r\n\r\n{}\r\n"
         );
     }
 
@@ -150,7 +150,7 @@ mod tests {
         );
         assert_eq!(
             hpub(&mut out, b"m.x", b"r", head, b"a", &[0u8; 100], 64),
-            Err(EncodeError::TooLarge { size: 129, max: 64 })
+            Err(EncodeError::TooLarge { size: 128, max: 64 })
         );
         assert_eq!(
             publish(&mut out, b"m.x", b"", b"", 64),

@@ -129,6 +129,8 @@ pub struct Health {
     settings: HealthSettings,
     conns: Mutex<Vec<ConnWatch>>,
     nats: OnceLock<async_nats::Client>,
+    /// The direct publish connection, with `writer = "direct"`.
+    wire: OnceLock<crate::infrastructure::wire::WireState>,
     reload: OnceLock<watch::Receiver<ReloadReport>>,
     publish: OnceLock<Arc<crate::application::publisher::PublishSignals>>,
     instruments: OnceLock<InstrumentsHook>,
@@ -200,6 +202,11 @@ impl Health {
     /// Attach the NATS client (its state is read live).
     pub fn set_nats(&self, client: async_nats::Client) {
         let _ = self.nats.set(client);
+    }
+
+    /// Attach the direct publish connection (its state is read live).
+    pub fn set_wire(&self, wire: crate::infrastructure::wire::WireState) {
+        let _ = self.wire.set(wire);
     }
 
     /// Attach the publishers' signals (JetStream with no stream for a subject).
@@ -278,7 +285,14 @@ impl Health {
                 "last_error": st.last_error,
             }));
         }
-        let nats_up = nats_state == "connected";
+        let wire_state = self.wire.get().map(|w| {
+            if w.connected() {
+                "connected"
+            } else {
+                "disconnected"
+            }
+        });
+        let nats_up = nats_state == "connected" && wire_state != Some("disconnected");
         let no_stream = self
             .publish
             .get()
@@ -301,6 +315,7 @@ impl Health {
             "status": status,
             "nats": {
                 "state": nats_state,
+                "publish_connection": wire_state,
                 "no_stream_for_ms": no_stream.map(|d| d.as_millis() as u64),
             },
             "venues": venues,

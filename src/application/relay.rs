@@ -271,11 +271,14 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
             &format!("{}-publish", cfg.service.name),
         )?),
     };
+    if let Some(w) = &wire {
+        health.set_wire(w.state());
+    }
     {
         let (client, wire, gauge) = (client.clone(), wire.clone(), metrics.nats_connected.clone());
         metrics.on_read(move || {
             let up = client.connection_state() == async_nats::connection::State::Connected
-                && wire.as_ref().is_none_or(Wire::connected);
+                && wire.as_ref().is_none_or(|w| w.connected());
             gauge.set(i64::from(up));
         });
     }

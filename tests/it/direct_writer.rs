@@ -86,6 +86,11 @@ async fn nats_restart_mid_stream(mode: &str, stream_extra: &str) {
     let m = relay.metrics.encode();
     assert_eq!(down, 0.0, "the connected gauge showed NATS down");
     assert_eq!(metric(&m, "mdrelay_nats_connected", ""), 1.0);
+    let (_, health) = http_get(relay.http_addr, "/health").await;
+    assert!(
+        health.contains("\"publish_connection\":\"connected\""),
+        "/health shows the direct connection: {health}"
+    );
     assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
     if mode == "batched" {
         assert!(

@@ -83,6 +83,18 @@ pub struct Wire {
     _stop: Arc<DropGuard>,
 }
 
+/// A view of the connection's state that does not keep it open (for
+/// `/health` and the metrics, which outlive the publishers).
+#[derive(Clone)]
+pub struct WireState(Arc<Inner>);
+
+impl WireState {
+    /// Whether the connection is up.
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+}
+
 impl std::fmt::Debug for Wire {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Wire")
@@ -118,6 +130,11 @@ impl Wire {
     /// Whether the connection is up.
     pub fn connected(&self) -> bool {
         self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// The connection's state, without keeping it open.
+    pub fn state(&self) -> WireState {
+        WireState(self.inner.clone())
     }
 
     /// Queue a message with headers: `head` is the pre-rendered block up to

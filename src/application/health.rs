@@ -292,7 +292,9 @@ impl Health {
                 "disconnected"
             }
         });
-        let nats_up = nats_state == "connected" && wire_state != Some("disconnected");
+        // The direct connection down is not an outage: the client takes
+        // its messages meanwhile.
+        let nats_up = nats_state == "connected";
         let no_stream = self
             .publish
             .get()

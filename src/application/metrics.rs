@@ -206,6 +206,8 @@ pub struct Metrics {
     pub publish_failures: Family<VenueTypeLabel, Counter>,
     /// Fast-ingest batches JetStream confirmed with their final ack.
     pub publish_batches: Family<TypeLabel, Counter>,
+    /// Messages written on the direct publish connection.
+    pub publish_direct: Family<TypeLabel, Counter>,
     /// Events dropped because the queue was full (`drop_newest`).
     pub queue_drops: Family<VenueTypeLabel, Counter>,
     /// Seconds from frame receipt to JetStream ack.
@@ -286,6 +288,7 @@ impl Metrics {
             events_duplicate: Family::default(),
             events_dropped: Family::default(),
             publish_retries: Family::default(),
+            publish_direct: Family::default(),
             publish_failures: Family::default(),
             publish_batches: Family::default(),
             queue_drops: Family::default(),
@@ -345,6 +348,7 @@ impl Metrics {
             "publish_retries", "Publish attempts repeated (no ack in time, NATS away, or refused)", publish_retries;
             "publish_failures", "Events JetStream refused after the last retry (not stored)", publish_failures;
             "publish_batches", "Fast-ingest batches JetStream confirmed with their final ack (batched publish mode)", publish_batches;
+            "publish_direct_writes", "Messages written on the direct publish connection (writer = \"direct\"; resends and anything while it is down go through the client)", publish_direct;
             "queue_drops", "Events dropped because their queue was full", queue_drops;
             "ack_latency_seconds", "Frame receipt to JetStream ack", ack_latency;
             "venue_lag_seconds", "Venue event time to frame receipt (where the venue sends a time)", venue_lag;

@@ -139,6 +139,8 @@ struct Publisher {
     batcher: Option<Batcher>,
     /// When the last message went into a batch.
     last_batched: Instant,
+    /// Messages this publisher wrote on the direct connection.
+    direct_writes: prometheus_client::metrics::counter::Counter,
 }
 
 /// How long a batch's queue stays empty before the batch is ended (its
@@ -190,29 +192,38 @@ impl Publisher {
         &self.venues[i]
     }
 
-    /// Whether a message sent now can be acknowledged: the client (which
-    /// receives the acks) is connected, and so is the direct writer if
-    /// there is one.
+    /// Whether a message sent now can be acknowledged: the client, which
+    /// receives the acks (and sends whatever the direct writer does not),
+    /// is connected.
     fn connected(&self) -> bool {
         self.s.client.connection_state() == async_nats::connection::State::Connected
-            && self.s.wire.as_ref().is_none_or(Wire::connected)
+    }
+
+    /// The direct writer, when there is one and it is up.
+    fn wire_up(&self) -> Option<&Wire> {
+        self.s.wire.as_ref().filter(|w| w.connected())
+    }
+
+    /// Whether a batch may open: batches go out only on the direct writer
+    /// when there is one (a batch's messages and its end must share a
+    /// connection), so not while it is down.
+    fn batch_writer_ready(&self) -> bool {
+        self.s.wire.as_ref().is_none_or(Wire::connected)
     }
 
     /// Publish a message's payload with its headers (the venue's template
-    /// with the message id) and `reply` as the ack subject.
+    /// with the message id) and `reply` as the ack subject. A first attempt
+    /// goes on the direct writer while it is up; a resend, or any message
+    /// while it is down, goes through the client, whose connection also
+    /// hears JetStream's "no responders" (a subject without a stream), which
+    /// the direct connection cannot (the server only answers it to the
+    /// connection holding the reply's subscription).
     async fn publish(&mut self, f: &Flight, reply: String) -> Result<(), Failure> {
-        if let Some(wire) = &self.s.wire {
-            let wire = wire.clone();
-            let block = self.handles(&f.m).headers.block();
-            return wire
-                .hpub(
-                    f.m.subject.as_bytes(),
-                    reply.as_bytes(),
-                    block,
-                    f.m.id.as_bytes(),
-                    &f.m.payload,
-                )
-                .map_err(wire_failure);
+        if f.attempt == 0
+            && f.transient == 0
+            && let Some(wire) = self.wire_up()
+        {
+            return self.write_direct(wire.clone(), f, &reply);
         }
         let headers = self.handles(&f.m).headers.with_id(&f.m.id);
         self.s
@@ -225,6 +236,21 @@ impl Publisher {
             )
             .await
             .map_err(|e| Failure::Transient(e.to_string()))
+    }
+
+    /// Encode a message onto the direct writer.
+    fn write_direct(&mut self, wire: Wire, f: &Flight, reply: &str) -> Result<(), Failure> {
+        let block = self.handles(&f.m).headers.block();
+        wire.hpub(
+            f.m.subject.as_bytes(),
+            reply.as_bytes(),
+            block,
+            f.m.id.as_bytes(),
+            &f.m.payload,
+        )
+        .map_err(wire_failure)?;
+        self.direct_writes.inc();
+        Ok(())
     }
 
     /// Hand a message to the client with its own reply subject.
@@ -247,7 +273,14 @@ impl Publisher {
         let now = Instant::now();
         let reply = b.next_reply(&f.m.subject, now);
         self.last_batched = now;
-        match self.publish(&f, reply).await {
+        // A batch stays on one connection: the direct writer when there is
+        // one (if it went down, the batch ends here and what it did not
+        // confirm is sent again through the client).
+        let sent = match self.s.wire.clone() {
+            Some(wire) => self.write_direct(wire, &f, &reply),
+            None => self.publish(&f, reply).await,
+        };
+        match sent {
             Ok(()) => {
                 f.sent = true;
                 if let Some(b) = &mut self.batcher {
@@ -447,7 +480,15 @@ pub async fn run(
     mut ready: watch::Receiver<bool>,
 ) -> PublisherReport {
     let give_up = s.give_up.clone();
+    let direct_writes = s
+        .metrics
+        .publish_direct
+        .get_or_create(&TypeLabel {
+            data_type: data_type.as_str().to_owned(),
+        })
+        .clone();
     let mut p = Publisher {
+        direct_writes,
         batcher: None,
         last_batched: Instant::now(),
         inflight: Inflight::new(&s.client.new_inbox(), s.ack_timeout),
@@ -578,7 +619,9 @@ pub async fn run(
                     p.s.metrics.in_flight.inc();
                     let f = Flight { m, attempt: 0, transient: 0, sent: false, _slot: permit };
                     let batch = p.batcher.as_ref().is_some_and(|b| {
-                        into_batch(p.s.mode, b.is_open(), rx.len(), p.inflight.len())
+                        b.is_open()
+                            || (p.batch_writer_ready()
+                                && into_batch(p.s.mode, false, rx.len(), p.inflight.len()))
                     });
                     if batch {
                         p.send_batched(f).await;

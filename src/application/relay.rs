@@ -252,6 +252,23 @@ impl RelayHandle {
     }
 }
 
+/// The direct publish connection, with `writer = "direct"`: started, shown
+/// on `/health`, and given the connect timeout to come up (events go through
+/// the client until it does).
+async fn start_wire(cfg: &RelayConfig, health: &Health) -> Result<Option<Wire>, RelayError> {
+    if cfg.nats.publish.writer != PublishWriter::Direct {
+        return Ok(None);
+    }
+    let w = Wire::start(&cfg.nats, &format!("{}-publish", cfg.service.name))?;
+    health.set_wire(w.state());
+    if !w.wait_connected(cfg.nats.connect_timeout.0).await {
+        warn!(
+            "the direct NATS publish connection is not up yet; publishing through the client until it is"
+        );
+    }
+    Ok(Some(w))
+}
+
 /// Start the relay.
 pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, RelayError> {
     crate::infrastructure::ws::install_crypto_provider();
@@ -264,21 +281,11 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
 
     let client = nats::connect(&cfg.nats, &cfg.service.name, true).await?;
     health.set_nats(client.clone());
-    let wire = match cfg.nats.publish.writer {
-        PublishWriter::Client => None,
-        PublishWriter::Direct => Some(Wire::start(
-            &cfg.nats,
-            &format!("{}-publish", cfg.service.name),
-        )?),
-    };
-    if let Some(w) = &wire {
-        health.set_wire(w.state());
-    }
+    let wire = start_wire(&cfg, &health).await?;
     {
-        let (client, wire, gauge) = (client.clone(), wire.clone(), metrics.nats_connected.clone());
+        let (client, gauge) = (client.clone(), metrics.nats_connected.clone());
         metrics.on_read(move || {
-            let up = client.connection_state() == async_nats::connection::State::Connected
-                && wire.as_ref().is_none_or(|w| w.connected());
+            let up = client.connection_state() == async_nats::connection::State::Connected;
             gauge.set(i64::from(up));
         });
     }

@@ -92,6 +92,11 @@ async fn nats_restart_mid_stream(mode: &str, stream_extra: &str) {
         "/health shows the direct connection: {health}"
     );
     assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
+    let direct = metric(&m, "mdrelay_publish_direct_writes_total", "");
+    assert!(
+        direct >= total as f64 / 2.0,
+        "most first attempts went on the direct connection ({direct} of {total})"
+    );
     if mode == "batched" {
         assert!(
             metric(&m, "mdrelay_publish_batches_total", "l2_orderbook") >= 2.0,
@@ -235,6 +240,76 @@ async fn a_stream_refusing_writes_gives_counted_drops() {
     );
     let stream = Stream::connect(&nats, "MARKET").await;
     assert_eq!(stream.count().await, 100);
+    relay.shutdown().await;
+    replay.stop().await;
+}
+
+/// The stream is deleted under a running relay. The direct connection
+/// cannot hear JetStream's "no responders", but the resend of each
+/// unacknowledged message goes through the client, which does: `/health`
+/// turns unhealthy as with the client writer, nothing is given up, and it
+/// recovers once the stream is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_back() {
+    let nats = Nats::start();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&["fixtures/okx/trades.jsonl"]),
+            rate: Some(50.0),
+            looped: true,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = "[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]";
+    let relay = relay(&config(&nats, "acks", "okx", &replay.url(), subs, "")).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 3, Duration::from_secs(10)).await;
+    let config = stream
+        .js
+        .get_stream("MARKET")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    stream.js.delete_stream("MARKET").await.unwrap();
+    let gone = std::time::Instant::now();
+    let body = loop {
+        let (code, body) = http_get(relay.http_addr, "/health").await;
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(30),
+            "still healthy 30 s after the stream was deleted: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["nats"]["no_stream_for_ms"].as_u64().unwrap() >= 5000,
+        "{body}"
+    );
+    assert_eq!(v["nats"]["publish_connection"], "connected", "{body}");
+    eprintln!(
+        "unhealthy {:?} after the stream was deleted",
+        gone.elapsed()
+    );
+    let m = relay.metrics.encode();
+    assert_eq!(
+        metric(&m, "mdrelay_publish_failures_total", ""),
+        0.0,
+        "nothing is given up meanwhile"
+    );
+    stream.js.create_stream(config).await.unwrap();
+    wait_until(Duration::from_secs(15), "healthy again", || {
+        relay.health.report().0
+    })
+    .await;
     relay.shutdown().await;
     replay.stop().await;
 }

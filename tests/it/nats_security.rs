@@ -70,6 +70,20 @@ async fn publish_once(nats_toml: &str, js: &async_nats::jetstream::Context) {
     }
     // Every trade plus a `connected` status event per instrument.
     assert_eq!(got, want + statuses, "events stored through {nats_toml}");
+    let direct = metric(
+        &relay.metrics.encode(),
+        "mdrelay_publish_direct_writes_total",
+        "",
+    );
+    if nats_toml.contains("writer = \"direct\"") {
+        assert_eq!(
+            direct,
+            (want + statuses) as f64,
+            "every event written on the direct connection, which authenticated on its own"
+        );
+    } else {
+        assert_eq!(direct, 0.0);
+    }
     relay.shutdown().await;
     replay.stop().await;
 }

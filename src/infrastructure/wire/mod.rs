@@ -132,6 +132,18 @@ impl Wire {
         self.inner.connected.load(Ordering::Acquire)
     }
 
+    /// Wait up to `timeout` for the connection to come up; whether it did.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let until = tokio::time::Instant::now() + timeout;
+        while !self.connected() {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// The connection's state, without keeping it open.
     pub fn state(&self) -> WireState {
         WireState(self.inner.clone())

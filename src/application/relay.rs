@@ -259,6 +259,12 @@ async fn start_wire(cfg: &RelayConfig, health: &Health) -> Result<Option<Wire>, 
     if cfg.nats.publish.writer != PublishWriter::Direct {
         return Ok(None);
     }
+    if cfg.nats.urls.iter().any(|u| u.starts_with("ws")) {
+        warn!(
+            "nats.publish.writer = \"direct\" needs nats:// or tls:// server URLs; publishing through the client"
+        );
+        return Ok(None);
+    }
     let w = Wire::start(&cfg.nats, &format!("{}-publish", cfg.service.name))?;
     health.set_wire(w.state());
     if !w.wait_connected(cfg.nats.connect_timeout.0).await {

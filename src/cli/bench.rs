@@ -78,7 +78,7 @@ pub struct Args {
     /// The relay's `[nats.publish] writer` in the publish comparison:
     /// `client` (the async-nats client) or `direct` (the relay's own
     /// publish-only connection).
-    #[arg(long, default_value = "client", value_parser = ["client", "direct"])]
+    #[arg(long, default_value = "direct", value_parser = ["client", "direct"])]
     pub writer: String,
 }
 

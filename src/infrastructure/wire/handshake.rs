@@ -84,10 +84,19 @@ impl Dial {
     /// TLS settings of `cfg`.
     pub(super) fn new(cfg: &RawNats, name: &str) -> Result<Dial, InfraError> {
         let (addrs, url_auth) = server_addrs(&cfg.urls)?;
+        if addrs.iter().any(|a| a.is_websocket()) {
+            return Err(config_error(
+                "the direct publish connection speaks NATS over TCP (nats:// or tls://), not over WebSocket",
+            ));
+        }
         let servers = addrs
             .iter()
             .map(|a| Server {
-                host: a.host().to_owned(),
+                host: a
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
                 port: a.port(),
                 tls: a.tls_required(),
             })

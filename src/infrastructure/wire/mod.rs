@@ -39,6 +39,7 @@ pub use encode::EncodeError;
 use handshake::{Conn, Dial, Server};
 
 use super::InfraError;
+use super::logs::{LogLimiter, clip};
 use crate::config::relay::raw::RawNats;
 
 /// How often the connection pings the server; two pings without a `PONG`
@@ -46,6 +47,10 @@ use crate::config::relay::raw::RawNats;
 /// kernel gave up).
 const PING_EVERY: Duration = Duration::from_secs(10);
 const PINGS_OUTSTANDING: u32 = 2;
+
+/// Longest a write to the socket may take before the connection counts as
+/// dead (the buffer holds at most the publish window).
+const WRITE_STALL: Duration = Duration::from_secs(20);
 
 /// Reconnect delays: 50 ms doubling to 2 s, for as long as it takes.
 fn reconnect_delay(attempt: u32) -> Duration {
@@ -282,6 +287,7 @@ async fn session(
     info!(server = %format!("{}:{}", server.host, server.port), server_version = %info.version, "NATS publish connection up");
     let pings = AtomicU32::new(0);
     let reader = async {
+        let mut logs = LogLimiter::new(Duration::from_secs(10));
         let mut rd = BufReader::new(rd);
         let mut line = String::new();
         loop {
@@ -299,8 +305,11 @@ async fn session(
             } else if let Some(e) = l.strip_prefix("-ERR") {
                 // Every -ERR but a permissions one closes the connection;
                 // a refused subject is not ours to fix here (the message is
-                // not acknowledged and goes back to its publisher).
-                warn!(error = %e.trim(), "NATS server error on the publish connection");
+                // not acknowledged and goes back to its publisher). One
+                // line per 10 s: a refused subject repeats per event.
+                if let Some(suppressed) = logs.allow("server error") {
+                    warn!(error = %clip(e.trim()), suppressed, "NATS server error on the publish connection");
+                }
             }
             // INFO (cluster changes) and +OK need nothing.
         }
@@ -326,7 +335,13 @@ async fn session(
             }
             take(inner, spare);
             if !spare.is_empty() {
-                wr.write_all(spare).await.map_err(|e| e.to_string())?;
+                // A server that stops reading (gone without a reset) would
+                // hold this write until the kernel gives up, minutes later;
+                // meanwhile the client carries the resends.
+                match tokio::time::timeout(WRITE_STALL, wr.write_all(spare)).await {
+                    Ok(r) => r.map_err(|e| e.to_string())?,
+                    Err(_) => return Err(format!("a write stalled for {WRITE_STALL:?}")),
+                }
             }
         }
     };

@@ -52,6 +52,9 @@ const PINGS_OUTSTANDING: u32 = 2;
 /// dead (the buffer holds at most the publish window).
 const WRITE_STALL: Duration = Duration::from_secs(20);
 
+/// A connection that lasted this long resets the reconnect backoff.
+const STABLE: Duration = Duration::from_secs(1);
+
 /// Reconnect delays: 50 ms doubling to 2 s, for as long as it takes.
 fn reconnect_delay(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.min(6)).min(Duration::from_secs(2))
@@ -210,15 +213,26 @@ async fn run(inner: Arc<Inner>, dial: Dial, stop: CancellationToken) {
         };
         match conn {
             Ok(conn) => {
-                attempt = 0;
                 last_error.clear();
                 for url in &conn.info.connect_urls {
                     learn(&mut servers, url, server.tls);
                 }
+                let began = tokio::time::Instant::now();
                 let why = session(&inner, conn, &server, &stop, &mut spare).await;
                 set_down(&inner);
                 if let Err(why) = why {
                     warn!(server = %format!("{}:{}", server.host, server.port), reason = %why, "NATS publish connection lost; reconnecting");
+                }
+                // A server that takes the connection and drops it at once,
+                // again and again, gets the backoff too (not a tight loop).
+                if began.elapsed() >= STABLE {
+                    attempt = 0;
+                } else {
+                    attempt += 1;
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(reconnect_delay(attempt)) => {}
+                    }
                 }
             }
             Err(e) => {

@@ -80,6 +80,10 @@ pub struct Args {
     /// publish-only connection).
     #[arg(long, default_value = "direct", value_parser = ["client", "direct"])]
     pub writer: String,
+    /// The relay's `[nats.publish] batch_flow` in the publish comparison
+    /// (default: the config's default).
+    #[arg(long)]
+    pub batch_flow: Option<u16>,
 }
 
 /// Arguments of the child `mdrelay bench-relay`.

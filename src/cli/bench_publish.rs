@@ -28,8 +28,11 @@ fn config(
     Ok(cfg.replace(
         "[nats.publish]\n",
         &format!(
-            "[nats.publish]\nmode = \"{mode}\"\nwriter = \"{}\"\n",
-            args.writer
+            "[nats.publish]\nmode = \"{mode}\"\nwriter = \"{}\"\n{}",
+            args.writer,
+            args.batch_flow
+                .map(|n| format!("batch_flow = {n}\n"))
+                .unwrap_or_default()
         ),
     ))
 }

@@ -255,7 +255,11 @@ impl RelayHandle {
 /// The direct publish connection, with `writer = "direct"`: started, shown
 /// on `/health`, and given the connect timeout to come up (events go through
 /// the client until it does).
-async fn start_wire(cfg: &RelayConfig, health: &Health) -> Result<Option<Wire>, RelayError> {
+async fn start_wire(
+    cfg: &RelayConfig,
+    client: &async_nats::Client,
+    health: &Health,
+) -> Result<Option<Wire>, RelayError> {
     if cfg.nats.publish.writer != PublishWriter::Direct {
         return Ok(None);
     }
@@ -264,6 +268,14 @@ async fn start_wire(cfg: &RelayConfig, health: &Health) -> Result<Option<Wire>, 
             "nats.publish.writer = \"direct\" needs nats:// or tls:// server URLs; publishing through the client"
         );
         return Ok(None);
+    }
+    // The client first (it carries the acks and the streams; a server with
+    // a connection limit should refuse the accelerator, not the client).
+    let until = tokio::time::Instant::now() + cfg.nats.connect_timeout.0;
+    while client.connection_state() != async_nats::connection::State::Connected
+        && tokio::time::Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let w = Wire::start(&cfg.nats, &format!("{}-publish", cfg.service.name))?;
     health.set_wire(w.state());
@@ -287,7 +299,7 @@ pub async fn start(cfg: RelayConfig, opts: StartOptions) -> Result<RelayHandle, 
 
     let client = nats::connect(&cfg.nats, &cfg.service.name, true).await?;
     health.set_nats(client.clone());
-    let wire = start_wire(&cfg, &health).await?;
+    let wire = start_wire(&cfg, &client, &health).await?;
     {
         let (client, gauge) = (client.clone(), metrics.nats_connected.clone());
         metrics.on_read(move || {

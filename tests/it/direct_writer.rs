@@ -313,3 +313,72 @@ async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_bac
     relay.shutdown().await;
     replay.stop().await;
 }
+
+/// A server that takes no more connections than the relay's client (and the
+/// test's): the direct connection is refused again and again, and every
+/// event goes through the client instead; `/health` shows the direct
+/// connection down and stays healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_go_through_the_client_while_the_direct_connection_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(&conf, "max_connections: 2\n").unwrap();
+    let nats = Nats::start_with(&["-c", conf.to_str().unwrap()]);
+    // The test's connection first, the relay's client second: none left.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let files = ["fixtures/okx/trades.jsonl"];
+    let replay = Replay::start(
+        ReplaySpec {
+            frames: frames(&files),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let config = config(
+        &nats,
+        "acks",
+        "okx",
+        &replay.url(),
+        &subs_for("okx", &files, "\"trade\""),
+        "",
+    )
+    .replace(
+        "[nats.publish]\n",
+        "connect_timeout = \"1s\"\n[nats.publish]\n",
+    );
+    let relay = relay(&config).await;
+    let statuses = instruments("okx", None, &files).len() as f64;
+    let trades = std::fs::read_to_string(root().join("fixtures/okx/trades.expected.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"data_type\":\"trade\""))
+        .count() as f64;
+    let metrics = relay.metrics.clone();
+    wait_until(Duration::from_secs(20), "every event published", || {
+        metric(&metrics.encode(), "mdrelay_events_published_total", "") >= trades + statuses
+    })
+    .await;
+    let m = relay.metrics.encode();
+    assert_eq!(metric(&m, "mdrelay_publish_direct_writes_total", ""), 0.0);
+    assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
+    let (code, health) = http_get(relay.http_addr, "/health").await;
+    assert_eq!(code, 200, "healthy without the direct connection: {health}");
+    assert!(
+        health.contains("\"publish_connection\":\"disconnected\""),
+        "{health}"
+    );
+    let js = async_nats::jetstream::new(client);
+    let stored = js
+        .get_stream("MARKET")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(stored as f64, trades + statuses, "every event stored once");
+    relay.shutdown().await;
+    replay.stop().await;
+}

@@ -166,7 +166,17 @@ impl Dial {
             ));
         }
         if !reader.buffer().is_empty() {
-            return Err("the server sent more than INFO before CONNECT".into());
+            // Only a refusal follows INFO unasked ("maximum connections
+            // exceeded"); TLS cannot start over other buffered bytes.
+            line.clear();
+            reader
+                .read_line(&mut line)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Err(match line.trim_end().strip_prefix("-ERR") {
+                Some(e) => format!("the server refused the connection:{e}"),
+                None => "the server sent more than INFO before CONNECT".into(),
+            });
         }
         let tcp = reader.into_inner();
         let io: Box<dyn Io> = if server.tls || self.tls.is_some() || info.tls_required {

@@ -263,7 +263,12 @@ async fn start_wire(
     if cfg.nats.publish.writer != PublishWriter::Direct {
         return Ok(None);
     }
-    if cfg.nats.urls.iter().any(|u| u.starts_with("ws")) {
+    if cfg
+        .nats
+        .urls
+        .iter()
+        .any(|u| u.starts_with("ws://") || u.starts_with("wss://"))
+    {
         warn!(
             "nats.publish.writer = \"direct\" needs nats:// or tls:// server URLs; publishing through the client"
         );

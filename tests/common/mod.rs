@@ -155,6 +155,18 @@ impl Nats {
         }
     }
 
+    /// Send the server a signal (`"STOP"` freezes it, `"CONT"` resumes it).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -{sig} nats-server");
+        }
+    }
+
     /// Start it again on the same port and store.
     pub fn restart(&mut self) {
         self.kill();

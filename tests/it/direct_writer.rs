@@ -382,3 +382,56 @@ async fn events_go_through_the_client_while_the_direct_connection_is_refused() {
     relay.shutdown().await;
     replay.stop().await;
 }
+
+/// The server freezes (SIGSTOP) for 32 s mid-stream, with both connections
+/// open: nothing answers, nothing closes. The direct connection gives up on
+/// its own (a stalled write or two unanswered pings), the unacknowledged
+/// events are sent again, and once the server resumes (SIGCONT) every book
+/// event is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_loses_nothing_and_stores_nothing_twice() {
+    log_from_env();
+    let nats = Nats::start();
+    let files = ["benches/data/okx.book.jsonl"];
+    let frames = frames(&files);
+    let total = frames.len();
+    let replay = Replay::start(
+        ReplaySpec {
+            frames,
+            rate: Some(250.0),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
+    let relay = relay(&config(&nats, "acks", "okx", &replay.url(), &subs, "")).await;
+    let stream = Stream::connect(&nats, "MARKET").await;
+    wait_for_count(&stream, 100, Duration::from_secs(10)).await;
+    nats.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    let frozen = relay.health.report().1;
+    nats.signal("CONT");
+    let metrics = relay.metrics.clone();
+    wait_until(Duration::from_secs(60), "every book event acked", || {
+        let m = metrics.encode();
+        metric(&m, "mdrelay_events_mapped_total", "l2_orderbook") >= total as f64
+            && metric(&m, "mdrelay_events_published_total", "l2_orderbook")
+                + metric(&m, "mdrelay_events_duplicate_total", "l2_orderbook")
+                >= total as f64
+    })
+    .await;
+    assert_eq!(
+        frozen["nats"]["publish_connection"], "disconnected",
+        "the direct connection noticed the frozen server: {frozen}"
+    );
+    let m = relay.metrics.encode();
+    assert_eq!(metric(&m, "mdrelay_publish_failures_total", ""), 0.0);
+    let stream = Stream::connect(&nats, "MARKET").await;
+    let books = stream.ids("l2_orderbook").await;
+    let unique: HashSet<&String> = books.iter().collect();
+    assert_eq!(unique.len(), books.len(), "0 stored twice");
+    assert_eq!(books.len(), total, "0 lost");
+    relay.shutdown().await;
+    replay.stop().await;
+}

@@ -263,12 +263,7 @@ async fn start_wire(
     if cfg.nats.publish.writer != PublishWriter::Direct {
         return Ok(None);
     }
-    if cfg
-        .nats
-        .urls
-        .iter()
-        .any(|u| u.starts_with("ws://") || u.starts_with("wss://"))
-    {
+    if !crate::infrastructure::wire::reaches(&cfg.nats) {
         warn!(
             "nats.publish.writer = \"direct\" needs nats:// or tls:// server URLs; publishing through the client"
         );

@@ -161,7 +161,13 @@ fn into_batch(mode: PublishMode, batch_open: bool, queued: usize, awaiting_acks:
 
 impl Publisher {
     fn handles(&mut self, m: &Outgoing) -> &Handles {
-        let i = match self
+        let i = self.venue_index(m);
+        &self.venues[i]
+    }
+
+    /// The index of `m`'s venue in `venues`, its handles made on first use.
+    fn venue_index(&mut self, m: &Outgoing) -> usize {
+        match self
             .venues
             .iter()
             .position(|h| Arc::ptr_eq(&h.venue, &m.venue) || h.venue == m.venue)
@@ -179,8 +185,7 @@ impl Publisher {
                 });
                 self.venues.len() - 1
             }
-        };
-        &self.venues[i]
+        }
     }
 
     /// Give up on the batch when NATS is gone or it made no progress.

@@ -28,9 +28,9 @@ impl Publisher {
         self.s.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// The direct writer, when there is one and it is up.
-    fn wire_up(&self) -> Option<&Wire> {
-        self.s.wire.as_ref().filter(|w| w.connected())
+    /// Whether there is a direct writer and it is up.
+    fn wire_up(&self) -> bool {
+        self.s.wire.as_ref().is_some_and(Wire::connected)
     }
 
     /// Whether a batch may open: batches go out only on the direct writer
@@ -48,11 +48,8 @@ impl Publisher {
     /// the direct connection cannot (the server only answers it to the
     /// connection holding the reply's subscription).
     async fn publish(&mut self, f: &Flight, reply: String) -> Result<(), Failure> {
-        if f.attempt == 0
-            && f.transient == 0
-            && let Some(wire) = self.wire_up()
-        {
-            return self.write_direct(wire.clone(), f, &reply);
+        if f.attempt == 0 && f.transient == 0 && self.wire_up() {
+            return self.write_direct(f, &reply);
         }
         let headers = self.handles(&f.m).headers.with_id(&f.m.id);
         self.s
@@ -67,13 +64,19 @@ impl Publisher {
             .map_err(|e| Failure::Transient(e.to_string()))
     }
 
-    /// Encode a message onto the direct writer.
-    fn write_direct(&mut self, wire: Wire, f: &Flight, reply: &str) -> Result<(), Failure> {
-        let block = self.handles(&f.m).headers.block();
+    /// Encode a message onto the direct writer (there is one: the caller
+    /// checked).
+    fn write_direct(&mut self, f: &Flight, reply: &str) -> Result<(), Failure> {
+        let i = self.venue_index(&f.m);
+        // Disjoint fields: the writer and the venue's header block, no
+        // handle cloned per event.
+        let Some(wire) = &self.s.wire else {
+            return Err(wire_failure(WireError::Disconnected));
+        };
         wire.hpub(
             f.m.subject.as_bytes(),
             reply.as_bytes(),
-            block,
+            self.venues[i].headers.block(),
             f.m.id.as_bytes(),
             &f.m.payload,
         )
@@ -105,9 +108,10 @@ impl Publisher {
         // A batch stays on one connection: the direct writer when there is
         // one (if it went down, the batch ends here and what it did not
         // confirm is sent again through the client).
-        let sent = match self.s.wire.clone() {
-            Some(wire) => self.write_direct(wire, &f, &reply),
-            None => self.publish(&f, reply).await,
+        let sent = if self.s.wire.is_some() {
+            self.write_direct(&f, &reply)
+        } else {
+            self.publish(&f, reply).await
         };
         match sent {
             Ok(()) => {

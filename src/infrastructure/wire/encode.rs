@@ -34,6 +34,21 @@ fn token_ok(s: &[u8]) -> bool {
     !s.is_empty() && !s.iter().any(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
+/// Check a message's subject and reply, and its size against the server's
+/// limit.
+fn check(subject: &[u8], reply: &[u8], size: usize, max: usize) -> Result<(), EncodeError> {
+    if !token_ok(subject) {
+        return Err(EncodeError::BadToken("the subject"));
+    }
+    if !token_ok(reply) {
+        return Err(EncodeError::BadToken("the reply subject"));
+    }
+    if size > max {
+        return Err(EncodeError::TooLarge { size, max });
+    }
+    Ok(())
+}
+
 /// Append `HPUB <subject> <reply> <hlen> <tlen>\r\n<head><last>\r\n\r\n<payload>\r\n`.
 /// `head` ends with the last header's name and `": "`; `last` is its value.
 pub(super) fn hpub(
@@ -45,23 +60,12 @@ pub(super) fn hpub(
     payload: &[u8],
     max_payload: usize,
 ) -> Result<(), EncodeError> {
-    if !token_ok(subject) {
-        return Err(EncodeError::BadToken("the subject"));
-    }
-    if !token_ok(reply) {
-        return Err(EncodeError::BadToken("the reply subject"));
-    }
     if last.iter().any(|&c| c == b'\r' || c == b'\n') {
         return Err(EncodeError::BadToken("a header value"));
     }
     let hlen = head.len() + last.len() + 4;
     let total = hlen + payload.len();
-    if total > max_payload {
-        return Err(EncodeError::TooLarge {
-            size: total,
-            max: max_payload,
-        });
-    }
+    check(subject, reply, total, max_payload)?;
     out.reserve(subject.len() + reply.len() + 32 + total);
     out.put_slice(b"HPUB ");
     out.put_slice(subject);
@@ -88,18 +92,7 @@ pub(super) fn publish(
     payload: &[u8],
     max_payload: usize,
 ) -> Result<(), EncodeError> {
-    if !token_ok(subject) {
-        return Err(EncodeError::BadToken("the subject"));
-    }
-    if !token_ok(reply) {
-        return Err(EncodeError::BadToken("the reply subject"));
-    }
-    if payload.len() > max_payload {
-        return Err(EncodeError::TooLarge {
-            size: payload.len(),
-            max: max_payload,
-        });
-    }
+    check(subject, reply, payload.len(), max_payload)?;
     out.reserve(subject.len() + reply.len() + 24 + payload.len());
     out.put_slice(b"PUB ");
     out.put_slice(subject);

@@ -84,7 +84,7 @@ impl Dial {
     /// TLS settings of `cfg`.
     pub(super) fn new(cfg: &RawNats, name: &str) -> Result<Dial, InfraError> {
         let (addrs, url_auth) = server_addrs(&cfg.urls)?;
-        if addrs.iter().any(|a| a.is_websocket()) {
+        if over_websocket(&addrs) {
             return Err(config_error(
                 "the direct publish connection speaks NATS over TCP (nats:// or tls://), not over WebSocket",
             ));
@@ -279,6 +279,12 @@ impl Dial {
         }
         Ok(o.to_string())
     }
+}
+
+/// Whether any of the servers is reached over WebSocket (`ws://`,
+/// `wss://`), which the direct connection does not speak.
+pub(super) fn over_websocket(addrs: &[async_nats::ServerAddr]) -> bool {
+    addrs.iter().any(async_nats::ServerAddr::is_websocket)
 }
 
 /// Parse an `INFO {json}` line.

@@ -197,6 +197,12 @@ impl Wire {
     }
 }
 
+/// Whether the direct connection can reach the servers of `cfg`: it speaks
+/// NATS over TCP (`nats://`, `tls://`), not over WebSocket.
+pub fn reaches(cfg: &RawNats) -> bool {
+    super::nats::server_addrs(&cfg.urls).is_ok_and(|(addrs, _)| !handshake::over_websocket(&addrs))
+}
+
 /// Connect, run a session, reconnect: until every handle is gone.
 async fn run(inner: Arc<Inner>, dial: Dial, stop: CancellationToken) {
     let mut servers: Vec<Server> = dial.servers.clone();
@@ -402,6 +408,18 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!((s[1].host.as_str(), s[1].port), ("10.0.0.2", 4223));
         assert_eq!(s[2].host, "::1");
+    }
+
+    #[test]
+    fn websocket_servers_are_out_of_reach_and_tcp_ones_within() {
+        let with = |urls: &[&str]| RawNats {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            ..RawNats::default()
+        };
+        assert!(reaches(&with(&["nats://127.0.0.1:4222", "tls://n2:4222"])));
+        assert!(reaches(&with(&["ws-nats.internal:4222"])));
+        assert!(!reaches(&with(&["ws://127.0.0.1:8080"])));
+        assert!(!reaches(&with(&["nats://a:4222", "wss://b:443"])));
     }
 
     #[test]

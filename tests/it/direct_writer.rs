@@ -1,14 +1,15 @@
-//! The direct publish connection (`[nats.publish] writer = "direct"`): the
-//! relay writes `HPUB` itself on a second connection. The reliability cases
-//! of the client writer, with every id counted: NATS killed mid-stream in
-//! both publish modes, replayed duplicates, a stream refusing writes, and a
-//! message too large for the server. (Auth and TLS: `nats_security.rs`;
-//! a cluster leader change: `cluster.rs`.)
+//! The direct publish connection (`[nats.publish] writer = "direct"`, the
+//! default): the relay writes `HPUB` itself on a second connection. What
+//! only it can get wrong, with every id counted: NATS killed mid-stream in
+//! both publish modes (and how much went out directly), a server refusing
+//! it, a server frozen mid-stream. Replayed duplicates, a deleted stream and
+//! a stream refusing writes run with either writer in `e2e_relay.rs` and
+//! `jetstream_refusing.rs`; auth and TLS in `nats_security.rs`; a cluster
+//! leader change in `cluster.rs`.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::common;
 use crate::common::*;
 use mdrelay::tools::replay::ReplaySpec;
 
@@ -123,195 +124,6 @@ async fn a_nats_restart_mid_stream_in_batches_loses_nothing_and_stores_nothing_t
         return;
     }
     nats_restart_mid_stream("batched", "allow_batched = true").await;
-}
-
-/// The recording twice over one connection: the second copy's ids are all
-/// in the stream already, so the stream holds each event once, and the
-/// relay counts the second copy as duplicates (per-message acks say so).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_duplicates_are_stored_once_and_counted() {
-    let nats = Nats::start();
-    let files = ["fixtures/binance-spot/trades.jsonl"];
-    let mut all = frames(&files);
-    let once = all.len();
-    all.extend(frames(&files));
-    let feed = common::feeds::Feed {
-        venue: "binance-spot",
-        files: &["fixtures/binance-spot/trades.jsonl"],
-        types: &["trade"],
-        rate: 0.0,
-    };
-    let expected = common::feeds::expected_ids(&feed, &all[..once]);
-    let replay = Replay::start(
-        ReplaySpec {
-            frames: all,
-            ..Default::default()
-        },
-        None,
-    )
-    .await;
-    let subs = subs_for("binance-spot", &files, "\"trade\"");
-    let relay = relay(&config(
-        &nats,
-        "acks",
-        "binance-spot",
-        &replay.url(),
-        &subs,
-        "",
-    ))
-    .await;
-    let metrics = relay.metrics.clone();
-    let n = expected.len() as f64;
-    wait_until(Duration::from_secs(15), "both copies acked", || {
-        let m = metrics.encode();
-        metric(&m, "mdrelay_events_published_total", "trade")
-            + metric(&m, "mdrelay_events_duplicate_total", "trade")
-            >= 2.0 * n
-    })
-    .await;
-    let m = relay.metrics.encode();
-    assert_eq!(metric(&m, "mdrelay_events_published_total", "trade"), n);
-    assert_eq!(metric(&m, "mdrelay_events_duplicate_total", "trade"), n);
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let t = common::feeds::tally(&client, "MARKET", &expected).await;
-    assert_eq!(
-        (t.lost, t.twice),
-        (0, 0),
-        "0 lost, 0 twice: {:?}",
-        t.lost_sample
-    );
-    relay.shutdown().await;
-    replay.stop().await;
-}
-
-/// A stream capped at 100 messages with `discard = "new"`: JetStream
-/// refuses the rest, and each refused event is retried, then dropped and
-/// counted as `publish_failed`. What the stream holds equals what was
-/// acknowledged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_refusing_writes_gives_counted_drops() {
-    let nats = Nats::start();
-    let files = ["benches/data/okx.book.jsonl"];
-    let replay = Replay::start(
-        ReplaySpec {
-            frames: frames(&files),
-            ..Default::default()
-        },
-        None,
-    )
-    .await;
-    let subs = subs_for("okx", &files, "\"l2_orderbook\"");
-    let statuses = instruments("okx", None, &files).len() as f64;
-    let relay = relay(&config(
-        &nats,
-        "acks",
-        "okx",
-        &replay.url(),
-        &subs,
-        "max_messages = 100\ndiscard = \"new\"",
-    ))
-    .await;
-    let metrics = relay.metrics.clone();
-    let total = 1500.0 + statuses;
-    wait_until(Duration::from_secs(30), "every event settled", || {
-        let m = metrics.encode();
-        metric(&m, "mdrelay_events_published_total", "")
-            + metric(&m, "mdrelay_publish_failures_total", "")
-            >= total
-    })
-    .await;
-    let m = relay.metrics.encode();
-    let published = metric(&m, "mdrelay_events_published_total", "");
-    let failed = metric(&m, "mdrelay_publish_failures_total", "");
-    assert_eq!(published, 100.0, "acked = what the stream took");
-    assert_eq!(published + failed, total, "none vanish");
-    assert!(
-        metric(&m, "mdrelay_publish_retries_total", "") >= 2.0 * failed,
-        "each drop was retried twice first"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            "mdrelay_events_dropped_total",
-            "cause=\"publish_failed\""
-        ),
-        failed,
-        "each refused event is a drop with its cause"
-    );
-    let stream = Stream::connect(&nats, "MARKET").await;
-    assert_eq!(stream.count().await, 100);
-    relay.shutdown().await;
-    replay.stop().await;
-}
-
-/// The stream is deleted under a running relay. The direct connection
-/// cannot hear JetStream's "no responders", but the resend of each
-/// unacknowledged message goes through the client, which does: `/health`
-/// turns unhealthy as with the client writer, nothing is given up, and it
-/// recovers once the stream is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_back() {
-    let nats = Nats::start();
-    let replay = Replay::start(
-        ReplaySpec {
-            frames: frames(&["fixtures/okx/trades.jsonl"]),
-            rate: Some(50.0),
-            looped: true,
-            ..Default::default()
-        },
-        None,
-    )
-    .await;
-    let subs = "[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]";
-    let relay = relay(&config(&nats, "acks", "okx", &replay.url(), subs, "")).await;
-    let stream = Stream::connect(&nats, "MARKET").await;
-    wait_for_count(&stream, 3, Duration::from_secs(10)).await;
-    let config = stream
-        .js
-        .get_stream("MARKET")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
-    stream.js.delete_stream("MARKET").await.unwrap();
-    let gone = std::time::Instant::now();
-    let body = loop {
-        let (code, body) = http_get(relay.http_addr, "/health").await;
-        if code == 503 {
-            break body;
-        }
-        assert!(
-            gone.elapsed() < Duration::from_secs(30),
-            "still healthy 30 s after the stream was deleted: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(
-        v["nats"]["no_stream_for_ms"].as_u64().unwrap() >= 5000,
-        "{body}"
-    );
-    assert_eq!(v["nats"]["publish_connection"], "connected", "{body}");
-    eprintln!(
-        "unhealthy {:?} after the stream was deleted",
-        gone.elapsed()
-    );
-    let m = relay.metrics.encode();
-    assert_eq!(
-        metric(&m, "mdrelay_publish_failures_total", ""),
-        0.0,
-        "nothing is given up meanwhile"
-    );
-    stream.js.create_stream(config).await.unwrap();
-    wait_until(Duration::from_secs(15), "healthy again", || {
-        relay.health.report().0
-    })
-    .await;
-    relay.shutdown().await;
-    replay.stop().await;
 }
 
 /// A server that takes no more connections than the relay's client (and the

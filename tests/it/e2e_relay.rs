@@ -32,6 +32,14 @@ max_delay = "500ms"
     )
 }
 
+/// `config` with `[nats.publish] writer` set.
+fn config_with_writer(nats: &Nats, venue: &str, url: &str, subs: &str, writer: &str) -> String {
+    config(nats, venue, url, subs).replace(
+        "[nats.publish]\n",
+        &format!("[nats.publish]\nwriter = \"{writer}\"\n"),
+    )
+}
+
 /// Expected events of a fixture case, without the receive time.
 fn expected_events(venue: &str, case: &str, data_type: &str) -> Vec<serde_json::Value> {
     let text =
@@ -125,6 +133,15 @@ async fn events_arrive_with_values_subjects_and_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_duplicates_are_stored_once() {
+    replayed_duplicates("direct").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_duplicates_through_the_client_writer_are_stored_once() {
+    replayed_duplicates("client").await;
+}
+
+async fn replayed_duplicates(writer: &str) {
     let nats = Nats::start();
     let mut all = frames(&["fixtures/binance-spot/trades.jsonl"]);
     all.extend(frames(&["fixtures/binance-spot/trades.jsonl"]));
@@ -139,7 +156,14 @@ async fn replayed_duplicates_are_stored_once() {
     let files = ["fixtures/binance-spot/trades.jsonl"];
     let subs = subs_for("binance-spot", &files, "\"trade\"");
     let instruments = common::instruments("binance-spot", None, &files).len() as u64;
-    let relay = relay(&config(&nats, "binance-spot", &replay.url(), &subs)).await;
+    let relay = relay(&config_with_writer(
+        &nats,
+        "binance-spot",
+        &replay.url(),
+        &subs,
+        writer,
+    ))
+    .await;
     let want = expected_events("binance-spot", "trades", "trade").len() as u64;
     let stream = Stream::connect(&nats, "MARKET").await;
     let metrics = relay.metrics.clone();
@@ -159,6 +183,16 @@ async fn replayed_duplicates_are_stored_once() {
     );
     let ids: Vec<String> = stream.all().await.into_iter().map(|m| m.id).collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    // The second copy is counted exactly as duplicates, the first as new.
+    let m = relay.metrics.encode();
+    assert_eq!(
+        common::metric(&m, "mdrelay_events_duplicate_total", "trade"),
+        want as f64
+    );
+    assert_eq!(
+        common::metric(&m, "mdrelay_events_published_total", "trade"),
+        want as f64
+    );
     relay.shutdown().await;
     replay.stop().await;
 }
@@ -367,8 +401,19 @@ async fn health_and_metrics_follow_the_state() {
     replay.stop().await;
 }
 
+/// With the direct writer (the default) the first attempts cannot hear
+/// JetStream's "no responders", but their resends through the client do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_back() {
+    no_stream("direct").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_that_meet_no_stream_through_the_client_writer_make_the_relay_unhealthy() {
+    no_stream("client").await;
+}
+
+async fn no_stream(writer: &str) {
     let nats = Nats::start();
     let replay = Replay::start(
         ReplaySpec {
@@ -381,7 +426,14 @@ async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_bac
     )
     .await;
     let subs = "[[venues.subscriptions]]\ninstrument = \"BTC-USDT\"\ntypes = [\"trade\"]";
-    let relay = relay(&config(&nats, "okx", &replay.url(), subs)).await;
+    let relay = relay(&config_with_writer(
+        &nats,
+        "okx",
+        &replay.url(),
+        subs,
+        writer,
+    ))
+    .await;
     let stream = Stream::connect(&nats, "MARKET").await;
     wait_for_count(&stream, 3, Duration::from_secs(10)).await;
     let config = stream
@@ -412,6 +464,11 @@ async fn publishes_that_meet_no_stream_make_the_relay_unhealthy_until_one_is_bac
         v["nats"]["no_stream_for_ms"].as_u64().unwrap() >= 5000,
         "{body}"
     );
+    if writer == "direct" {
+        assert_eq!(v["nats"]["publish_connection"], "connected", "{body}");
+    } else {
+        assert!(v["nats"]["publish_connection"].is_null(), "{body}");
+    }
     eprintln!(
         "unhealthy {:?} after the stream was deleted",
         gone.elapsed()

@@ -9,6 +9,15 @@ use mdrelay::tools::replay::ReplaySpec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_gives_counted_drops_and_the_relay_carries_on() {
+    full_stream("direct").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_through_the_client_writer_gives_counted_drops() {
+    full_stream("client").await;
+}
+
+async fn full_stream(writer: &str) {
     let nats = Nats::start();
     let frames = frames(&["benches/data/okx.book.jsonl"]);
     let replay = Replay::start(
@@ -20,7 +29,7 @@ async fn a_full_stream_gives_counted_drops_and_the_relay_carries_on() {
     )
     .await;
     let config = format!(
-        "[nats]\nurls = [\"{}\"]\n[nats.publish]\nretry_delays = [\"10ms\", \"20ms\"]\n\
+        "[nats]\nurls = [\"{}\"]\n[nats.publish]\nwriter = \"{writer}\"\nretry_delays = [\"10ms\", \"20ms\"]\n\
          [[nats.streams]]\nname = \"MARKET\"\nsubjects = [\"market.>\"]\n\
          max_messages = 100\ndiscard = \"new\"\n\
          [[venues]]\nid = \"okx\"\nurl = \"{}\"\n{}",

@@ -25,8 +25,8 @@ use anyhow::{Context, bail};
 use super::bench_ceiling::{Mode, ceiling};
 use super::bench_feeds::{background_venues, feeds, feeds_file};
 use super::bench_procs::{
-    Children, cpu_seconds, free_port, nats_server, peak_rss_kib, start_replays, status_kib,
-    tempfile_dir, wait_port,
+    Children, cpu_seconds, free_port, idle_cpu_seconds, nats_server, peak_rss_kib,
+    process_cpu_seconds, start_replays, status_kib, tempfile_dir, wait_port,
 };
 use crate::application::relay::{StartOptions, start};
 use crate::config::relay::load_relay;
@@ -95,6 +95,10 @@ pub struct RelayPhaseArgs {
     /// Seconds measured.
     #[arg(long)]
     pub seconds: u64,
+    /// The broker's process, whose CPU over the same window is reported
+    /// too (`broker_cpu_seconds`).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
 }
 
 fn relay_config(
@@ -224,6 +228,12 @@ pub(super) struct PhaseResult {
     /// Open venue connections at the end of the measured window.
     #[serde(default)]
     pub(super) connections: f64,
+    /// CPU seconds of the broker (`--broker-pid`) over the window.
+    #[serde(default)]
+    pub(super) broker_cpu_seconds: f64,
+    /// CPU seconds the whole machine left idle over the window.
+    #[serde(default)]
+    pub(super) idle_cpu_seconds: f64,
 }
 
 pub(super) fn run_phase(
@@ -233,10 +243,28 @@ pub(super) fn run_phase(
     config: &str,
     seconds: u64,
 ) -> anyhow::Result<PhaseResult> {
+    run_phase_watching(exe, dir, name, config, seconds, None)
+}
+
+/// [`run_phase`], also reading the CPU of the broker's process `broker`
+/// over the measured window.
+pub(super) fn run_phase_watching(
+    exe: &Path,
+    dir: &Path,
+    name: &str,
+    config: &str,
+    seconds: u64,
+    broker: Option<u32>,
+) -> anyhow::Result<PhaseResult> {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config)?;
-    let out = Command::new(exe)
-        .args(["bench-relay", "--seconds", &seconds.to_string(), "--config"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench-relay", "--seconds", &seconds.to_string()]);
+    if let Some(pid) = broker {
+        cmd.args(["--broker-pid", &pid.to_string()]);
+    }
+    let out = cmd
+        .arg("--config")
         .arg(&path)
         .stderr(Stdio::inherit())
         .output()
@@ -282,6 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("starting nats-server ($MDRELAY_NATS_SERVER, else the one on PATH)")?,
     );
     wait_port(nats_port)?;
+    let broker_pid = kids.0.last().map(std::process::Child::id);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "mdrelay end-to-end benchmark: {cores} cores, nats-server file storage, window {}, {} s per phase",
@@ -317,7 +346,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     if args.publish {
-        super::bench_publish::compare(&args, &exe, &root, &dir, nats_port, &runtime)?;
+        super::bench_publish::compare(&args, &exe, &root, &dir, (nats_port, broker_pid), &runtime)?;
         drop(kids);
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(ExitCode::SUCCESS);
@@ -424,7 +453,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             100.0 * r.events / r.seconds / lean
         );
     }
-    super::bench_publish::compare(&args, &exe, &root, &dir, nats_port, &runtime)?;
+    super::bench_publish::compare(&args, &exe, &root, &dir, (nats_port, broker_pid), &runtime)?;
     consumers()?;
     drop(kids);
     let _ = std::fs::remove_dir_all(&dir);
@@ -477,11 +506,15 @@ pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (f0, e0) = counts();
         let c0 = cpu_seconds();
+        let b0 = args.broker_pid.map_or(0.0, process_cpu_seconds);
+        let i0 = idle_cpu_seconds();
         let _ = probe.take();
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let (f1, e1) = counts();
         let c1 = cpu_seconds();
+        let b1 = args.broker_pid.map_or(0.0, process_cpu_seconds);
+        let i1 = idle_cpu_seconds();
         let rss_kib = status_kib("VmRSS:");
         let connections: f64 = m
             .encode()
@@ -504,6 +537,8 @@ pub fn run_relay_phase(args: RelayPhaseArgs) -> anyhow::Result<ExitCode> {
             peak_rss_kib: peak_rss_kib(),
             rss_kib,
             connections,
+            broker_cpu_seconds: b1 - b0,
+            idle_cpu_seconds: i1 - i0,
         })
     })?;
     println!("{}", serde_json::to_string(&result)?);

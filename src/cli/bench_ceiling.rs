@@ -14,9 +14,12 @@ use futures_util::stream::FuturesUnordered;
 
 use super::bench::quantile;
 use super::bench_feeds::{Feed, feeds};
+use crate::application::publisher::HeaderTemplate;
+use crate::config::relay::raw::RawNats;
 use crate::config::venue::load_venue;
 use crate::domain::Timestamp;
 use crate::engine::mapper::{Mapper, RawFrame};
+use crate::infrastructure::wire::Wire;
 use crate::serialization::PayloadFormat;
 
 /// How the plain client publishes.
@@ -33,6 +36,10 @@ pub(super) enum Mode {
     /// the measured time; then until the stream has stored what it will.
     /// The broker's storage ceiling.
     NoAck,
+    /// The same, written by the relay's own publish connection (the direct
+    /// writer: no header map, large writes), so that the client's cost per
+    /// message cannot hold the ceiling down.
+    NoAckDirect,
 }
 
 /// What the plain client achieved: acked events per second, and the
@@ -50,6 +57,8 @@ struct Msg {
     subject: async_nats::Subject,
     id: String,
     data_type: &'static str,
+    /// The relay's header block up to the id's value (direct writer).
+    block: Bytes,
     payload: Bytes,
 }
 
@@ -89,6 +98,9 @@ fn messages(root: &Path, stream: &str) -> anyhow::Result<Vec<Msg>> {
                         subject: format!("{}.{}", stream.to_ascii_lowercase(), e.subject()).into(),
                         id: e.id.0.clone(),
                         data_type: e.data_type().as_str(),
+                        block: Bytes::copy_from_slice(
+                            HeaderTemplate::new("bench", e.data_type(), "application/json").block(),
+                        ),
                         payload: Bytes::from(buf),
                     });
                 }
@@ -124,7 +136,16 @@ pub(super) async fn ceiling(
         Mode::Max => request_ceiling(&js, &msgs, window, seconds, None).await,
         Mode::Paced(rate) => request_ceiling(&js, &msgs, window, seconds, Some(rate)).await,
         Mode::Lean => lean_ceiling(js.client(), &msgs, window, seconds).await,
-        Mode::NoAck => no_ack_ceiling(&js, stream, &msgs, seconds).await,
+        Mode::NoAck => no_ack_ceiling(&js, stream, &msgs, seconds, None).await,
+        Mode::NoAckDirect => {
+            let cfg: RawNats =
+                toml::from_str(&format!("urls = [\"nats://127.0.0.1:{nats_port}\"]"))?;
+            let wire = Wire::start(&cfg, "mdrelay-bench")?;
+            if !wire.wait_connected(Duration::from_secs(10)).await {
+                bail!("no-ack ceiling: the direct connection did not come up");
+            }
+            no_ack_ceiling(&js, stream, &msgs, seconds, Some(wire)).await
+        }
     }
 }
 
@@ -137,6 +158,7 @@ async fn no_ack_ceiling(
     stream: &str,
     msgs: &[Msg],
     seconds: u64,
+    wire: Option<Wire>,
 ) -> anyhow::Result<Ceiling> {
     const LAG: u64 = 8_192;
     let client = js.client();
@@ -149,14 +171,37 @@ async fn no_ack_ceiling(
     while start.elapsed() < Duration::from_secs(seconds) {
         for _ in 0..1_024 {
             let m = &msgs[i % msgs.len()];
-            client
-                .publish_with_headers(
-                    m.subject.clone(),
-                    m.headers(i / msgs.len()),
-                    m.payload.clone(),
-                )
-                .await?;
+            let round = i / msgs.len();
+            match &wire {
+                Some(w) => {
+                    let id = if round == 0 {
+                        m.id.clone()
+                    } else {
+                        format!("{}~{round}", m.id)
+                    };
+                    w.hpub(
+                        m.subject.as_bytes(),
+                        b"",
+                        &m.block,
+                        id.as_bytes(),
+                        &m.payload,
+                    )?;
+                }
+                None => {
+                    client
+                        .publish_with_headers(
+                            m.subject.clone(),
+                            m.headers(round),
+                            m.payload.clone(),
+                        )
+                        .await?
+                }
+            }
             i += 1;
+        }
+        if wire.is_some() {
+            // Let the connection's task write what was queued.
+            tokio::task::yield_now().await;
         }
         while i as u64 > stored + LAG {
             stored = s.info().await?.state.messages - before;

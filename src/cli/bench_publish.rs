@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use super::bench::{Args, PhaseResult, relay_config_with, run_phase};
+use super::bench::{Args, PhaseResult, relay_config_with, run_phase_watching};
 use super::bench_ceiling::{Mode, ceiling};
 use super::bench_procs::{Children, start_replays};
 
@@ -37,12 +37,16 @@ fn config(
     ))
 }
 
+/// The broker: its port, and its process when known (its CPU is read over
+/// each relay phase).
+type Broker = (u16, Option<u32>);
+
 fn phase(
     args: &Args,
     exe: &Path,
     dir: &Path,
     root: &Path,
-    nats_port: u16,
+    (nats_port, broker_pid): Broker,
     mode: &str,
     rate: Option<u32>,
 ) -> anyhow::Result<PhaseResult> {
@@ -53,17 +57,28 @@ fn phase(
         "publish-{mode}-{}",
         rate.map_or("max".into(), |r| r.to_string())
     );
-    let r = run_phase(exe, dir, &name, &cfg, args.seconds)?;
+    let r = run_phase_watching(exe, dir, &name, &cfg, args.seconds, broker_pid)?;
     drop(replays);
-    let cpu_us = r.cpu_seconds / r.events.max(1.0) * 1e6;
+    let per_event = |s: f64| s / r.events.max(1.0) * 1e6;
     println!(
-        "  relay {mode:<7} {:<12} events acked {:>9.0}/s  frames {:>9.0}/s  cpu {cpu_us:>5.2} µs/event  p50 {} µs  p99 {} µs  peak RSS {} MiB",
+        "  relay {mode:<7} {:<12} events acked {:>9.0}/s  frames {:>9.0}/s  cpu {:>5.2} µs/event  p50 {} µs  p99 {} µs  peak RSS {} MiB",
         rate.map_or("full speed".into(), |r| format!("{r} frames/s")),
         r.events / r.seconds,
         r.frames / r.seconds,
+        per_event(r.cpu_seconds),
         r.p50_us,
         r.p99_us,
         r.peak_rss_kib / 1024
+    );
+    // Where the machine's cores went over the window: the relay, the
+    // broker, idle, and the rest (the fake venues, this process, others).
+    let cores = |s: f64| s / r.seconds.max(1e-9);
+    println!(
+        "          cores: relay {:.2}, broker {:.2} ({:.2} µs/event), idle {:.2}",
+        cores(r.cpu_seconds),
+        cores(r.broker_cpu_seconds),
+        per_event(r.broker_cpu_seconds),
+        cores(r.idle_cpu_seconds)
     );
     Ok(r)
 }
@@ -81,9 +96,10 @@ pub(super) fn compare(
     exe: &Path,
     root: &Path,
     dir: &Path,
-    nats_port: u16,
+    broker: Broker,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
+    let nats_port = broker.0;
     println!(
         "publish modes (json, window {}, writer {}):",
         args.window, args.writer
@@ -98,11 +114,22 @@ pub(super) fn compare(
             mode,
         ))
     };
-    let no_ack = c("NOACK", Mode::NoAck)?;
+    let no_ack_client = c("NOACK", Mode::NoAck)?;
     println!(
         "  broker no-ack storage ceiling (core publish, same headers):  {:>9.0} events/s  client cpu {:.2} µs/msg",
-        no_ack.rate, no_ack.cpu_us
+        no_ack_client.rate, no_ack_client.cpu_us
     );
+    let no_ack_direct = c("NOACKD", Mode::NoAckDirect)?;
+    println!(
+        "  the same, written by the direct writer:                       {:>9.0} events/s  client cpu {:.2} µs/msg",
+        no_ack_direct.rate, no_ack_direct.cpu_us
+    );
+    // The ceiling is the broker's: whichever client got more stored.
+    let no_ack = if no_ack_direct.rate > no_ack_client.rate {
+        no_ack_direct
+    } else {
+        no_ack_client
+    };
     let acks = c("ACKS", Mode::Max)?;
     println!(
         "  broker per-message-ack ceiling (library JetStream publish):  {:>9.0} events/s  client cpu {:.2} µs/msg",
@@ -117,15 +144,15 @@ pub(super) fn compare(
     for _ in 0..args.rounds.max(1) {
         best_auto = better(
             best_auto,
-            phase(args, exe, dir, root, nats_port, "auto", None)?,
+            phase(args, exe, dir, root, broker, "auto", None)?,
         );
         best_acks = better(
             best_acks,
-            phase(args, exe, dir, root, nats_port, "acks", None)?,
+            phase(args, exe, dir, root, broker, "acks", None)?,
         );
         best_batched = better(
             best_batched,
-            phase(args, exe, dir, root, nats_port, "batched", None)?,
+            phase(args, exe, dir, root, broker, "batched", None)?,
         );
     }
     let (a, b, u) = (
@@ -134,33 +161,17 @@ pub(super) fn compare(
         best_auto.unwrap_or_default(),
     );
     let rate = |r: &PhaseResult| r.events / r.seconds.max(1e-9);
-    let steady_acks = phase(
-        args,
-        exe,
-        dir,
-        root,
-        nats_port,
-        "acks",
-        Some(args.steady_rate),
-    )?;
+    let steady_acks = phase(args, exe, dir, root, broker, "acks", Some(args.steady_rate))?;
     let steady_batched = phase(
         args,
         exe,
         dir,
         root,
-        nats_port,
+        broker,
         "batched",
         Some(args.steady_rate),
     )?;
-    let steady_auto = phase(
-        args,
-        exe,
-        dir,
-        root,
-        nats_port,
-        "auto",
-        Some(args.steady_rate),
-    )?;
+    let steady_auto = phase(args, exe, dir, root, broker, "auto", Some(args.steady_rate))?;
     // The broker's own publish-to-ack latency at the steady rate (one
     // client, acks awaited out of line): the floor under the relay's.
     let floor = c("PACED", Mode::Paced(args.steady_rate))?;

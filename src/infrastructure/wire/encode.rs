@@ -34,13 +34,13 @@ fn token_ok(s: &[u8]) -> bool {
     !s.is_empty() && !s.iter().any(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
-/// Check a message's subject and reply, and its size against the server's
-/// limit.
+/// Check a message's subject and reply (empty: none), and its size against
+/// the server's limit.
 fn check(subject: &[u8], reply: &[u8], size: usize, max: usize) -> Result<(), EncodeError> {
     if !token_ok(subject) {
         return Err(EncodeError::BadToken("the subject"));
     }
-    if !token_ok(reply) {
+    if !reply.is_empty() && !token_ok(reply) {
         return Err(EncodeError::BadToken("the reply subject"));
     }
     if size > max {
@@ -51,6 +51,7 @@ fn check(subject: &[u8], reply: &[u8], size: usize, max: usize) -> Result<(), En
 
 /// Append `HPUB <subject> <reply> <hlen> <tlen>\r\n<head><last>\r\n\r\n<payload>\r\n`.
 /// `head` ends with the last header's name and `": "`; `last` is its value.
+/// An empty `reply` is left out (a publish nobody answers).
 pub(super) fn hpub(
     out: &mut BytesMut,
     subject: &[u8],
@@ -68,10 +69,7 @@ pub(super) fn hpub(
     check(subject, reply, total, max_payload)?;
     out.reserve(subject.len() + reply.len() + 32 + total);
     out.put_slice(b"HPUB ");
-    out.put_slice(subject);
-    out.put_u8(b' ');
-    out.put_slice(reply);
-    out.put_u8(b' ');
+    put_subjects(out, subject, reply);
     put_num(out, hlen);
     out.put_u8(b' ');
     put_num(out, total);
@@ -82,6 +80,16 @@ pub(super) fn hpub(
     out.put_slice(payload);
     out.put_slice(b"\r\n");
     Ok(())
+}
+
+/// Append `<subject> <reply> ` (or `<subject> ` without a reply).
+fn put_subjects(out: &mut BytesMut, subject: &[u8], reply: &[u8]) {
+    out.put_slice(subject);
+    out.put_u8(b' ');
+    if !reply.is_empty() {
+        out.put_slice(reply);
+        out.put_u8(b' ');
+    }
 }
 
 /// Append `PUB <subject> <reply> <len>\r\n<payload>\r\n`.
@@ -95,10 +103,7 @@ pub(super) fn publish(
     check(subject, reply, payload.len(), max_payload)?;
     out.reserve(subject.len() + reply.len() + 24 + payload.len());
     out.put_slice(b"PUB ");
-    out.put_slice(subject);
-    out.put_u8(b' ');
-    out.put_slice(reply);
-    out.put_u8(b' ');
+    put_subjects(out, subject, reply);
     put_num(out, payload.len());
     out.put_slice(b"\r\n");
     out.put_slice(payload);
@@ -146,9 +151,20 @@ mod tests {
             Err(EncodeError::TooLarge { size: 128, max: 64 })
         );
         assert_eq!(
-            publish(&mut out, b"m.x", b"", b"", 64),
+            publish(&mut out, b"m.x", b"r\n", b"", 64),
             Err(EncodeError::BadToken("the reply subject"))
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_empty_reply_is_left_out() {
+        let mut out = BytesMut::new();
+        hpub(&mut out, b"m.x", b"", b"NATS/1.0\r\nI: ", b"1", b"{}", 64).unwrap();
+        publish(&mut out, b"m.y", b"", b"ab", 64).unwrap();
+        assert_eq!(
+            &out[..],
+            b"HPUB m.x 18 20\r\nNATS/1.0\r\nI: 1\r\n\r\n{}\r\nPUB m.y 2\r\nab\r\n"
+        );
     }
 }

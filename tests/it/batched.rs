@@ -268,6 +268,74 @@ async fn jetstream_skips_known_ids_inside_a_fast_batch_silently() {
     assert_eq!(stored, 4, "pre, a, b, c: each id once");
 }
 
+/// Measured on 2.15.1 (docs/performance.md, "Batch flow"): a stream gives
+/// the flow a batch asks for only to the first fast batch open on it; a
+/// second one opened while the first is open starts at a flow of 1, doubled
+/// with each flow ack. (The relay follows whatever flow each ack asks for.)
+#[tokio::test]
+async fn a_second_open_batch_on_a_stream_starts_at_a_flow_of_one_and_doubles() {
+    if !fast_ingest_server() {
+        return;
+    }
+    let nats = Nats::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    for name in ["F", "G"] {
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{}.>", name.to_lowercase())],
+            allow_batch_publish: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(format!("{inbox}.>")).await.unwrap();
+    let mut next = async || {
+        let m = tokio::time::timeout(Duration::from_secs(5), replies.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        (m.subject.to_string(), v)
+    };
+    let send = |subject: &str, batch: &str, seq: u64| {
+        let op = u8::from(seq > 1);
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", format!("{batch}-{seq}").as_str());
+        client.publish_with_reply_and_headers(
+            subject.to_owned(),
+            format!("{inbox}.{batch}.100.fail.{seq}.{op}.$FI"),
+            h,
+            "{}".into(),
+        )
+    };
+    // The first batch on F gets the flow it asks for.
+    send("f.a", "A", 1).await.unwrap();
+    let (_, a) = next().await;
+    assert_eq!(
+        (a["type"].as_str(), a["msgs"].as_u64()),
+        (Some("ack"), Some(100))
+    );
+    // A second batch on F, A still open: a flow of 1, then 2, then 4.
+    send("f.a", "B", 1).await.unwrap();
+    let (_, b) = next().await;
+    assert_eq!((b["seq"].as_u64(), b["msgs"].as_u64()), (Some(0), Some(1)));
+    let mut flows = Vec::new();
+    for seq in 2..=3 {
+        send("f.a", "B", seq).await.unwrap();
+        let (subject, ack) = next().await;
+        assert!(subject.contains(".B."), "{subject}");
+        flows.push(ack["msgs"].as_u64().unwrap());
+    }
+    assert_eq!(flows, [2, 4], "doubling from 1");
+    // Another stream's first batch gets its flow whatever F has open.
+    send("g.a", "C", 1).await.unwrap();
+    let (_, c) = next().await;
+    assert_eq!(c["msgs"].as_u64(), Some(100));
+}
+
 /// `mode = "auto"` with synthetic aggTrade frames (`common::agg_trades`,
 /// distinct ids) at `rate` (None: as fast as the relay reads): the trade
 /// ids stored, and the fast-ingest batches used.

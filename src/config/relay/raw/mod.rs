@@ -316,7 +316,9 @@ pub struct RawPublish {
     #[serde(default)]
     pub mode: PublishMode,
     /// Fast-ingest batches: the most events the server may store between
-    /// two flow acks (the server may ask for fewer). The publisher keeps at
+    /// two flow acks (the server may ask for fewer: on 2.15 only the first
+    /// batch open on a stream gets it; a batch opened beside it starts at 1
+    /// and doubles with each flow ack). The publisher keeps at
     /// most two flow-ack intervals unacknowledged per batch, and never more
     /// than `max_in_flight` events in flight.
     #[serde(default = "default_batch_flow")]

@@ -63,15 +63,21 @@ struct Msg {
 }
 
 impl Msg {
-    /// The relay's headers. `round` > 0 (the list sent again) makes the id
-    /// new, so that the stream stores it instead of skipping a duplicate.
+    /// The id in pass `round` over the list: `round` > 0 (the list sent
+    /// again) makes it new, so that the stream stores the message instead
+    /// of skipping a duplicate.
+    fn id(&self, round: usize) -> std::borrow::Cow<'_, str> {
+        if round == 0 {
+            self.id.as_str().into()
+        } else {
+            format!("{}~{round}", self.id).into()
+        }
+    }
+
+    /// The relay's headers, with the id of pass `round`.
     fn headers(&self, round: usize) -> async_nats::HeaderMap {
         let mut h = async_nats::HeaderMap::new();
-        if round == 0 {
-            h.insert("Nats-Msg-Id", self.id.as_str());
-        } else {
-            h.insert("Nats-Msg-Id", format!("{}~{round}", self.id));
-        }
+        h.insert("Nats-Msg-Id", self.id(round).as_ref());
         h.insert("Mdrelay-Venue", "bench");
         h.insert("Mdrelay-Data-Type", self.data_type);
         h.insert("Content-Type", "application/json");
@@ -173,20 +179,13 @@ async fn no_ack_ceiling(
             let m = &msgs[i % msgs.len()];
             let round = i / msgs.len();
             match &wire {
-                Some(w) => {
-                    let id = if round == 0 {
-                        m.id.clone()
-                    } else {
-                        format!("{}~{round}", m.id)
-                    };
-                    w.hpub(
-                        m.subject.as_bytes(),
-                        b"",
-                        &m.block,
-                        id.as_bytes(),
-                        &m.payload,
-                    )?;
-                }
+                Some(w) => w.hpub(
+                    m.subject.as_bytes(),
+                    b"",
+                    &m.block,
+                    m.id(round).as_bytes(),
+                    &m.payload,
+                )?,
                 None => {
                     client
                         .publish_with_headers(

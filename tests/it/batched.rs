@@ -198,6 +198,19 @@ async fn a_full_stream_refusing_batched_writes_gives_counted_drops() {
     replay.stop().await;
 }
 
+/// A stream `name` on `<name in lower case>.>` that takes fast-ingest
+/// batches.
+async fn batch_stream(js: &async_nats::jetstream::Context, name: &str) {
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{}.>", name.to_lowercase())],
+        allow_batch_publish: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
 /// The server's side, measured with the protocol itself: a message whose
 /// `Nats-Msg-Id` the stream already has (stored by a plain publish, or
 /// earlier in the same batch) is skipped without an error, and the batch's
@@ -210,14 +223,7 @@ async fn jetstream_skips_known_ids_inside_a_fast_batch_silently() {
     let nats = Nats::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "X".into(),
-        subjects: vec!["x.>".into()],
-        allow_batch_publish: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    batch_stream(&js, "X").await;
     let with_id = |id: &str| {
         let mut h = async_nats::HeaderMap::new();
         h.insert("Nats-Msg-Id", id);
@@ -281,14 +287,7 @@ async fn a_second_open_batch_on_a_stream_starts_at_a_flow_of_one_and_doubles() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
     for name in ["F", "G"] {
-        js.create_stream(async_nats::jetstream::stream::Config {
-            name: name.into(),
-            subjects: vec![format!("{}.>", name.to_lowercase())],
-            allow_batch_publish: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        batch_stream(&js, name).await;
     }
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(format!("{inbox}.>")).await.unwrap();

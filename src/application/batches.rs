@@ -192,6 +192,15 @@ impl Batcher {
                 .is_some_and(|b| !b.closed && b.started && b.seq > 0)
     }
 
+    /// Whether a flow ack is on its way for the open batch: the message
+    /// that brings it has been sent, so stored events' slots come back
+    /// without ending the batch.
+    pub(super) fn flow_ack_coming(&self) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|b| b.started && !b.closed && b.seq >= b.acked + u64::from(b.flow))
+    }
+
     /// Whether the open batch took its most messages: end it now.
     pub(super) fn full(&self) -> bool {
         self.should_end() && self.open.as_ref().is_some_and(|b| b.seq >= self.max_len)
@@ -529,5 +538,34 @@ mod tests {
         let off = r#"{"error":{"code":400,"err_code":10205,"description":"batch publish not enabled on stream"}}"#;
         let s = b.on_reply(&reply_msg(&r2, off), now);
         assert!(s.disable && s.failed.len() == 1 && permits.available_permits() == 63);
+    }
+
+    #[test]
+    fn a_flow_ack_is_coming_once_the_message_that_brings_it_is_sent() {
+        let permits = Arc::new(tokio::sync::Semaphore::new(64));
+        let now = Instant::now();
+        let subject: async_nats::Subject = "market.v.x.trade".into();
+        let mut b = Batcher::new("_INBOX.f", 4, Duration::from_secs(5));
+        assert!(!b.flow_ack_coming(), "no batch");
+        let r1 = b.next_reply(&subject, now);
+        b.sent(flight(&permits, "e1"));
+        assert!(!b.flow_ack_coming(), "not started");
+        b.on_reply(&reply_msg(&r1, r#"{"type":"ack","seq":0,"msgs":4}"#), now);
+        for i in 2..=3 {
+            b.next_reply(&subject, now);
+            b.sent(flight(&permits, &format!("e{i}")));
+        }
+        assert!(!b.flow_ack_coming(), "3 of a flow of 4 sent: no ack is due");
+        b.next_reply(&subject, now);
+        b.sent(flight(&permits, "e4"));
+        assert!(b.flow_ack_coming(), "the 4th brings a flow ack");
+        let s = b.on_reply(&reply_msg(&r1, r#"{"type":"ack","seq":4,"msgs":4}"#), now);
+        assert_eq!(s.stored.len(), 4);
+        assert!(
+            !b.flow_ack_coming(),
+            "confirmed; the next one is 4 messages away"
+        );
+        b.end(now);
+        assert!(!b.flow_ack_coming(), "ended");
     }
 }

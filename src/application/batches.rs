@@ -194,7 +194,9 @@ impl Batcher {
 
     /// Whether a flow ack is on its way for the open batch: the message
     /// that brings it has been sent, so stored events' slots come back
-    /// without ending the batch.
+    /// without ending the batch. (An end costs a restart: the server gives
+    /// a batch opened while another is open on its stream a flow of 1,
+    /// doubled per ack.)
     pub(super) fn flow_ack_coming(&self) -> bool {
         self.open
             .as_ref()

@@ -218,6 +218,11 @@ impl Publisher {
         }
     }
 
+    /// Whether every slot of the publish window is taken.
+    fn window_full(&self) -> bool {
+        self.s.permits.available_permits() == 0
+    }
+
     /// Whether the next message can go out now (batched: the batch has
     /// room).
     fn batch_has_room(&self) -> bool {
@@ -434,18 +439,13 @@ pub async fn run(
         // End the batch when nothing more can join it now: the queue has
         // been empty for `BATCH_LINGER` (a momentary gap at full speed does
         // not end it), the window is taken and no flow ack is on its way
-        // (the slots come back with the end's ack; ending while a flow ack
-        // is coming only costs a restart: the server gives a batch opened
-        // while another is open on its stream a flow of 1, doubled per
-        // ack), or it is full.
+        // (see `Batcher::flow_ack_coming`), or it is full.
         let idle = next.is_none() && rx.is_empty();
         let linger_over = p.last_batched.elapsed() >= BATCH_LINGER;
         let ending = p.batcher.as_ref().is_some_and(Batcher::should_end) && connected;
         if let Some(b) = &p.batcher
             && ending
-            && (b.full()
-                || (idle && linger_over)
-                || (p.s.permits.available_permits() == 0 && !b.flow_ack_coming()))
+            && (b.full() || (idle && linger_over) || (p.window_full() && !b.flow_ack_coming()))
         {
             p.end_batch().await;
         }
